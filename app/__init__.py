@@ -1,0 +1,63 @@
+"""Logdash: a self-hosted log aggregation and statistics dashboard."""
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from app.config import Config
+
+
+def _secret_key(app: Flask) -> str:
+    """Use SECRET_KEY, or one kept in the instance folder so every process shares it."""
+    if app.config.get("SECRET_KEY"):
+        return app.config["SECRET_KEY"]
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Logdash app from the environment, overridden by `config` if given."""
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("LOGDASH_INSTANCE_PATH", str(root / "instance")),
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+    )
+    app.config.from_object(Config())
+    if config:
+        app.config.update(config)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        raise RuntimeError(
+            "DATABASE_URL is not set. `python3 dev.py run` starts an embedded PostgreSQL"
+            " and Redis and sets it for you."
+        )
+    if not app.config["REDIS_URL"]:
+        raise RuntimeError("REDIS_URL is not set (see .env.example).")
+    app.config["SECRET_KEY"] = _secret_key(app)
+
+    from app import models  # noqa: F401  (tables must be known before migrations run)
+    from app.extensions import db, init_redis, mail, migrate, sock
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(root / "migrations"))
+    mail.init_app(app)
+    sock.init_app(app)
+    init_redis(app)
+
+    from app.api import bp as api_bp
+    from app.cli import register_commands
+    from app.errors import register_error_handlers
+    from app.health import bp as health_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
+    register_error_handlers(app)
+    register_commands(app)
+    return app

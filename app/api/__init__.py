@@ -1,0 +1,7 @@
+"""JSON endpoints for scripts and shippers."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+from app.api import ingest, logs  # noqa: E402, F401  (routes register on bp)

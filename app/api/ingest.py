@@ -1,0 +1,33 @@
+"""POST /api/logs: take lines as JSON, a JSON array, NDJSON or HTTPHandler form data."""
+
+from flask import current_app, jsonify, request
+
+from app.api import bp
+from app.ingest.batch import ingest_items
+from app.ingest.bodies import BodyError, decompress, parse_json_body, parse_logging_form
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@bp.post("/logs")
+def ingest_logs():
+    """Store every valid line of the body; answer 202 with what was accepted and refused."""
+    config = current_app.config
+    max_bytes = config["LOGDASH_MAX_BODY_BYTES"]
+    default_service = request.args.get("service") or None
+    try:
+        data = decompress(
+            request.get_data(cache=False), request.headers.get("Content-Encoding", ""), max_bytes
+        )
+        # curl -d sends JSON as a form unless told otherwise; a form never starts with { or [.
+        if request.mimetype == FORM_TYPE and data.lstrip()[:1] not in (b"{", b"["):
+            items = parse_logging_form(data, default_service)
+        else:
+            items = parse_json_body(data)
+    except BodyError as error:
+        return jsonify(error=str(error)), error.status
+    max_lines = config["LOGDASH_MAX_LINES_PER_REQUEST"]
+    if len(items) > max_lines:
+        return jsonify(error=f"batch has {len(items)} lines; at most {max_lines} per request"), 413
+    result = ingest_items(items, default_service, config)
+    return jsonify(result.to_dict()), 202

@@ -1,0 +1,47 @@
+"""Configuration read from the environment."""
+
+import os
+
+
+def database_url_from(value: str) -> str:
+    """Return a SQLAlchemy URL for psycopg 3, accepting the postgres:// form hosts hand out."""
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    """Read an integer setting, naming the variable when it is not a number."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+class Config:
+    """Settings for one Logdash process; every LOGDASH_* variable is listed in .env.example."""
+
+    def __init__(self) -> None:
+        """Read the environment now, so tests can change it before creating an app."""
+        self.SECRET_KEY = os.environ.get("SECRET_KEY", "")
+        self.SQLALCHEMY_DATABASE_URI = database_url_from(os.environ.get("DATABASE_URL", ""))
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            # Connections left from before a database restart are found and replaced.
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5)},
+        }
+        self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
+        self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
+        self.LOGDASH_MAX_LINES_PER_REQUEST = _int("LOGDASH_MAX_LINES_PER_REQUEST", 50_000)
+        self.LOGDASH_MAX_MESSAGE_BYTES = _int("LOGDASH_MAX_MESSAGE_BYTES", 32 * 1024)
+        self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 365)
+        self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24)
+        self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3)
+        self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
+        self.LOGDASH_QUEUE_PREFIX = os.environ.get("LOGDASH_QUEUE_PREFIX", "logdash")
+        self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5)

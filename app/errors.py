@@ -1,0 +1,53 @@
+"""Errors answered as JSON `{"error": ...}`; a database outage is a 503 with Retry-After."""
+
+import psycopg
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+
+def _database_unavailable(error: Exception):
+    """Tell the sender to come back later; nothing of its request was committed."""
+    current_app.logger.warning("database unavailable: %s", error)
+    try:
+        db.session.rollback()
+    except Exception:
+        # The connection is gone; the pool replaces it on next use (pool_pre_ping).
+        current_app.logger.debug("rollback after outage failed", exc_info=True)
+    response = jsonify(error="database unavailable, try again later")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(current_app.config["LOGDASH_RETRY_AFTER_SECONDS"])
+    return response
+
+
+def _dbapi_error(error: DBAPIError):
+    """Treat lost connections as an outage; anything else is a bug and stays a 500."""
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        return _database_unavailable(error)
+    return _internal_error(error)
+
+
+def _http_error(error: HTTPException):
+    """Answer Flask's and Werkzeug's HTTP errors in JSON."""
+    response = jsonify(error=error.description)
+    response.status_code = error.code or 500
+    for name, value in error.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def _internal_error(error: Exception):
+    """Log the bug and answer a JSON 500 without details."""
+    current_app.logger.exception("unhandled error", exc_info=error)
+    return jsonify(error="internal server error"), 500
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the JSON error handlers."""
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _dbapi_error)
+    app.register_error_handler(psycopg.OperationalError, _database_unavailable)
+    app.register_error_handler(Exception, _internal_error)

@@ -1,0 +1,37 @@
+"""Probes: /healthz says the process is up, /readyz that its database and Redis answer."""
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from app.extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Answer while the process can serve requests at all."""
+    return jsonify(status="ok")
+
+
+def _check(probe) -> str:
+    """Run one readiness probe and describe its outcome."""
+    try:
+        probe()
+    except Exception as error:  # any failure means not ready; the reason is reported
+        return f"error: {type(error).__name__}: {str(error)[:200]}"
+    return "ok"
+
+
+@bp.get("/readyz")
+def readyz():
+    """Answer 200 only when PostgreSQL and Redis both respond."""
+    checks = {
+        "database": _check(lambda: db.session.execute(text("SELECT 1"))),
+        "redis": _check(current_app.redis.ping),
+    }
+    db.session.rollback()
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
+        200 if ready else 503
+    )

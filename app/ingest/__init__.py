@@ -1,0 +1,1 @@
+"""Turning what services send into stored lines: parse, normalise, write with COPY."""

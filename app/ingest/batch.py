@@ -1,0 +1,48 @@
+"""One ingest request, from raw body to stored lines and an answer for the sender."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from app.ingest.bodies import LineError
+from app.ingest.records import InvalidLine, Limits, Record, normalize
+from app.ingest.store import store_records
+
+MAX_LISTED_ERRORS = 100
+
+
+@dataclass
+class IngestResult:
+    """How many lines were stored and which were refused, and why."""
+
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+    def refuse(self, index: int, error: str) -> None:
+        """Count a refused line, listing it while the list is short."""
+        self.rejected += 1
+        if len(self.errors) < MAX_LISTED_ERRORS:
+            self.errors.append({"index": index, "error": error})
+
+    def to_dict(self) -> dict:
+        """Return the JSON answer to the sender."""
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+
+
+def ingest_items(items: list, default_service: str | None, config) -> IngestResult:
+    """Normalise decoded objects, store the valid ones, and report on every one."""
+    received = datetime.now(UTC)
+    limits = Limits.from_config(config, received)
+    result = IngestResult()
+    records: list[Record] = []
+    for index, item in enumerate(items):
+        if isinstance(item, LineError):
+            result.refuse(index, item.error)
+            continue
+        try:
+            records.append(normalize(item, default_service, limits, received))
+        except InvalidLine as error:
+            result.refuse(index, str(error))
+    store_records(records)
+    result.accepted = len(records)
+    return result

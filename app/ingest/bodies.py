@@ -1,0 +1,141 @@
+"""Decode an ingest request body into log objects: JSON, JSON array, NDJSON or form data."""
+
+import ast
+import json
+import re
+import zlib
+from urllib.parse import parse_qsl
+
+
+class BodyError(Exception):
+    """The request body as a whole cannot be used; carries the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        """Keep the status next to the message."""
+        super().__init__(message)
+        self.status = status
+
+
+class LineError:
+    """A line that could not be decoded, standing in its place in the batch."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        """Remember why the line was refused."""
+        self.error = error
+
+
+def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo Content-Encoding, refusing bodies that grow past max_bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise BodyError(415, f"Content-Encoding {encoding!r} is not supported (use gzip)")
+    # wbits 47 reads both gzip and zlib headers.
+    inflater = zlib.decompressobj(47 if encoding != "deflate" else 15)
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as error:
+        raise BodyError(400, f"body is not valid {encoding}: {error}") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise BodyError(413, f"decompressed body is larger than {max_bytes} bytes")
+    if not inflater.eof:
+        raise BodyError(400, f"body is not valid {encoding}: truncated stream")
+    return out
+
+
+def _loads(text: bytes | str):
+    """Parse JSON; NaN and Infinity, which jsonb cannot hold, are kept as strings."""
+    return json.loads(text, parse_constant=str)
+
+
+def parse_json_body(data: bytes) -> list:
+    """Return the objects of a JSON, JSON array or NDJSON body; bad lines become LineError."""
+    stripped = data.strip()
+    if not stripped:
+        raise BodyError(400, "body is empty")
+    try:
+        document = _loads(stripped)
+    except (ValueError, RecursionError):
+        return _parse_ndjson(stripped)
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        return [document]
+    raise BodyError(400, "body must be a JSON object, an array of objects, or NDJSON")
+
+
+def _parse_ndjson(data: bytes) -> list:
+    """Decode one JSON object per line; lines that are not JSON are named, not fatal."""
+    items = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(_loads(line))
+        except (ValueError, RecursionError) as error:
+            items.append(LineError(f"line {number} is not valid JSON: {_short(error)}"))
+    if all(isinstance(item, LineError) for item in items):
+        raise BodyError(400, f"body is not JSON, a JSON array or NDJSON: {items[0].error}")
+    return items
+
+
+def _short(error: Exception) -> str:
+    """Shorten a decoder error to something fit for a response."""
+    return str(error)[:120]
+
+
+# What the standard library's LogRecord carries besides user extras; not kept as attributes.
+_RECORD_INTERNALS = {
+    "name", "msg", "args", "levelname", "levelno", "created", "msecs", "relativeCreated",
+    "exc_info", "exc_text", "stack_info", "filename", "message", "asctime",
+}
+# A printf width or precision this large would build a huge string from a tiny request.
+_EXC_INFO = re.compile(r"^\(<class '[^']+'>, (.+), <traceback object at 0x[0-9a-f]+>\)$", re.S)
+_HUGE_FORMAT = re.compile(r"%[-#0 +]*(\*|\d{5,}|\.(\*|\d{5,}))")
+
+
+def _format_message(msg: str, args: str) -> str:
+    """Apply a LogRecord's args (sent as their repr) to its msg, as logging would."""
+    if not args or args in ("()", "None", "{}") or "%" not in msg or _HUGE_FORMAT.search(msg):
+        return msg
+    try:
+        values = ast.literal_eval(args) if len(args) <= 10_000 else None
+        return msg % values if values is not None else msg
+    except Exception:
+        # args that are not literals or do not fit the format: keep what the program wrote.
+        return f"{msg} {args}"
+
+
+def parse_logging_form(data: bytes, default_service: str | None) -> list:
+    """Turn the form body of logging.handlers.HTTPHandler into one log object."""
+    form = dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
+    if "msg" not in form or "levelname" not in form:
+        raise BodyError(400, "form body must be a logging.handlers.HTTPHandler record")
+    message = _format_message(form["msg"], form.get("args", ""))
+    if form.get("exc_text") in (None, "", "None"):
+        # Without a formatter the traceback never becomes exc_text; exc_info's repr still
+        # names the exception, which is worth keeping.
+        raised = _EXC_INFO.match(form.get("exc_info", ""))
+        if raised:
+            message = f"{message}\n{raised.group(1)}"
+    else:
+        message = f"{message}\n{form['exc_text']}"
+    if form.get("stack_info") not in (None, "", "None"):
+        message = f"{message}\n{form['stack_info']}"
+    name = form.get("name", "")
+    item = {
+        "service": form.get("service") or default_service or name.split(".")[0] or "python",
+        "message": message,
+        "level": form["levelname"],
+        "logger": name or None,
+    }
+    if form.get("created"):
+        item["timestamp"] = form["created"]
+    for key, value in form.items():
+        if key not in _RECORD_INTERNALS and key not in item and value != "None":
+            item[key] = value
+    return [item]
+

@@ -1,0 +1,175 @@
+"""Normalise one decoded log object into a row ready for COPY, or say why it is invalid."""
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from app.ingest.levels import normalize_level
+from app.ingest.timestamps import parse_timestamp
+
+# The first key present wins; the others are kept as attributes.
+MESSAGE_KEYS = ("message", "msg", "log")
+TIMESTAMP_KEYS = ("timestamp", "ts", "time", "@timestamp", "date")
+LEVEL_KEYS = ("level", "severity", "levelname")
+HOST_KEYS = ("host", "hostname")
+
+MAX_SERVICE_CHARS = 100
+MAX_FIELD_CHARS = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# An escaped NUL (\u0000) that is not itself behind an escaped backslash.
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+class Record(NamedTuple):
+    """A normalised line, in the column order the COPY writer uses."""
+
+    timestamp: datetime
+    service: str
+    level: str
+    message: str
+    host: str | None
+    logger: str | None
+    trace_id: str | None
+    attributes: str
+
+
+class Limits(NamedTuple):
+    """What one line may hold, from the app's configuration."""
+
+    max_message_bytes: int
+    oldest: datetime
+    newest: datetime
+
+    @classmethod
+    def from_config(cls, config, now: datetime) -> "Limits":
+        """Build the limits that apply to lines received at `now`."""
+        return cls(
+            max_message_bytes=config["LOGDASH_MAX_MESSAGE_BYTES"],
+            oldest=now - timedelta(days=config["LOGDASH_ACCEPT_PAST_DAYS"]),
+            newest=now + timedelta(hours=config["LOGDASH_ACCEPT_FUTURE_HOURS"]),
+        )
+
+
+class InvalidLine(ValueError):
+    """A line that cannot be stored; its message names the problem."""
+
+
+def clean_text(text: str) -> str:
+    """Make text storable in PostgreSQL: NUL and lone surrogates become U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def truncate_bytes(text: str, limit: int) -> str:
+    """Cut text to at most `limit` UTF-8 bytes, marking how much was dropped."""
+    if len(text) * 4 <= limit:
+        return text
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    marker = f"… [truncated {len(data) - limit} bytes]"
+    kept = data[: max(limit - len(marker.encode("utf-8")), 0)]
+    return kept.decode("utf-8", "ignore") + marker
+
+
+def _first(raw: dict, keys: tuple[str, ...]) -> tuple[str | None, object]:
+    """Return the first of `keys` present in raw, and its value."""
+    for key in keys:
+        if key in raw:
+            return key, raw[key]
+    return None, None
+
+
+def _optional_text(value, limit: int = MAX_FIELD_CHARS) -> str | None:
+    """Render an optional scalar field as clean, bounded text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    value = clean_text(value.strip())
+    return value[:limit] or None
+
+
+def _service(value) -> str:
+    """Validate a service name: non-empty text without control characters."""
+    if value is None:
+        raise InvalidLine("service is required (a field, or ?service= on the URL)")
+    if not isinstance(value, str):
+        raise InvalidLine("service must be a string")
+    name = value.strip()
+    if not name:
+        raise InvalidLine("service is empty")
+    if len(name) > MAX_SERVICE_CHARS:
+        raise InvalidLine(f"service is longer than {MAX_SERVICE_CHARS} characters")
+    if _CONTROL.search(name):
+        raise InvalidLine("service contains control characters")
+    return clean_text(name)
+
+
+def _message(value, limit: int) -> str:
+    """Return the message as bounded text; structured messages are kept as JSON."""
+    if value is None:
+        raise InvalidLine("message is required (also accepted as msg or log)")
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False)
+    if not value.strip():
+        raise InvalidLine("message is empty")
+    return truncate_bytes(clean_text(value), limit)
+
+
+def _timestamp(value, limits: Limits) -> datetime:
+    """Parse the event time and check it falls in the accepted range."""
+    try:
+        moment = parse_timestamp(value)
+    except ValueError as error:
+        raise InvalidLine(str(error)) from None
+    if moment < limits.oldest:
+        raise InvalidLine(f"timestamp {moment.isoformat()} is older than the accepted range")
+    if moment > limits.newest:
+        raise InvalidLine(f"timestamp {moment.isoformat()} is too far in the future")
+    return moment
+
+
+def _attributes(raw: dict, used: set) -> str:
+    """Collect every key not used by a column into a JSON object, made safe for jsonb."""
+    nested = raw.get("attributes")
+    attributes = dict(nested) if isinstance(nested, dict) else {}
+    for key, value in raw.items():
+        if key not in used and not (key == "attributes" and isinstance(value, dict)):
+            attributes[key] = value
+    if not attributes:
+        return "{}"
+    text = clean_text(json.dumps(attributes, ensure_ascii=False, default=str))
+    # jsonb refuses the \u0000 escape; the message column already gets the same treatment.
+    return _ESCAPED_NUL.sub(r"\1\\ufffd", text)
+
+
+def normalize(raw, default_service: str | None, limits: Limits, received: datetime) -> Record:
+    """Turn one decoded object into a Record, or raise InvalidLine naming the problem."""
+    if not isinstance(raw, dict):
+        raise InvalidLine("each log line must be a JSON object")
+    message_key, message = _first(raw, MESSAGE_KEYS)
+    time_key, when = _first(raw, TIMESTAMP_KEYS)
+    level_key, level_value = _first(raw, LEVEL_KEYS)
+    host_key, host = _first(raw, HOST_KEYS)
+    level = "info" if level_value is None else normalize_level(level_value)
+    if level is None:
+        raise InvalidLine(f"unknown level {str(level_value)[:40]!r}")
+    used = {"service", "logger", "trace_id", message_key, time_key, level_key, host_key}
+    return Record(
+        timestamp=received if when is None else _timestamp(when, limits),
+        service=_service(default_service if raw.get("service") is None else raw["service"]),
+        level=level,
+        message=_message(message, limits.max_message_bytes),
+        host=_optional_text(host),
+        logger=_optional_text(raw.get("logger")),
+        trace_id=_optional_text(raw.get("trace_id"), 128),
+        attributes=_attributes(raw, used),
+    )

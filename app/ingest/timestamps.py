@@ -1,0 +1,51 @@
+"""Read event times in the forms log shippers send: ISO 8601 / RFC 3339 or epoch numbers."""
+
+import math
+from datetime import UTC, datetime
+
+# Epoch numbers are told apart by size: 1e11 seconds is the year 5138, so anything larger
+# is milliseconds, then microseconds, then nanoseconds.
+_EPOCH_DIVISORS = ((1e11, 1), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
+
+
+def parse_timestamp(value) -> datetime:
+    """Return an aware UTC datetime, or raise ValueError saying what was wrong."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be a string or a number")
+    if isinstance(value, int | float):
+        return _from_epoch(value)
+    if not isinstance(value, str):
+        raise ValueError("timestamp must be a string or a number")
+    text = value.strip()
+    if not text:
+        raise ValueError("timestamp is empty")
+    if text.isdigit():
+        return _from_epoch(int(text))
+    try:
+        return _from_epoch(float(text))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {value[:40]!r} is not ISO 8601 or epoch time") from None
+    if parsed.tzinfo is None:
+        # A time without a zone is taken as UTC, never as the server's local time.
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch(number: float) -> datetime:
+    """Convert epoch seconds, milliseconds, microseconds or nanoseconds to a UTC datetime."""
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("timestamp must be a positive finite epoch time")
+    for limit, divisor in _EPOCH_DIVISORS:
+        if number < limit:
+            if isinstance(number, int) and divisor != 1:
+                # Integer division keeps nanosecond inputs exact to the microsecond.
+                seconds, rest = divmod(number, int(divisor))
+                return datetime.fromtimestamp(seconds, UTC).replace(
+                    microsecond=int(rest * 1_000_000 // divisor)
+                )
+            return datetime.fromtimestamp(number / divisor, UTC)
+    raise ValueError("timestamp is too large for epoch time")

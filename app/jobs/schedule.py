@@ -1,0 +1,61 @@
+"""The periodic jobs, declared as data and reconciled with rq-scheduler when it starts."""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from flask import current_app
+from rq_scheduler import Scheduler
+
+# Each entry: the job function's import path, its interval in seconds and its timeout.
+SCHEDULE = [
+    {"func": "app.jobs.maintenance.create_partitions_ahead", "interval": 3600, "timeout": 300},
+]
+
+
+def schedule_id(entry: dict) -> str:
+    """A stable id for a schedule entry, so restarts find the jobs they added before."""
+    digest = hashlib.sha1(json.dumps(entry, sort_keys=True).encode(), usedforsecurity=False)
+    return f"logdash-periodic-{digest.hexdigest()}"
+
+
+def make_scheduler() -> Scheduler:
+    """Return a scheduler bound to the app's Redis and queue, its keys under our prefix."""
+    scheduler = Scheduler(queue=current_app.task_queue, connection=current_app.redis, interval=5)
+    # rq-scheduler's keys are global by default; ours are prefixed so that two Logdash
+    # installations (or a test run) on one Redis never see each other's schedule.
+    prefix = current_app.config["LOGDASH_QUEUE_PREFIX"]
+    scheduler.scheduled_jobs_key = f"{prefix}:scheduler:scheduled_jobs"
+    scheduler.scheduler_lock_key = f"{prefix}:scheduler_lock"
+    scheduler.redis_scheduler_namespace_prefix = f"{prefix}:scheduler_instance:"
+    return scheduler
+
+
+def reconcile(scheduler: Scheduler, schedule: list[dict] = SCHEDULE) -> dict:
+    """Cancel periodic jobs no longer declared and add the declared ones that are missing."""
+    wanted = {schedule_id(entry): entry for entry in schedule}
+    present = set()
+    cancelled = []
+    for job in scheduler.get_jobs():
+        if not job.id.startswith("logdash-periodic-"):
+            continue
+        if job.id in wanted:
+            present.add(job.id)
+        else:
+            scheduler.cancel(job)
+            cancelled.append(job.id)
+    added = []
+    for job_id, entry in wanted.items():
+        if job_id in present:
+            continue
+        scheduler.schedule(
+            scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+            func=entry["func"],
+            interval=entry["interval"],
+            repeat=None,
+            timeout=entry["timeout"],
+            id=job_id,
+            result_ttl=entry["interval"] * 2,
+        )
+        added.append(job_id)
+    return {"added": added, "cancelled": cancelled, "kept": sorted(present)}

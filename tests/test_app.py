@@ -1,0 +1,90 @@
+"""The app factory, configuration, probes, error answers and CLI commands."""
+
+import pytest
+
+from app import create_app
+from app.config import Config, database_url_from
+from app.extensions import db
+from tests.conftest import make_app
+
+
+def test_healthz(client):
+    """The process answers."""
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_when_everything_answers(client):
+    """Database and Redis both reachable."""
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_readyz_names_an_unreachable_redis(database_url, queue_prefix):
+    """A Redis that does not answer makes the app not ready, saying which part failed."""
+    application = make_app(database_url, "redis://127.0.0.1:1/0", queue_prefix)
+    response = application.test_client().get("/readyz")
+    with application.app_context():
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert response.json["checks"]["database"] == "ok"
+    assert response.json["checks"]["redis"].startswith("error: ConnectionError")
+
+
+def test_unknown_path_is_a_json_404(client):
+    """Errors are JSON, not HTML pages."""
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.is_json
+    assert "error" in response.json
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ],
+)
+def test_database_url_forms(given, expected):
+    """Hosting platforms' postgres:// URLs are accepted."""
+    assert database_url_from(given) == expected
+
+
+def test_config_reads_the_environment(monkeypatch):
+    """LOGDASH_* variables override defaults; a non-number is named."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://x@y/z")
+    monkeypatch.setenv("LOGDASH_MAX_LINES_PER_REQUEST", "12")
+    config = Config()
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://x@y/z"
+    assert config.LOGDASH_MAX_LINES_PER_REQUEST == 12
+    monkeypatch.setenv("LOGDASH_MAX_LINES_PER_REQUEST", "lots")
+    with pytest.raises(ValueError, match="LOGDASH_MAX_LINES_PER_REQUEST must be an integer"):
+        Config()
+
+
+def test_missing_database_url_is_explained(monkeypatch):
+    """Without DATABASE_URL the factory says how to get one."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(RuntimeError, match="DATABASE_URL is not set"):
+        create_app()
+
+
+def test_secret_key_is_generated_once_and_shared(tmp_path, database_url, redis_url,
+                                                 queue_prefix, monkeypatch):
+    """Without SECRET_KEY every process of one installation reads the same generated key."""
+    monkeypatch.setenv("LOGDASH_INSTANCE_PATH", str(tmp_path))
+    first = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
+    second = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
+    assert len(first.config["SECRET_KEY"]) == 64
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_partitions_command(app):
+    """`flask partitions` creates and lists today's and the next days' partitions."""
+    result = app.test_cli_runner().invoke(args=["partitions", "--days-ahead", "1"])
+    assert result.exit_code == 0
+    assert len(result.output.split()) == 2
+    assert all(name.startswith("entries_p") for name in result.output.split())

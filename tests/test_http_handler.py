@@ -1,0 +1,109 @@
+"""Python's own logging.handlers.HTTPHandler, over real HTTP, with no extra package."""
+
+import logging
+import logging.handlers
+from datetime import UTC, datetime
+
+from app.ingest.bodies import parse_logging_form
+from tests.conftest import LiveServer
+from tests.helpers import scalar
+
+
+def emit(server: LiveServer, url: str, logger_name: str, level: int, msg: str, *args, **kw):
+    """Send one record through a real HTTPHandler to the live server."""
+    handler = logging.handlers.HTTPHandler(f"127.0.0.1:{server.port}", url, method="POST")
+    logger = logging.getLogger(logger_name)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        logger.log(level, msg, *args, **kw)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def only_line(search_client):
+    """The single stored line, as the search API returns it."""
+    lines = search_client.get("/api/logs").json["logs"]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_record_becomes_a_line(live_server, client):
+    """Level, logger, formatted message, time and call site arrive as fields."""
+    before = datetime.now(UTC)
+    emit(live_server, "/api/logs?service=billing", "billing.charge", logging.WARNING,
+         "card %s declined after %d tries", "4242", 3, extra={"order_id": "A-17"})
+    line = only_line(client)
+    assert line["service"] == "billing"
+    assert line["level"] == "warning"
+    assert line["logger"] == "billing.charge"
+    assert line["message"] == "card 4242 declined after 3 tries"
+    assert before <= datetime.fromisoformat(line["timestamp"]) <= datetime.now(UTC)
+    assert line["attributes"]["order_id"] == "A-17"
+    assert line["attributes"]["funcName"] == "emit"
+    assert line["attributes"]["pathname"].endswith("test_http_handler.py")
+    assert "levelno" not in line["attributes"]
+
+
+def log_exception(server: LiveServer, formatter: bool) -> None:
+    """Send logger.exception() for a raised ValueError through a real HTTPHandler."""
+    handler = logging.handlers.HTTPHandler(f"127.0.0.1:{server.port}", "/api/logs",
+                                           method="POST")
+    if formatter:
+        # A formatter fills exc_text with the traceback before the record is sent.
+        handler.mapLogRecord = lambda record: {
+            **record.__dict__, "exc_text": logging.Formatter().formatException(record.exc_info)}
+    logger = logging.getLogger("payments.worker")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad amount")
+        except ValueError:
+            logger.exception("charge failed")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_exception_is_named_in_the_message(live_server, client):
+    """A plain HTTPHandler sends only exc_info's repr; the exception it names is kept."""
+    log_exception(live_server, formatter=False)
+    line = only_line(client)
+    assert (line["service"], line["level"]) == ("payments", "error")
+    assert line["message"] == "charge failed\nValueError('bad amount')"
+
+
+def test_traceback_follows_the_message_when_sent(live_server, client):
+    """When exc_text carries the traceback, it follows the message."""
+    log_exception(live_server, formatter=True)
+    message = only_line(client)["message"]
+    assert message.startswith("charge failed\nTraceback (most recent call last):")
+    assert message.endswith("ValueError: bad amount")
+
+
+def test_service_defaults_to_the_top_logger_name(live_server, client):
+    """Without ?service= the first part of the logger name names the service."""
+    emit(live_server, "/api/logs", "inventory.sync.job", logging.INFO, "synced %d items", 12)
+    line = only_line(client)
+    assert (line["service"], line["message"], line["level"]) == ("inventory", "synced 12 items",
+                                                                 "info")
+
+
+def test_unformattable_args_keep_the_raw_text(client):
+    """args that do not fit msg are appended rather than lost."""
+    [item] = parse_logging_form(b"msg=total+%25d&args=%28%27x%27%2C%29&levelname=INFO&name=a",
+                                None)
+    assert item["message"] == "total %d ('x',)"
+    [huge] = parse_logging_form(b"msg=%25999999999d&args=%281%2C%29&levelname=INFO&name=a", None)
+    assert huge["message"] == "%999999999d"
+
+
+def test_form_that_is_not_a_log_record_is_400(client):
+    """A form body without msg and levelname is refused."""
+    response = client.post("/api/logs", data={"hello": "world"})
+    assert response.status_code == 400
+    assert "HTTPHandler" in response.json["error"]
+    assert scalar("SELECT count(*) FROM logs.entries") == 0

@@ -1,0 +1,272 @@
+"""POST /api/logs against the real PostgreSQL: every body form, limits and bad input."""
+
+import gzip
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.helpers import ndjson, post_logs, scalar
+
+
+def stored(service=None):
+    """Return stored lines (optionally of one service) as dicts, oldest id first."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Entry
+
+    query = select(Entry).order_by(Entry.id)
+    if service:
+        query = query.where(Entry.service == service)
+    return [e.to_dict() for e in db.session.scalars(query)]
+
+
+def test_single_object_is_stored_with_its_fields(client):
+    """One JSON object becomes one row with columns and attributes filled."""
+    response = post_logs(client, {
+        "service": "billing", "message": "charged card", "level": "warn",
+        "timestamp": "2026-11-27T04:00:00+01:00", "host": "web-1", "logger": "billing.charge",
+        "trace_id": "4bf92f3577b34da6", "amount": 12.5, "customer": {"id": 7},
+    })
+    assert response.status_code == 202
+    assert response.json == {"accepted": 1, "rejected": 0, "errors": []}
+    [row] = stored()
+    assert row["service"] == "billing"
+    assert row["level"] == "warning"
+    assert row["message"] == "charged card"
+    assert row["timestamp"] == "2026-11-27T03:00:00+00:00"
+    assert (row["host"], row["logger"], row["trace_id"]) == (
+        "web-1", "billing.charge", "4bf92f3577b34da6")
+    assert row["attributes"] == {"amount": 12.5, "customer": {"id": 7}}
+    assert row["fingerprint"] is None
+
+
+def test_json_array_is_stored(client):
+    """An array of objects stores each one."""
+    lines = [{"service": "api", "message": f"request {i}"} for i in range(5)]
+    assert post_logs(client, lines).json["accepted"] == 5
+    assert [r["message"] for r in stored("api")] == [f"request {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-ndjson", "text/plain", None])
+def test_ndjson_is_stored_whatever_the_content_type(client, content_type):
+    """One object per line works with the NDJSON type, a text type, or none."""
+    body = ndjson({"service": "worker", "message": f"job {i}", "level": "E"} for i in range(3))
+    response = client.post("/api/logs", data=body, content_type=content_type)
+    assert response.status_code == 202, response.json
+    assert response.json["accepted"] == 3
+    assert {r["level"] for r in stored("worker")} == {"error"}
+
+
+def test_ndjson_with_crlf_and_blank_lines(client):
+    """Windows line ends and blank lines do not count as lines."""
+    body = b'{"service":"w","message":"a"}\r\n\r\n{"service":"w","message":"b"}\r\n'
+    response = client.post("/api/logs", data=body, content_type="application/x-ndjson")
+    assert response.json == {"accepted": 2, "rejected": 0, "errors": []}
+
+
+def test_curl_style_form_content_type_with_json_body(client):
+    """`curl -d '{...}'` labels JSON as a form; it is still read as JSON."""
+    response = client.post("/api/logs", data=b'{"service":"curl","message":"hi"}',
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 202
+    assert stored("curl")[0]["message"] == "hi"
+
+
+def test_gzip_body_is_accepted(client):
+    """Content-Encoding: gzip is decompressed before parsing."""
+    body = gzip.compress(ndjson({"service": "gz", "message": f"m{i}"} for i in range(10)))
+    response = client.post("/api/logs", data=body, content_type="application/x-ndjson",
+                           headers={"Content-Encoding": "gzip"})
+    assert response.json["accepted"] == 10
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'gz'") == 10
+
+
+def test_deflate_body_is_accepted(client):
+    """Content-Encoding: deflate (zlib) works too."""
+    body = zlib.compress(b'{"service":"df","message":"m"}')
+    response = client.post("/api/logs", data=body, headers={"Content-Encoding": "deflate"})
+    assert response.json["accepted"] == 1
+
+
+def test_mixed_batch_keeps_valid_lines_and_names_invalid_ones(client):
+    """Valid lines are stored, invalid ones are listed by index with the reason."""
+    body = b"\n".join([
+        b'{"service":"mix","message":"ok 1"}',
+        b'{"service":"mix","message":"bad level","level":"loud"}',
+        b"{not json",
+        b'{"message":"no service"}',
+        b'{"service":"mix","message":"ok 2","level":"debug"}',
+        b'["array", "line"]',
+    ])
+    response = client.post("/api/logs", data=body, content_type="application/x-ndjson")
+    assert response.status_code == 202
+    assert response.json["accepted"] == 2
+    assert response.json["rejected"] == 4
+    errors = {e["index"]: e["error"] for e in response.json["errors"]}
+    assert errors[1] == "unknown level 'loud'"
+    assert errors[2].startswith("line 3 is not valid JSON")
+    assert errors[3].startswith("service is required")
+    assert errors[5] == "each log line must be a JSON object"
+    assert [r["message"] for r in stored("mix")] == ["ok 1", "ok 2"]
+
+
+def test_errors_list_is_capped_at_100(client):
+    """A batch of 150 bad lines reports them all in the count but lists 100."""
+    response = post_logs(client, [{"service": "cap"} for _ in range(150)])
+    assert response.json["rejected"] == 150
+    assert len(response.json["errors"]) == 100
+    assert response.json["errors"][-1]["index"] == 99
+
+
+def test_service_from_query_string_is_a_default(client):
+    """?service= names lines that do not name themselves; a line's own field wins."""
+    response = client.post("/api/logs?service=from-url",
+                           data=ndjson([{"message": "a"}, {"message": "b", "service": "own"}]),
+                           content_type="application/x-ndjson")
+    assert response.json["accepted"] == 2
+    assert [r["service"] for r in stored()] == ["from-url", "own"]
+
+
+YESTERDAY_10 = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=0, second=0,
+                                                                microsecond=0)
+EPOCH = int(YESTERDAY_10.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("timestamp", YESTERDAY_10.isoformat().replace("+00:00", "Z")), ("ts", EPOCH),
+     ("time", EPOCH * 1000), ("@timestamp", YESTERDAY_10.strftime("%Y-%m-%dT%H:%M:%S.000Z")),
+     ("date", float(EPOCH)), ("timestamp", str(EPOCH * 10**9))],
+)
+def test_timestamp_aliases(client, key, value):
+    """Shippers' date keys (Fluent Bit's epoch `date`, Logstash's @timestamp) are read."""
+    post_logs(client, {"service": "t", "message": "m", key: value})
+    assert stored("t")[0]["timestamp"] == YESTERDAY_10.isoformat()
+
+
+def test_missing_timestamp_is_the_receive_time(client):
+    """A line without a time gets the time it arrived."""
+    before = datetime.now(UTC)
+    post_logs(client, {"service": "t", "message": "m"})
+    stamp = datetime.fromisoformat(stored("t")[0]["timestamp"])
+    assert before <= stamp <= datetime.now(UTC)
+
+
+def test_line_from_months_ago_gets_its_own_partition(client):
+    """An old timestamp creates the partition it needs on demand."""
+    when = (datetime.now(UTC) - timedelta(days=90)).replace(microsecond=0)
+    assert post_logs(client, {"service": "old", "message": "m",
+                              "timestamp": when.isoformat()}).json["accepted"] == 1
+    name = f"entries_p{when:%Y%m%d}"
+    assert scalar("SELECT count(*) FROM pg_class WHERE relname = :n", n=name) == 1
+    assert scalar(f"SELECT count(*) FROM logs.{name}") == 1  # noqa: S608
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"", 400, "body is empty"),
+        (b"   \n  ", 400, "body is empty"),
+        (b"hello world", 400, "not JSON"),
+        (b"42", 400, "must be a JSON object"),
+        (b'"text"', 400, "must be a JSON object"),
+        (b"\xff\xfe\x00garbage", 400, "not JSON"),
+        (b"[" * 100000, 400, "not JSON"),
+    ],
+)
+def test_unusable_bodies_are_400(client, body, status, error):
+    """A body with nothing parseable is a 400 naming the problem."""
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == status
+    assert error in response.json["error"]
+
+
+def test_broken_gzip_is_400(client):
+    """A body that claims gzip but is not is refused clearly."""
+    response = client.post("/api/logs", data=b"not gzip at all",
+                           headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert "not valid gzip" in response.json["error"]
+
+
+def test_unknown_content_encoding_is_415(client):
+    """Encodings we cannot read are named."""
+    response = client.post("/api/logs", data=b"{}", headers={"Content-Encoding": "br"})
+    assert response.status_code == 415
+    assert "br" in response.json["error"]
+
+
+def test_body_over_the_size_limit_is_413(app, client, monkeypatch):
+    """A raw body over the limit is refused before parsing."""
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1000)
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_BODY_BYTES", 1000)
+    response = client.post("/api/logs", data=b'{"service":"a","message":"' + b"x" * 2000 + b'"}')
+    assert response.status_code == 413
+    assert "error" in response.json
+    assert scalar("SELECT count(*) FROM logs.entries") == 0
+
+
+def test_gzip_bomb_is_413(app, client, monkeypatch):
+    """The decompressed size counts: a small gzip that inflates past the limit is refused."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_BODY_BYTES", 100_000)
+    bomb = gzip.compress(b'{"service":"a","message":"' + b"x" * 1_000_000 + b'"}')
+    assert len(bomb) < 100_000
+    response = client.post("/api/logs", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert response.json["error"] == "decompressed body is larger than 100000 bytes"
+
+
+def test_too_many_lines_is_413(app, client, monkeypatch):
+    """More lines than a request may carry is refused as a whole, with the numbers."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_LINES_PER_REQUEST", 10)
+    response = post_logs(client, [{"service": "a", "message": "m"}] * 11)
+    assert response.status_code == 413
+    assert response.json["error"] == "batch has 11 lines; at most 10 per request"
+    assert scalar("SELECT count(*) FROM logs.entries") == 0
+
+
+def test_long_message_is_truncated_with_a_marker(app, client, monkeypatch):
+    """Messages over the configured length are cut and say so."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_MESSAGE_BYTES", 1000)
+    post_logs(client, {"service": "long", "message": "y" * 5000})
+    message = stored("long")[0]["message"]
+    assert len(message.encode()) <= 1000
+    assert message.endswith("[truncated 4000 bytes]")
+
+
+def test_hostile_text_is_stored_not_refused(client):
+    """NUL bytes, lone surrogates, NaN and control characters never cause a 5xx."""
+    body = (b'{"service":"evil","message":"nul\\u0000here \\ud800 end","level":"info",'
+            b'"attr":"\\u0000","n":NaN,"inf":-Infinity,"deep":' + b"[" * 200 + b"]" * 200 + b"}")
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == 202, response.json
+    assert response.json["accepted"] == 1
+    [row] = stored("evil")
+    assert row["message"] == "nul\ufffdhere \ufffd end"
+    assert row["attributes"]["attr"] == "\ufffd"
+    assert row["attributes"]["n"] == "NaN"
+    assert row["attributes"]["inf"] == "-Infinity"
+
+
+def test_empty_array_accepts_nothing(client):
+    """An empty batch is not an error."""
+    response = post_logs(client, [])
+    assert response.status_code == 202
+    assert response.json == {"accepted": 0, "rejected": 0, "errors": []}
+
+
+def test_ingest_is_one_transaction_with_its_rollup(client):
+    """Rows and minute counts land together."""
+    post_logs(client, [{"service": "tx", "message": "m", "level": "error"}] * 7)
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'tx'") == 7
+    assert scalar("SELECT sum(count) FROM logs.rollup_minute WHERE service = 'tx'") == 7
+
+
+def test_get_method_on_ingest_is_a_json_405(client):
+    """Wrong methods answer in JSON too."""
+    response = client.put("/api/logs", data=json.dumps({}))
+    assert response.status_code == 405
+    assert "error" in response.json

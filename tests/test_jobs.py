@@ -1,0 +1,70 @@
+"""Scheduled jobs: partition upkeep through a real RQ worker, runs recorded, schedule reconciled."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import current_app
+from rq import SimpleWorker
+
+from app.ingest.partitions import partition_name
+from app.jobs.schedule import SCHEDULE, make_scheduler, reconcile, schedule_id
+from tests.helpers import scalar
+
+
+def run_queued_jobs() -> None:
+    """Run what is queued with a real RQ worker, in this process."""
+    queue = current_app.task_queue
+    SimpleWorker([queue], connection=current_app.redis).work(burst=True)
+
+
+def test_partition_job_creates_days_ahead_and_records_its_run(app):
+    """The job, run by an RQ worker, creates today's and the next days' partitions."""
+    current_app.task_queue.enqueue("app.jobs.maintenance.create_partitions_ahead")
+    run_queued_jobs()
+    today = datetime.now(UTC).date()
+    for offset in range(app.config["LOGDASH_PARTITION_DAYS_AHEAD"] + 1):
+        name = partition_name(today + timedelta(days=offset))
+        assert scalar("SELECT count(*) FROM pg_class WHERE relname = :n", n=name) == 1
+    assert scalar("SELECT count(*) FROM logs.job_executions WHERE job_type = 'create_partitions'"
+                  " AND status = 'success' AND completed_at >= started_at") == 1
+
+
+def test_failed_job_is_recorded_with_its_error(app):
+    """A job that raises is marked failed with the error, and the error still reaches RQ."""
+    from app.jobs.executions import recorded
+
+    with pytest.raises(RuntimeError), recorded("demo"):
+        raise RuntimeError("disk full")
+    assert scalar("SELECT error_message FROM logs.job_executions WHERE job_type = 'demo'"
+                  " AND status = 'failed'") == "RuntimeError: disk full"
+
+
+@pytest.fixture
+def scheduler(app):
+    """An rq-scheduler bound to this run's private keys; emptied afterwards."""
+    instance = make_scheduler()
+    yield instance
+    for job in instance.get_jobs():
+        instance.cancel(job)
+        job.delete()
+
+
+def test_reconcile_adds_once_and_cancels_what_is_no_longer_declared(scheduler):
+    """Starting twice keeps one copy of each job; a removed entry is cancelled."""
+    first = reconcile(scheduler)
+    assert sorted(first["added"]) == sorted(schedule_id(e) for e in SCHEDULE)
+    second = reconcile(scheduler)
+    assert second["added"] == []
+    assert second["kept"] == sorted(schedule_id(e) for e in SCHEDULE)
+    assert len(list(scheduler.get_jobs())) == len(SCHEDULE)
+
+    third = reconcile(scheduler, schedule=[])
+    assert sorted(third["cancelled"]) == sorted(schedule_id(e) for e in SCHEDULE)
+    assert list(scheduler.get_jobs()) == []
+
+
+def test_scheduler_keys_are_prefixed(app, scheduler):
+    """Two installations on one Redis do not share a schedule."""
+    prefix = app.config["LOGDASH_QUEUE_PREFIX"]
+    assert scheduler.scheduled_jobs_key.startswith(prefix)
+    assert scheduler.scheduler_lock_key.startswith(prefix)

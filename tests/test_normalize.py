@@ -1,0 +1,143 @@
+"""Level words, event times and line normalisation, without a database."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.ingest.levels import normalize_level
+from app.ingest.records import InvalidLine, Limits, clean_text, normalize, truncate_bytes
+from app.ingest.timestamps import parse_timestamp
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LIMITS = Limits(max_message_bytes=1024, oldest=NOW - timedelta(days=365),
+                newest=NOW + timedelta(hours=24))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("debug", "debug"), ("TRACE", "debug"), ("V", "debug"), ("d", "debug"),
+        ("info", "info"), ("Notice", "info"), ("I", "info"), ("informational", "info"),
+        ("warn", "warning"), ("WARNING", "warning"), ("W", "warning"),
+        ("err", "error"), ("Error", "error"), ("E", "error"),
+        ("fatal", "critical"), ("crit", "critical"), ("emerg", "critical"), ("F", "critical"),
+        ("alert", "critical"), (" error ", "error"),
+        (1, "debug"), (5, "debug"), (9, "info"), (13, "warning"), (17, "error"),
+        (21, "critical"), (24, "critical"), ("17", "error"), (17.0, "error"),
+    ],
+)
+def test_known_levels_map_to_the_five_words(given, expected):
+    """Level names, syslog words, single letters and OTel numbers all normalise."""
+    assert normalize_level(given) == expected
+
+
+@pytest.mark.parametrize("given", ["verbose-ish", "", "loud", 0, 25, -3, 3.5, True, None, [1]])
+def test_unknown_levels_are_refused(given):
+    """Anything else is not a level."""
+    assert normalize_level(given) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2026-11-27T05:00:00Z", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        ("2026-11-27T07:00:00+02:00", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        ("2026-11-27 05:00:00", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        ("2026-11-27T05:00:00.250", datetime(2026, 11, 27, 5, 0, 0, 250000, tzinfo=UTC)),
+        (1764219600, datetime(2025, 11, 27, 5, tzinfo=UTC)),
+        (1764219600.5, datetime(2025, 11, 27, 5, 0, 0, 500000, tzinfo=UTC)),
+        (1764219600250, datetime(2025, 11, 27, 5, 0, 0, 250000, tzinfo=UTC)),
+        (1764219600250001, datetime(2025, 11, 27, 5, 0, 0, 250001, tzinfo=UTC)),
+        (1764219600250001999, datetime(2025, 11, 27, 5, 0, 0, 250001, tzinfo=UTC)),
+        ("1764219600250", datetime(2025, 11, 27, 5, 0, 0, 250000, tzinfo=UTC)),
+        ("1764219600.5", datetime(2025, 11, 27, 5, 0, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_in_every_accepted_form(given, expected):
+    """ISO 8601 with or without zone (naive is UTC) and epoch s/ms/us/ns."""
+    assert parse_timestamp(given) == expected
+
+
+@pytest.mark.parametrize("given", ["yesterday", "", "NaN", -5, float("inf"), 10**25, True, {}])
+def test_bad_timestamps_raise(given):
+    """Unreadable times raise ValueError."""
+    with pytest.raises(ValueError):
+        parse_timestamp(given)
+
+
+def test_normalize_picks_columns_and_keeps_the_rest_as_attributes():
+    """Known keys fill columns; aliases work; everything else lands in attributes."""
+    record = normalize(
+        {"service": "api", "msg": "hi", "severity": "warn", "ts": "2026-11-27T11:00:00Z",
+         "hostname": "web-1", "logger": "api.views", "trace_id": "abc", "user": 7,
+         "attributes": {"region": "eu"}},
+        None, LIMITS, NOW,
+    )
+    assert record.service == "api"
+    assert record.message == "hi"
+    assert record.level == "warning"
+    assert record.timestamp == datetime(2026, 11, 27, 11, tzinfo=UTC)
+    assert (record.host, record.logger, record.trace_id) == ("web-1", "api.views", "abc")
+    assert record.attributes == '{"region": "eu", "user": 7}'
+
+
+def test_normalize_defaults_level_time_and_service():
+    """No level means info, no time means the receive time, service may come from the URL."""
+    record = normalize({"log": "plain"}, "from-url", LIMITS, NOW)
+    assert (record.service, record.level, record.timestamp) == ("from-url", "info", NOW)
+    assert record.attributes == "{}"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ({"message": "x"}, "service is required"),
+        ({"service": "  ", "message": "x"}, "service is empty"),
+        ({"service": 5, "message": "x"}, "service must be a string"),
+        ({"service": "a\nb", "message": "x"}, "control characters"),
+        ({"service": "s" * 101, "message": "x"}, "longer than 100"),
+        ({"service": "a"}, "message is required"),
+        ({"service": "a", "message": "   "}, "message is empty"),
+        ({"service": "a", "message": "x", "level": "loud"}, "unknown level 'loud'"),
+        ({"service": "a", "message": "x", "time": "soon"}, "not ISO 8601"),
+        ({"service": "a", "message": "x", "time": "2024-01-01T00:00:00Z"}, "older than"),
+        ({"service": "a", "message": "x", "time": "2026-12-01T00:00:00Z"}, "future"),
+        (["not", "an", "object"], "must be a JSON object"),
+    ],
+)
+def test_invalid_lines_name_their_problem(line, error):
+    """Each invalid line raises InvalidLine saying what is wrong."""
+    with pytest.raises(InvalidLine, match=error):
+        normalize(line, None, LIMITS, NOW)
+
+
+def test_structured_message_is_kept_as_json():
+    """A message that is an object is stored as its JSON text."""
+    record = normalize({"service": "a", "message": {"event": "login", "ok": True}}, None,
+                       LIMITS, NOW)
+    assert record.message == '{"event": "login", "ok": true}'
+
+
+def test_clean_text_replaces_nul_and_lone_surrogates():
+    """PostgreSQL text can hold neither NUL nor unpaired surrogates."""
+    assert clean_text("a\x00b") == "a\ufffdb"
+    assert clean_text("x\ud800y") == "x\ufffdy"
+    assert clean_text("ok ✓") == "ok ✓"
+
+
+def test_truncate_bytes_marks_what_was_cut():
+    """Long messages are cut to the byte limit with a marker; short ones are untouched."""
+    assert truncate_bytes("short", 100) == "short"
+    cut = truncate_bytes("é" * 100, 60)
+    assert len(cut.encode()) <= 60
+    assert cut.endswith("[truncated 140 bytes]")
+    assert cut.startswith("é")
+
+
+def test_attributes_with_escaped_nul_become_storable():
+    """An escaped NUL inside attributes is replaced; an escaped backslash before u0000 is not."""
+    record = normalize({"service": "a", "message": "m", "k": "x\x00y", "lit": "\\u0000"}, None,
+                       LIMITS, NOW)
+    assert "\\u0000" not in record.attributes.replace("\\\\u0000", "")
+    assert '"x\\ufffdy"' in record.attributes
+    assert '"\\\\u0000"' in record.attributes
