@@ -6,17 +6,15 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select, text
 
+from app.extensions import db
+from app.models import Entry
 from tests.helpers import ndjson, post_logs, scalar
 
 
 def stored(service=None):
     """Return stored lines (optionally of one service) as dicts, oldest id first."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import Entry
-
     query = select(Entry).order_by(Entry.id)
     if service:
         query = query.where(Entry.service == service)
@@ -270,3 +268,16 @@ def test_get_method_on_ingest_is_a_json_405(client):
     response = client.put("/api/logs", data=json.dumps({}))
     assert response.status_code == 405
     assert "error" in response.json
+
+
+def test_partition_dropped_behind_our_back_is_recreated(client):
+    """If retention drops a partition this process believed existed, ingest recreates it."""
+    when = (datetime.now(UTC) - timedelta(days=30)).replace(microsecond=0)
+    line = {"service": "late", "message": "m", "timestamp": when.isoformat()}
+    assert post_logs(client, line).json["accepted"] == 1
+    db.session.execute(text(f"DROP TABLE logs.entries_p{when:%Y%m%d}"))
+    db.session.commit()
+    response = post_logs(client, line)
+    assert response.status_code == 202
+    assert response.json["accepted"] == 1
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
