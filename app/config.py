@@ -33,6 +33,11 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = {
             # Connections left from before a database restart are found and replaced.
             "pool_pre_ping": True,
+            # gunicorn runs many threads per worker; give them connections, and give up
+            # quickly (503) rather than queueing requests for half a minute.
+            "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10),
+            "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20),
+            "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10),
             "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5)},
         }
         self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)

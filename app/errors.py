@@ -3,6 +3,7 @@
 import psycopg
 from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -50,4 +51,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _dbapi_error)
     app.register_error_handler(psycopg.OperationalError, _database_unavailable)
+    # Every pooled connection busy: as good as unavailable for this request.
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(Exception, _internal_error)

@@ -73,3 +73,18 @@ def test_connection_lost_mid_write_leaves_nothing(outage_app):
     assert counts() == (0, 0)
     assert post_logs(client, [{"service": "fine", "message": "x"}]).status_code == 202
     assert counts() == (1, 1)
+
+
+def test_exhausted_pool_is_503_not_a_hang(database_url, redis_url, queue_prefix):
+    """When every pooled connection is busy past the timeout, the answer is a prompt 503."""
+    application = make_app(database_url, redis_url, queue_prefix, SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_size": 1, "max_overflow": 0, "pool_timeout": 1})
+    with application.app_context():
+        held = db.engine.connect()
+        try:
+            response = post_logs(application.test_client(), {"service": "a", "message": "m"})
+        finally:
+            held.close()
+            db.engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"

@@ -46,9 +46,14 @@ def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
     return out
 
 
-def _loads(text: bytes | str):
-    """Parse JSON; NaN and Infinity, which jsonb cannot hold, are kept as strings."""
-    return json.loads(text, parse_constant=str)
+# One decoder for every line: json.loads with options builds a new one per call.
+# NaN and Infinity, which jsonb cannot hold, are kept as strings.
+_DECODER = json.JSONDecoder(parse_constant=str)
+
+
+def _loads(data: bytes):
+    """Parse UTF-8 JSON text."""
+    return _DECODER.decode(data.decode("utf-8-sig"))
 
 
 def parse_json_body(data: bytes) -> list:

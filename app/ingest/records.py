@@ -147,6 +147,8 @@ def _attributes(raw: dict, used: set) -> str:
     if not attributes:
         return "{}"
     text = clean_text(json.dumps(attributes, ensure_ascii=False, default=str))
+    if "\\u0000" not in text:
+        return text
     # jsonb refuses the \u0000 escape; the message column already gets the same treatment.
     return _ESCAPED_NUL.sub(r"\1\\ufffd", text)
 
