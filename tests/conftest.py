@@ -22,7 +22,9 @@ from app.extensions import db
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions")
+TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions",
+          "services", "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
+          "templates", "dirty_hours", "dirty_days", "watermarks")
 
 
 def _reachable_postgres(url: str) -> bool:

@@ -3,12 +3,13 @@
 import gzip
 import json
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
 
 from app.extensions import db
+from app.grouping import fingerprint, template_of
 from app.models import Entry
 from tests.helpers import ndjson, post_logs, scalar
 
@@ -23,9 +24,11 @@ def stored(service=None):
 
 def test_single_object_is_stored_with_its_fields(client):
     """One JSON object becomes one row with columns and attributes filled."""
+    utc = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+    local = utc.astimezone(timezone(timedelta(hours=1)))
     response = post_logs(client, {
-        "service": "billing", "message": "charged card", "level": "warn",
-        "timestamp": "2026-11-27T04:00:00+01:00", "host": "web-1", "logger": "billing.charge",
+        "service": "billing", "message": "charged card 4242", "level": "warn",
+        "timestamp": local.isoformat(), "host": "web-1", "logger": "billing.charge",
         "trace_id": "4bf92f3577b34da6", "amount": 12.5, "customer": {"id": 7},
     })
     assert response.status_code == 202
@@ -33,12 +36,12 @@ def test_single_object_is_stored_with_its_fields(client):
     [row] = stored()
     assert row["service"] == "billing"
     assert row["level"] == "warning"
-    assert row["message"] == "charged card"
-    assert row["timestamp"] == "2026-11-27T03:00:00+00:00"
+    assert row["message"] == "charged card 4242"
+    assert row["timestamp"] == utc.isoformat()
     assert (row["host"], row["logger"], row["trace_id"]) == (
         "web-1", "billing.charge", "4bf92f3577b34da6")
     assert row["attributes"] == {"amount": 12.5, "customer": {"id": 7}}
-    assert row["fingerprint"] is None
+    assert row["fingerprint"] == fingerprint(template_of("charged card 9999"))
 
 
 def test_json_array_is_stored(client):
@@ -153,14 +156,14 @@ def test_missing_timestamp_is_the_receive_time(client):
     assert before <= stamp <= datetime.now(UTC)
 
 
-def test_line_from_months_ago_gets_its_own_partition(client):
+def test_line_from_weeks_ago_gets_its_own_partition(client):
     """An old timestamp creates the partition it needs on demand."""
-    when = (datetime.now(UTC) - timedelta(days=90)).replace(microsecond=0)
+    when = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
     assert post_logs(client, {"service": "old", "message": "m",
                               "timestamp": when.isoformat()}).json["accepted"] == 1
     name = f"entries_p{when:%Y%m%d}"
     assert scalar("SELECT count(*) FROM pg_class WHERE relname = :n", n=name) == 1
-    assert scalar(f"SELECT count(*) FROM logs.{name}") == 1  # noqa: S608
+    assert scalar(f"SELECT count(*) FROM logs.{name}") == 1
 
 
 @pytest.mark.parametrize(
@@ -272,7 +275,7 @@ def test_get_method_on_ingest_is_a_json_405(client):
 
 def test_partition_dropped_behind_our_back_is_recreated(client):
     """If retention drops a partition this process believed existed, ingest recreates it."""
-    when = (datetime.now(UTC) - timedelta(days=30)).replace(microsecond=0)
+    when = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
     line = {"service": "late", "message": "m", "timestamp": when.isoformat()}
     assert post_logs(client, line).json["accepted"] == 1
     db.session.execute(text(f"DROP TABLE logs.entries_p{when:%Y%m%d}"))

@@ -9,7 +9,9 @@ from sqlalchemy import text
 from app.extensions import db, include_name
 from tests.conftest import create_database, drop_database, make_app
 
-EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violations",
+EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violations", "services",
+                   "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
+                   "templates", "dirty_hours", "dirty_days", "watermarks",
                    "job_executions"}
 
 

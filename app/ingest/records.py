@@ -5,6 +5,7 @@ import re
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from app.grouping import fingerprint, template_of
 from app.ingest.levels import normalize_level
 from app.ingest.timestamps import parse_timestamp
 
@@ -23,7 +24,7 @@ _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 class Record(NamedTuple):
-    """A normalised line, in the column order the COPY writer uses."""
+    """A normalised line: the COPY columns in order, then its template text."""
 
     timestamp: datetime
     service: str
@@ -33,6 +34,12 @@ class Record(NamedTuple):
     logger: str | None
     trace_id: str | None
     attributes: str
+    fingerprint: str
+    template: str
+
+
+# The leading fields of Record, which are the columns COPY writes.
+COPY_COLUMNS = Record._fields[:9]
 
 
 class Limits(NamedTuple):
@@ -45,9 +52,14 @@ class Limits(NamedTuple):
     @classmethod
     def from_config(cls, config, now: datetime) -> "Limits":
         """Build the limits that apply to lines received at `now`."""
+        # A day's count is recomputed from its hours, so lines older than the hourly
+        # tier keeps could not be counted exactly: they are refused.
+        past_days = min(
+            config["LOGDASH_ACCEPT_PAST_DAYS"], config["LOGDASH_RETAIN_HOURLY_DAYS"] - 1
+        )
         return cls(
             max_message_bytes=config["LOGDASH_MAX_MESSAGE_BYTES"],
-            oldest=now - timedelta(days=config["LOGDASH_ACCEPT_PAST_DAYS"]),
+            oldest=now - timedelta(days=past_days),
             newest=now + timedelta(hours=config["LOGDASH_ACCEPT_FUTURE_HOURS"]),
         )
 
@@ -165,13 +177,17 @@ def normalize(raw, default_service: str | None, limits: Limits, received: dateti
     if level is None:
         raise InvalidLine(f"unknown level {str(level_value)[:40]!r}")
     used = {"service", "logger", "trace_id", message_key, time_key, level_key, host_key}
+    text = _message(message, limits.max_message_bytes)
+    template = template_of(text)
     return Record(
         timestamp=received if when is None else _timestamp(when, limits),
         service=_service(default_service if raw.get("service") is None else raw["service"]),
         level=level,
-        message=_message(message, limits.max_message_bytes),
+        message=text,
         host=_optional_text(host),
         logger=_optional_text(raw.get("logger")),
         trace_id=_optional_text(raw.get("trace_id"), 128),
         attributes=_attributes(raw, used),
+        fingerprint=fingerprint(template),
+        template=template,
     )

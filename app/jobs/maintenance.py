@@ -1,12 +1,39 @@
-"""Storage upkeep jobs."""
+"""Storage upkeep jobs: partitions ahead, aggregation into coarser tiers, retention."""
+
+from datetime import UTC, datetime
 
 from flask import current_app
 
 from app.ingest.partitions import ensure_partitions_ahead
 from app.jobs.executions import recorded
+from app.rollups.aggregate import aggregate_days, aggregate_hours
+from app.rollups.retention import delete_old_counts, drop_old_partitions
 
 
 def create_partitions_ahead() -> list[str]:
     """Create the daily partitions for today and the configured days ahead."""
     with recorded("create_partitions"):
         return ensure_partitions_ahead(current_app.config["LOGDASH_PARTITION_DAYS_AHEAD"])
+
+
+def aggregate_hourly() -> dict:
+    """Fill rollup_hourly and template_hourly up to the last complete hour."""
+    with recorded("aggregate_hourly"):
+        return aggregate_hours()
+
+
+def aggregate_daily() -> dict:
+    """Fill rollup_daily up to the last complete UTC day."""
+    with recorded("aggregate_daily"):
+        return aggregate_days()
+
+
+def apply_retention() -> dict:
+    """Drop raw partitions and counts older than their configured retention."""
+    with recorded("retention"):
+        now = datetime.now(UTC)
+        config = current_app.config
+        return {
+            "partitions_dropped": drop_old_partitions(config["LOGDASH_RETAIN_RAW_DAYS"], now),
+            **delete_old_counts(config, now),
+        }

@@ -8,8 +8,16 @@ from flask import current_app
 from rq_scheduler import Scheduler
 
 # Each entry: the job function's import path, its interval in seconds and its timeout.
+# Every job catches up on what it missed, so a run that is late or skipped costs nothing
+# but freshness; that is also why plain intervals serve where a cron line might be expected.
 SCHEDULE = [
     {"func": "app.jobs.maintenance.create_partitions_ahead", "interval": 3600, "timeout": 300},
+    # Hourly counts: every 5 minutes, so a finished hour is aggregated within 5 minutes.
+    {"func": "app.jobs.maintenance.aggregate_hourly", "interval": 300, "timeout": 600},
+    # Daily counts: hourly, so each UTC day is aggregated within the hour after midnight
+    # (as soon as its last hour is).
+    {"func": "app.jobs.maintenance.aggregate_daily", "interval": 3600, "timeout": 900},
+    {"func": "app.jobs.maintenance.apply_retention", "interval": 3600, "timeout": 900},
 ]
 
 
@@ -46,16 +54,20 @@ def reconcile(scheduler: Scheduler, schedule: list[dict] = SCHEDULE) -> dict:
             cancelled.append(job.id)
     added = []
     for job_id, entry in wanted.items():
-        if job_id in present:
-            continue
-        scheduler.schedule(
-            scheduled_time=datetime.now(UTC).replace(tzinfo=None),
-            func=entry["func"],
-            interval=entry["interval"],
-            repeat=None,
-            timeout=entry["timeout"],
-            id=job_id,
-            result_ttl=entry["interval"] * 2,
-        )
-        added.append(job_id)
+        if job_id not in present:
+            _add(scheduler, job_id, entry)
+            added.append(job_id)
     return {"added": added, "cancelled": cancelled, "kept": sorted(present)}
+
+
+def _add(scheduler: Scheduler, job_id: str, entry: dict) -> None:
+    """Register one schedule entry with rq-scheduler."""
+    scheduler.schedule(
+        scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+        func=entry["func"],
+        interval=entry["interval"],
+        repeat=None,
+        timeout=entry["timeout"],
+        id=job_id,
+        result_ttl=entry["interval"] * 2,
+    )

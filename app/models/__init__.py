@@ -1,7 +1,33 @@
 """Tables, by area; importing this package registers them all with the metadata."""
 
 from app.models.alerts import AlertConfig, AlertViolation
-from app.models.entries import LEVELS, Entry, RollupMinute
+from app.models.entries import LEVELS, Entry, RollupMinute, Service
 from app.models.jobs import JobExecution
+from app.models.rollups import (
+    DirtyDay,
+    DirtyHour,
+    RollupDaily,
+    RollupHourly,
+    TemplateHourly,
+    TemplateMinute,
+    Watermark,
+)
+from app.models.templates import Template
 
-__all__ = ["LEVELS", "AlertConfig", "AlertViolation", "Entry", "JobExecution", "RollupMinute"]
+__all__ = [
+    "LEVELS",
+    "AlertConfig",
+    "AlertViolation",
+    "DirtyDay",
+    "DirtyHour",
+    "Entry",
+    "JobExecution",
+    "RollupDaily",
+    "RollupHourly",
+    "RollupMinute",
+    "Service",
+    "Template",
+    "TemplateHourly",
+    "TemplateMinute",
+    "Watermark",
+]

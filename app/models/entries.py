@@ -67,7 +67,15 @@ class Entry(db.Model):
         }
 
 
-class RollupMinute(db.Model):
+class LevelCount:
+    """Columns every count table shares: a count of lines per service and level."""
+
+    service: Mapped[str] = mapped_column(Text, primary_key=True)
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupMinute(LevelCount, db.Model):
     """How many lines a service logged at a level in one UTC minute; written with the lines."""
 
     __tablename__ = "rollup_minute"
@@ -78,6 +86,14 @@ class RollupMinute(db.Model):
     )
 
     minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class Service(db.Model):
+    """A service that has sent lines: when first and last (by event time)."""
+
+    __tablename__ = "services"
+    __table_args__ = ({"schema": "logs"},)
+
     service: Mapped[str] = mapped_column(Text, primary_key=True)
-    level: Mapped[str] = mapped_column(Text, primary_key=True)
-    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))

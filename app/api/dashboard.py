@@ -1,0 +1,79 @@
+"""Dashboard JSON: /api/logs/dashboard, per service, top errors, health, services."""
+
+from flask import current_app, jsonify, request
+
+from app.api import bp
+from app.stats.counts import top_templates
+from app.stats.dashboard import dashboard, known_service, services_overview, top_errors
+from app.stats.health import HealthRules, overall, service_health
+from app.stats.windows import BadWindow, window_from_args
+
+MAX_TOP = 100
+
+
+def _window():
+    """The request's window; BadWindow becomes a 400."""
+    return window_from_args(request.args)
+
+
+def _limit(default: int = 10) -> int:
+    """The `limit` argument, checked."""
+    raw = request.args.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+        raise BadWindow(f"limit must be a whole number from 1 to {MAX_TOP}")
+    return int(raw)
+
+
+@bp.errorhandler(BadWindow)
+def _bad_window(error: BadWindow):
+    """Bad window or limit arguments are a 400 naming them."""
+    return jsonify(error=str(error)), 400
+
+
+def _rules() -> HealthRules:
+    """Health rules from the configuration."""
+    return HealthRules.from_config(current_app.config)
+
+
+@bp.get("/logs/dashboard")
+def dashboard_all():
+    """Totals, services, series, top errors, health and active violations for a window."""
+    return jsonify(dashboard(_window(), _rules()))
+
+
+@bp.get("/logs/dashboard/service/<path:service>")
+def dashboard_service(service: str):
+    """The dashboard for one service, with its top templates of every level."""
+    window = _window()
+    if not known_service(service):
+        return jsonify(error=f"no service named {service!r} has sent logs"), 404
+    body = dashboard(window, _rules(), service)
+    body["service"] = service
+    body["top_templates"] = top_templates(window, 10, service=service)
+    return jsonify(body)
+
+
+@bp.get("/logs/dashboard/top-errors")
+def dashboard_top_errors():
+    """Error and critical templates by count, with a per-bucket series each."""
+    window = _window()
+    limit = _limit()
+    service = request.args.get("service") or None
+    return jsonify(window=window.to_dict(), top_errors=top_errors(window, limit, service))
+
+
+@bp.get("/logs/dashboard/health")
+def dashboard_health():
+    """Each service's status with the counts that decided it."""
+    rules = _rules()
+    report = service_health(rules)
+    return jsonify(status=overall(report), services=report, rules=rules.to_dict())
+
+
+@bp.get("/logs/services")
+def services():
+    """Known services with first and last seen and their volume (default last 24h)."""
+    args = request.args.to_dict()
+    args.setdefault("window", "24h")
+    window = window_from_args(args)
+    return jsonify(window=window.to_dict(), services=services_overview(window))

@@ -1,0 +1,145 @@
+"""Fill the hourly and daily tiers by recomputing whole buckets from the tier below.
+
+Recomputing (delete the bucket, insert its sums) rather than adding makes every run
+idempotent: a re-run, a retry after a crash, or two workers at once give the same numbers.
+Each tier has a watermark: every bucket before it has been aggregated. A run covers every
+bucket from the watermark to the last complete one, so a scheduler that was down catches
+up in one run, plus the "dirty" buckets that late lines touched after they were done.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from app.extensions import db
+from app.rollups.tiers import DAY, HOUR, floor_day, floor_hour
+
+# pg_advisory_xact_lock keys: one run per tier at a time, across every process.
+LOCKS = {"hourly": 0x6C6F6801, "daily": 0x6C6F6802}
+
+# For each tier: (bucket column, source table per target table, source bucket column).
+RECOMPUTE_HOURLY = [
+    ("rollup_hourly", "rollup_minute", "service, level"),
+    ("template_hourly", "template_minute", "service, level, fingerprint"),
+]
+RECOMPUTE_DAILY = [("rollup_daily", "rollup_hourly", "service, level")]
+
+
+def read_watermark(tier: str) -> datetime | None:
+    """The start of the first bucket of a tier not yet aggregated, if any run happened."""
+    return db.session.execute(
+        text("SELECT through FROM logs.watermarks WHERE tier = :tier"), {"tier": tier}
+    ).scalar()
+
+
+def _set_watermark(tier: str, through: datetime) -> None:
+    """Move a tier's watermark forward (never back)."""
+    db.session.execute(
+        text(
+            "INSERT INTO logs.watermarks (tier, through) VALUES (:tier, :through)"
+            " ON CONFLICT (tier) DO UPDATE"
+            " SET through = greatest(watermarks.through, excluded.through)"
+        ),
+        {"tier": tier, "through": through},
+    )
+
+
+def _claim_dirty(table: str, column: str, before: datetime) -> list[datetime]:
+    """Take the dirty buckets before a time; late lines after this mark them again."""
+    rows = db.session.execute(
+        text(f"DELETE FROM logs.{table} WHERE {column} < :before RETURNING {column}"),
+        {"before": before},
+    )
+    return sorted(bucket for (bucket,) in rows)
+
+
+def _recompute(target: str, source: str, keys: str, unit: str, buckets: list[datetime],
+               start: datetime | None, end: datetime) -> None:
+    """Replace target's buckets in [start, end) and the listed ones with sums from source."""
+    bucket = "hour" if unit == "hour" else "day"
+    source_bucket = "minute" if unit == "hour" else "hour"
+    chosen = (
+        f"(({source_bucket} >= :start AND {source_bucket} < :end)"
+        f" OR date_trunc('{unit}', {source_bucket}, 'UTC') = ANY(:buckets))"
+    )
+    params = {"start": start or end, "end": end, "buckets": buckets}
+    db.session.execute(
+        text(
+            f"DELETE FROM logs.{target} WHERE ({bucket} >= :start AND {bucket} < :end)"
+            f" OR {bucket} = ANY(:buckets)"
+        ),
+        params,
+    )
+    db.session.execute(
+        text(
+            f"INSERT INTO logs.{target} ({bucket}, {keys}, count)"
+            f" SELECT date_trunc('{unit}', {source_bucket}, 'UTC'), {keys}, sum(count)"
+            f" FROM logs.{source} WHERE {chosen} GROUP BY 1, {keys}"
+        ),
+        params,
+    )
+
+
+def _first_bucket(source: str, column: str, unit: str) -> datetime | None:
+    """The earliest bucket holding data in a source tier, for a tier never aggregated."""
+    return db.session.execute(
+        text(f"SELECT date_trunc('{unit}', min({column}), 'UTC') FROM logs.{source}")
+    ).scalar()
+
+
+def aggregate_hours(now: datetime | None = None) -> dict:
+    """Aggregate every complete hour since the watermark, and the dirty hours; commit."""
+    end = floor_hour(now or datetime.now(UTC))
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["hourly"]})
+    start = read_watermark("hourly") or _first_bucket("rollup_minute", "minute", "hour") or end
+    start = min(start, end)
+    dirty = _claim_dirty("dirty_hours", "hour", end)
+    for target, source, keys in RECOMPUTE_HOURLY:
+        _recompute(target, source, keys, "hour", dirty, start, end)
+    hours = sorted(set(dirty) | _range(start, end, HOUR))
+    # Days already aggregated that these hours belong to must be redone from them.
+    _mark_days_dirty({floor_day(hour) for hour in hours} - {floor_day(end)})
+    _set_watermark("hourly", end)
+    db.session.commit()
+    return {"hours": len(hours), "from": start.isoformat(), "to": end.isoformat(),
+            "dirty": len(dirty)}
+
+
+def aggregate_days(now: datetime | None = None) -> dict:
+    """Aggregate every complete UTC day since the watermark, and the dirty days; commit."""
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["daily"]})
+    hourly_done = read_watermark("hourly")
+    if hourly_done is None:
+        db.session.commit()
+        return {"days": 0, "dirty": 0}
+    # A day is complete only once all its hours are: never run ahead of the hourly tier.
+    end = min(floor_day(now or datetime.now(UTC)), floor_day(hourly_done))
+    start = read_watermark("daily") or _first_bucket("rollup_hourly", "hour", "day") or end
+    start = min(start, end)
+    dirty = _claim_dirty("dirty_days", "day", end)
+    for target, source, keys in RECOMPUTE_DAILY:
+        _recompute(target, source, keys, "day", dirty, start, end)
+    _set_watermark("daily", end)
+    db.session.commit()
+    days = set(dirty) | _range(start, end, DAY)
+    return {"days": len(days), "from": start.isoformat(), "to": end.isoformat(),
+            "dirty": len(dirty)}
+
+
+def _range(start: datetime, end: datetime, step) -> set[datetime]:
+    """Bucket starts from start (inclusive) to end (exclusive)."""
+    buckets, moment = set(), start
+    while moment < end:
+        buckets.add(moment)
+        moment += step
+    return buckets
+
+
+def _mark_days_dirty(days: set[datetime]) -> None:
+    """Note days the daily job must recompute because their hours changed."""
+    if days:
+        db.session.execute(
+            text("INSERT INTO logs.dirty_days (day) SELECT unnest(CAST(:days AS timestamptz[]))"
+                 " ON CONFLICT DO NOTHING"),
+            {"days": sorted(days)},
+        )

@@ -1,0 +1,65 @@
+"""Drop what is older than each tier keeps: raw partitions, minute, hourly and daily counts."""
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import text
+
+from app.extensions import db
+from app.ingest.partitions import existing_partitions, forget_partitions
+from app.rollups.aggregate import read_watermark
+
+
+def _partition_day(name: str) -> date | None:
+    """The day a partition holds, from its name."""
+    try:
+        return datetime.strptime(name.removeprefix("entries_p"), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def drop_old_partitions(keep_days: int, now: datetime) -> list[str]:
+    """Drop raw partitions whose whole day is older than keep_days."""
+    oldest_kept = (now - timedelta(days=keep_days)).date()
+    dropped = []
+    for name in sorted(existing_partitions()):
+        day = _partition_day(name)
+        if day is not None and day < oldest_kept:
+            # The name was read from the catalogue and matched a date pattern.
+            db.session.execute(text(f"DROP TABLE IF EXISTS logs.{name}"))
+            dropped.append(name)
+    db.session.commit()
+    if dropped:
+        forget_partitions()
+    return dropped
+
+
+def _delete(sql: str, **params) -> int:
+    """Run one DELETE and return how many rows it removed."""
+    return db.session.execute(text(sql), params).rowcount
+
+
+def delete_old_counts(config, now: datetime) -> dict:
+    """Delete counts past their tier's retention; minutes only once their hour is aggregated."""
+    hourly_done = read_watermark("hourly") or datetime.min.replace(tzinfo=UTC)
+    minute_cutoff = min(now - timedelta(days=config["LOGDASH_RETAIN_MINUTE_DAYS"]), hourly_done)
+    hour_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_HOURLY_DAYS"])
+    day_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_DAILY_DAYS"])
+    not_dirty = ("AND date_trunc('hour', minute, 'UTC') NOT IN"
+                 " (SELECT hour FROM logs.dirty_hours)")
+    removed = {
+        "rollup_minute": _delete(
+            f"DELETE FROM logs.rollup_minute WHERE minute < :cut {not_dirty}", cut=minute_cutoff),
+        "template_minute": _delete(
+            f"DELETE FROM logs.template_minute WHERE minute < :cut {not_dirty}",
+            cut=minute_cutoff),
+        "rollup_hourly": _delete("DELETE FROM logs.rollup_hourly WHERE hour < :cut",
+                                 cut=hour_cutoff),
+        "template_hourly": _delete("DELETE FROM logs.template_hourly WHERE hour < :cut",
+                                   cut=hour_cutoff),
+        "rollup_daily": _delete("DELETE FROM logs.rollup_daily WHERE day < :cut", cut=day_cutoff),
+        # A template with no counts left in any tier has nothing to show.
+        "templates": _delete("DELETE FROM logs.templates WHERE last_seen < :cut",
+                             cut=hour_cutoff),
+    }
+    db.session.commit()
+    return removed

@@ -1,0 +1,1 @@
+"""Statistics for pages, sockets, alerts and the JSON API, read from rollups only."""

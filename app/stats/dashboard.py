@@ -1,0 +1,94 @@
+"""The dashboard: totals, services, series, top errors, health and active violations."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+
+from app.extensions import db
+from app.models import LEVELS, AlertViolation
+from app.stats.counts import level_counts, top_templates
+from app.stats.health import ERROR_LEVELS, HealthRules, overall, service_health
+from app.stats.windows import Window
+
+
+def summarize(by_level: dict) -> dict:
+    """Total, every level (zeros included) and error rate of a set of counts."""
+    levels = {level: by_level.get(level, 0) for level in LEVELS}
+    total = sum(levels.values())
+    errors = sum(levels[level] for level in ERROR_LEVELS)
+    return {"total": total, "by_level": levels,
+            "error_rate": round(errors / total, 6) if total else 0.0}
+
+
+def series(window: Window, rows: list[tuple]) -> dict:
+    """Counts by level for every bucket of the window, zeros included."""
+    per_bucket: dict = defaultdict(lambda: defaultdict(int))
+    for bucket, _, level, count in rows:
+        per_bucket[bucket][level] += count
+    return {
+        "bucket": window.bucket,
+        "points": [{"t": b.isoformat(), **{lv: per_bucket[b][lv] for lv in LEVELS}}
+                   for b in window.buckets()],
+    }
+
+
+def top_errors(window: Window, limit: int = 10, service: str | None = None) -> list[dict]:
+    """Error and critical templates, most frequent first."""
+    return top_templates(window, limit, service=service, levels=list(ERROR_LEVELS))
+
+
+def active_violations(service: str | None = None) -> list[dict]:
+    """Violations not yet resolved, newest first."""
+    query = select(AlertViolation).where(AlertViolation.resolved_at.is_(None))
+    if service:
+        query = query.where(AlertViolation.service == service)
+    return [
+        {"id": v.id, "service": v.service, "level": v.level, "current_count": v.current_count,
+         "threshold": v.threshold_value, "started_at": v.timestamp.isoformat()}
+        for v in db.session.scalars(query.order_by(AlertViolation.timestamp.desc()))
+    ]
+
+
+def dashboard(window: Window, rules: HealthRules, service: str | None = None) -> dict:
+    """Everything the dashboard shows for a window (optionally for one service)."""
+    rows = level_counts(window, service)
+    per_service: dict = defaultdict(lambda: defaultdict(int))
+    all_levels: dict = defaultdict(int)
+    for _, name, level, count in rows:
+        per_service[name][level] += count
+        all_levels[level] += count
+    health = service_health(rules, window.now, service)
+    status = {entry["service"]: entry["status"] for entry in health}
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "window": window.to_dict(),
+        "totals": summarize(all_levels),
+        "services": [
+            {"service": name, **summarize(per_service[name]), "health": status.get(name, "ok")}
+            for name in sorted(per_service, key=lambda n: (-sum(per_service[n].values()), n))
+        ],
+        "series": series(window, rows),
+        "top_errors": top_errors(window, 10, service),
+        "health": {"status": overall(health), "services": health},
+        "active_violations": active_violations(service),
+    }
+
+
+def known_service(name: str) -> bool:
+    """Whether a service has ever sent lines."""
+    return db.session.execute(
+        text("SELECT 1 FROM logs.services WHERE service = :s"), {"s": name}
+    ).first() is not None
+
+
+def services_overview(window: Window) -> list[dict]:
+    """Every known service with first/last seen and its volume in the window."""
+    volume: dict = defaultdict(int)
+    for _, name, _, count in level_counts(window):
+        volume[name] += count
+    rows = db.session.execute(
+        text("SELECT service, first_seen, last_seen FROM logs.services ORDER BY service")
+    ).all()
+    return [{"service": name, "first_seen": first.isoformat(), "last_seen": last.isoformat(),
+             "volume": volume.get(name, 0)} for name, first, last in rows]

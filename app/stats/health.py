@@ -1,0 +1,98 @@
+"""Per-service health over the last hour: ok, warning, error or silent, with the reason."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from app.extensions import db
+from app.stats.counts import level_counts
+from app.stats.windows import make_window
+
+ERROR_LEVELS = ("error", "critical")
+# Worst first: the overall status is the worst of any service.
+SEVERITY = ("error", "warning", "silent", "ok")
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """Thresholds over the last hour; errors means error + critical lines."""
+
+    error_errors: int
+    warning_errors: int
+    warning_warnings: int
+    silent_minutes: int
+
+    @classmethod
+    def from_config(cls, config) -> "HealthRules":
+        """Read the rules from the app's configuration."""
+        return cls(
+            error_errors=config["LOGDASH_HEALTH_ERROR_ERRORS"],
+            warning_errors=config["LOGDASH_HEALTH_WARNING_ERRORS"],
+            warning_warnings=config["LOGDASH_HEALTH_WARNING_WARNINGS"],
+            silent_minutes=config["LOGDASH_HEALTH_SILENT_MINUTES"],
+        )
+
+    def to_dict(self) -> dict:
+        """Describe the rules in API answers."""
+        return {
+            "error": f"errors > {self.error_errors} in the last hour",
+            "warning": f"errors > {self.warning_errors} or warnings > {self.warning_warnings}"
+                       " in the last hour",
+            "silent": f"logged in the last day, nothing in the last {self.silent_minutes} min",
+        }
+
+
+def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[str, str]:
+    """Status and reason for one service from its last-hour and last-minutes counts."""
+    if errors > rules.error_errors:
+        return "error", f"{errors} errors in the last hour (more than {rules.error_errors})"
+    if errors > rules.warning_errors:
+        return "warning", f"{errors} errors in the last hour (more than {rules.warning_errors})"
+    if warnings > rules.warning_warnings:
+        return "warning", (f"{warnings} warnings in the last hour"
+                           f" (more than {rules.warning_warnings})")
+    if recent == 0:
+        return "silent", f"no lines in the last {rules.silent_minutes} minutes"
+    return "ok", f"{errors} errors and {warnings} warnings in the last hour"
+
+
+def service_health(rules: HealthRules, now: datetime | None = None,
+                   service: str | None = None) -> list[dict]:
+    """Health of every service that logged in the last day (or of one service)."""
+    now = now or datetime.now(UTC)
+    hour = make_window("1h", now)
+    per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    recent_start = hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60 else None
+    for bucket, name, level, count in level_counts(hour, service):
+        per_service[name][level] += count
+        if recent_start is None or bucket >= recent_start:
+            per_service[name]["_recent"] += count
+    active = db.session.execute(
+        text("SELECT service, last_seen FROM logs.services WHERE last_seen >= :since"
+             + (" AND service = :service" if service else "")),
+        {"since": now - timedelta(days=1), "service": service},
+    ).all()
+    last_seen = {name: seen for name, seen in active}
+    report = []
+    for name in sorted(set(last_seen) | set(per_service)):
+        counts = per_service[name]
+        errors = sum(counts[level] for level in ERROR_LEVELS)
+        status, reason = judge(errors, counts["warning"], counts["_recent"], rules)
+        report.append({
+            "service": name,
+            "status": status,
+            "reason": reason,
+            "errors": errors,
+            "warnings": counts["warning"],
+            "total": sum(v for k, v in counts.items() if not k.startswith("_")),
+            "last_seen": last_seen[name].isoformat() if name in last_seen else None,
+        })
+    return report
+
+
+def overall(report: list[dict]) -> str:
+    """The worst status of any service, or ok when there are none."""
+    statuses = {entry["status"] for entry in report}
+    return next((status for status in SEVERITY if status in statuses), "ok")

@@ -1,0 +1,71 @@
+"""Retention: whole raw partitions by age, counts by tier, never unaggregated minutes."""
+
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import text
+
+from app.extensions import db
+from app.rollups.aggregate import aggregate_hours
+from app.rollups.retention import delete_old_counts, drop_old_partitions
+from app.rollups.tiers import floor_hour
+from tests.helpers import post_logs, scalar
+
+NOW = datetime.now(UTC)
+
+
+def put(sql: str, **params) -> None:
+    """Write rows the way an older installation would have left them."""
+    db.session.execute(text(sql), params)
+    db.session.commit()
+
+
+def test_old_raw_partitions_are_dropped_counts_kept(client):
+    """Lines older than the raw retention go with their partition; their counts stay."""
+    old = (NOW - timedelta(days=20)).replace(microsecond=0)
+    post_logs(client, [{"service": "a", "message": "old", "timestamp": old.isoformat()},
+                       {"service": "a", "message": "new"}])
+    dropped = drop_old_partitions(14, NOW)
+    assert dropped == [f"entries_p{old:%Y%m%d}"]
+    assert scalar("SELECT count(*) FROM logs.entries") == 1
+    assert scalar("SELECT count(*) FROM pg_class WHERE relname = :n", n=dropped[0]) == 0
+    assert scalar("SELECT sum(count) FROM logs.rollup_hourly WHERE hour < :h",
+                  h=NOW - timedelta(days=19)) == 1
+    # Ingest still works after the partition cache was reset.
+    assert post_logs(client, {"service": "a", "message": "later"}).json["accepted"] == 1
+
+
+def test_counts_past_retention_are_deleted(app):
+    """Each tier keeps its configured number of days; minutes only once aggregated."""
+    three_days = floor_hour(NOW - timedelta(days=3))
+    for minute in (three_days, three_days + timedelta(hours=1)):
+        put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)", m=minute)
+    put("INSERT INTO logs.watermarks VALUES ('hourly', :w)", w=floor_hour(NOW))
+    put("INSERT INTO logs.dirty_hours VALUES (:h)", h=three_days + timedelta(hours=1))
+    put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 7)",
+        h=floor_hour(NOW - timedelta(days=91)))
+    put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 8)",
+        h=floor_hour(NOW - timedelta(days=89)))
+    put("INSERT INTO logs.rollup_daily VALUES (:d, 'a', 'info', 9)",
+        d=NOW - timedelta(days=731))
+    put("INSERT INTO logs.templates VALUES ('a', 'info', 'f1', 't', 's', :t, :t)",
+        t=NOW - timedelta(days=100))
+
+    removed = delete_old_counts(current_app.config, NOW)
+
+    assert removed["rollup_minute"] == 1
+    assert scalar("SELECT count(*) FROM logs.rollup_minute") == 1  # the dirty hour's minute
+    assert removed["rollup_hourly"] == 1
+    assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 8
+    assert removed["rollup_daily"] == 1
+    assert removed["templates"] == 1
+
+
+def test_minutes_not_yet_aggregated_are_kept(client):
+    """Without an hourly run, no minute is deleted however old, so nothing is lost."""
+    put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)",
+        m=floor_hour(NOW - timedelta(days=5)))
+    assert delete_old_counts(current_app.config, NOW)["rollup_minute"] == 0
+    aggregate_hours()
+    assert delete_old_counts(current_app.config, NOW)["rollup_minute"] == 1
+    assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 5
