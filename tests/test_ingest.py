@@ -284,3 +284,21 @@ def test_partition_dropped_behind_our_back_is_recreated(client):
     assert response.status_code == 202
     assert response.json["accepted"] == 1
     assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
+
+
+def test_lines_stored_signal_carries_the_committed_records(app, client):
+    """Later stages learn of new lines through a signal sent after the commit."""
+    from app.ingest.signals import lines_stored
+
+    seen = []
+
+    def receiver(sender, records):
+        """Note what was sent and whether it is already visible in the database."""
+        seen.append(([r.message for r in records],
+                     scalar("SELECT count(*) FROM logs.entries WHERE service = 'sig'")))
+
+    with lines_stored.connected_to(receiver, app):
+        post_logs(client, [{"service": "sig", "message": "one"}, {"service": "sig"},
+                           {"service": "sig", "message": "two"}])
+        post_logs(client, [{"service": "sig"}])
+    assert seen == [(["one", "two"], 2)]

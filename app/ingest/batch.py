@@ -3,8 +3,11 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from flask import current_app
+
 from app.ingest.bodies import LineError
 from app.ingest.records import InvalidLine, Limits, Record, normalize
+from app.ingest.signals import lines_stored
 from app.ingest.store import store_records
 
 MAX_LISTED_ERRORS = 100
@@ -45,4 +48,6 @@ def ingest_items(items: list, default_service: str | None, config) -> IngestResu
             result.refuse(index, str(error))
     store_records(records)
     result.accepted = len(records)
+    if records:
+        lines_stored.send(current_app._get_current_object(), records=records)
     return result
