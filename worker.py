@@ -7,12 +7,13 @@ from app.extensions import db
 
 
 def main() -> None:
-    """Work the default queue inside an app context until stopped."""
+    """Work the alert queue, then the default one, inside an app context until stopped."""
     app = create_app()
     with app.app_context():
         # RQ forks per job: drop any pooled connection so a child never shares the parent's.
         db.engine.dispose()
-        Worker([app.task_queue], connection=app.redis).work(with_scheduler=False)
+        queues = [app.alert_queue, app.task_queue]
+        Worker(queues, connection=app.redis).work(with_scheduler=False)
 
 
 if __name__ == "__main__":

@@ -60,4 +60,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health_bp)
     register_error_handlers(app)
     register_commands(app)
+
+    from app.alerts.triggers import connect as connect_alert_triggers
+
+    connect_alert_triggers(app)
     return app

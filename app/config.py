@@ -22,6 +22,17 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    """Read a number setting, naming the variable when it is not a number."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 class Config:
     """Settings for one Logdash process; every LOGDASH_* variable is listed in .env.example."""
 
@@ -57,6 +68,21 @@ class Config:
         self.LOGDASH_HEALTH_WARNING_ERRORS = _int("LOGDASH_HEALTH_WARNING_ERRORS", 10)
         self.LOGDASH_HEALTH_WARNING_WARNINGS = _int("LOGDASH_HEALTH_WARNING_WARNINGS", 50)
         self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15)
+        # Links in alerts point here.
+        self.LOGDASH_BASE_URL = os.environ.get("LOGDASH_BASE_URL", "http://127.0.0.1:8000")
+        # Alert delivery: retries with exponential backoff until the horizon.
+        self.LOGDASH_ALERT_RETRY_BASE_SECONDS = _float("LOGDASH_ALERT_RETRY_BASE_SECONDS", 30)
+        self.LOGDASH_ALERT_RETRY_MAX_SECONDS = _float("LOGDASH_ALERT_RETRY_MAX_SECONDS", 3600)
+        self.LOGDASH_ALERT_RETRY_HORIZON_HOURS = _float("LOGDASH_ALERT_RETRY_HORIZON_HOURS", 24)
+        self.LOGDASH_WEBHOOK_TIMEOUT_SECONDS = _float("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", 10)
+        # Flask-Mail reads these names.
+        self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+        self.MAIL_PORT = _int("MAIL_PORT", 25)
+        self.MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "") in ("1", "true", "yes")
+        self.MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "") in ("1", "true", "yes")
+        self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "logdash@localhost")
         self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
         self.LOGDASH_QUEUE_PREFIX = os.environ.get("LOGDASH_QUEUE_PREFIX", "logdash")
         self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5)

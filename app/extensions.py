@@ -31,7 +31,9 @@ migrate = Migrate(include_schemas=True, include_name=include_name)
 
 
 def init_redis(app: Flask) -> None:
-    """Attach the Redis connection and the job queue to the app."""
+    """Attach the Redis connection and the job queues to the app."""
     app.redis = redis.Redis.from_url(app.config["REDIS_URL"])
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]
     app.task_queue = Queue(f"{prefix}-default", connection=app.redis)
+    # Threshold checks and alert deliveries go first, ahead of aggregation and upkeep.
+    app.alert_queue = Queue(f"{prefix}-alerts", connection=app.redis)

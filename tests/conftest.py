@@ -24,7 +24,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions",
           "services", "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
-          "templates", "dirty_hours", "dirty_days", "watermarks")
+          "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries")
 
 
 def _reachable_postgres(url: str) -> bool:
@@ -161,6 +161,15 @@ def app_context(request):
         db.session.remove()
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join('logs.' + t for t in TABLES)}"))
+        forget_queued_work(application)
+
+
+def forget_queued_work(application) -> None:
+    """Drop this run's queued jobs, schedules and flags, so no test sees another's."""
+    application.alert_queue.empty()
+    application.task_queue.empty()
+    for key in application.redis.scan_iter(f"{application.config['LOGDASH_QUEUE_PREFIX']}:*"):
+        application.redis.delete(key)
 
 
 @pytest.fixture
@@ -203,3 +212,29 @@ def private_postgres(tmp_path):
     yield server
     server.cleanup()
 
+
+
+@pytest.fixture
+def smtp_server(app):
+    """A real SMTP server, with the app's mail settings pointed at it for this test."""
+    from app.extensions import mail
+    from tests.alert_fixtures import SMTPServer
+
+    server = SMTPServer()
+    saved = {k: app.config.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_SUPPRESS_SEND")}
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port, MAIL_SUPPRESS_SEND=False)
+    mail.init_app(app)
+    yield server
+    app.config.update(saved)
+    mail.init_app(app)
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP receiver for webhooks."""
+    from tests.alert_fixtures import Receiver
+
+    server = Receiver()
+    yield server
+    server.stop()

@@ -109,7 +109,7 @@ def _optional_text(value, limit: int = MAX_FIELD_CHARS) -> str | None:
     return value[:limit] or None
 
 
-def _service(value) -> str:
+def service_name(value) -> str:
     """Validate a service name: non-empty text without control characters."""
     if value is None:
         raise InvalidLine("service is required (a field, or ?service= on the URL)")
@@ -181,7 +181,7 @@ def normalize(raw, default_service: str | None, limits: Limits, received: dateti
     template = template_of(text)
     return Record(
         timestamp=received if when is None else _timestamp(when, limits),
-        service=_service(default_service if raw.get("service") is None else raw["service"]),
+        service=service_name(default_service if raw.get("service") is None else raw["service"]),
         level=level,
         message=text,
         host=_optional_text(host),

@@ -18,6 +18,8 @@ SCHEDULE = [
     # (as soon as its last hour is).
     {"func": "app.jobs.maintenance.aggregate_daily", "interval": 3600, "timeout": 900},
     {"func": "app.jobs.maintenance.apply_retention", "interval": 3600, "timeout": 900},
+    # The seed's CheckThresholds: a backstop to the checks ingest asks for.
+    {"func": "app.jobs.alerts.check_thresholds", "interval": 60, "timeout": 120},
 ]
 
 

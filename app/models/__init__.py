@@ -1,6 +1,6 @@
 """Tables, by area; importing this package registers them all with the metadata."""
 
-from app.models.alerts import AlertConfig, AlertViolation
+from app.models.alerts import AlertConfig, AlertDelivery, AlertViolation
 from app.models.entries import LEVELS, Entry, RollupMinute, Service
 from app.models.jobs import JobExecution
 from app.models.rollups import (
@@ -17,6 +17,7 @@ from app.models.templates import Template
 __all__ = [
     "LEVELS",
     "AlertConfig",
+    "AlertDelivery",
     "AlertViolation",
     "DirtyDay",
     "DirtyHour",

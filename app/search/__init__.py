@@ -43,12 +43,25 @@ def _level(value: str, name: str) -> str:
     return level
 
 
-def _time(value: str, name: str) -> datetime:
+def parse_time(value: str, name: str) -> datetime:
     """Parse a time parameter or refuse it."""
     try:
         return parse_timestamp(value)
     except ValueError as error:
         raise BadSearch(f"{name}: {error}") from None
+
+
+def parse_limit(args, max_limit: int, default: int = DEFAULT_LIMIT) -> int:
+    """The `limit` argument: a whole number from 1 to max_limit."""
+    if "limit" not in args:
+        return default
+    try:
+        limit = int(args["limit"])
+    except ValueError:
+        raise BadSearch("limit must be a whole number") from None
+    if not 1 <= limit <= max_limit:
+        raise BadSearch(f"limit must be between 1 and {max_limit}")
+    return limit
 
 
 def encode_cursor(timestamp: datetime, entry_id: int) -> str:
@@ -84,19 +97,13 @@ def filters_from_args(args, max_limit: int) -> SearchFilters:
             raise BadSearch(f"q is longer than {MAX_QUERY_CHARS} characters")
         filters.q = args["q"]
     if args.get("since"):
-        filters.since = _time(args["since"], "since")
+        filters.since = parse_time(args["since"], "since")
     if args.get("until"):
-        filters.until = _time(args["until"], "until")
+        filters.until = parse_time(args["until"], "until")
     if filters.since and filters.until and filters.since > filters.until:
         raise BadSearch("since is after until")
     filters.fingerprint = args.get("fingerprint") or None
-    if "limit" in args:
-        try:
-            filters.limit = int(args["limit"])
-        except ValueError:
-            raise BadSearch("limit must be a whole number") from None
-        if not 1 <= filters.limit <= max_limit:
-            raise BadSearch(f"limit must be between 1 and {max_limit}")
+    filters.limit = parse_limit(args, max_limit)
     if args.get("cursor"):
         filters.after = decode_cursor(args["cursor"])
     return filters

@@ -1,0 +1,1 @@
+"""Alerting: per-service thresholds, violations and their lifecycle, and their delivery."""

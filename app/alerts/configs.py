@@ -1,0 +1,198 @@
+"""Alert configurations: validation shared by the JSON API and the pages, and changes."""
+
+import re
+import secrets
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.ingest.records import InvalidLine, service_name
+from app.models import AlertConfig, AlertDelivery, AlertViolation
+
+FIELDS = ("error_threshold_per_min", "warning_threshold_per_min", "alert_email",
+          "alert_webhook_url", "enabled", "repeat_interval_minutes")
+DEFAULTS = {"error_threshold_per_min": 100, "warning_threshold_per_min": 50,
+            "alert_email": None, "alert_webhook_url": None, "enabled": True,
+            "repeat_interval_minutes": 60}
+MAX_THRESHOLD = 1_000_000_000
+MAX_REPEAT_MINUTES = 7 * 24 * 60
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+
+
+class InvalidConfig(ValueError):
+    """Fields that cannot be saved, each with the reason."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        """Keep the per-field reasons."""
+        super().__init__(f"invalid alert config: {', '.join(sorted(fields))}")
+        self.fields = fields
+
+
+def _threshold(value, maximum: int = MAX_THRESHOLD) -> int:
+    """A whole number from 1 to maximum."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be a whole number from 1 to {maximum}")
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise ValueError(f"must be a whole number from 1 to {maximum}")
+        value = int(value)
+    if not 1 <= value <= maximum:
+        raise ValueError(f"must be a whole number from 1 to {maximum}")
+    return value
+
+
+def _emails(value) -> str | None:
+    """One address, or several separated by commas; empty means none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value) > 1000:
+        raise ValueError("must be an email address")
+    addresses = [part.strip() for part in value.split(",")]
+    bad = [a for a in addresses if not _EMAIL.match(a)]
+    if bad:
+        raise ValueError(f"{bad[0][:80]!r} is not a valid email address")
+    return ", ".join(addresses)
+
+
+def _webhook_url(value) -> str | None:
+    """An http or https URL with a host; empty means none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value) > 2000:
+        raise ValueError("must be an http or https URL")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https URL")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value.strip()):
+        raise ValueError("must not contain spaces or control characters")
+    return value.strip()
+
+
+def _enabled(value) -> bool:
+    """true or false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "on", "off", "1", "0"):
+        return value.lower() in ("true", "on", "1")
+    raise ValueError("must be true or false")
+
+
+VALIDATORS = {
+    "error_threshold_per_min": _threshold,
+    "warning_threshold_per_min": _threshold,
+    "alert_email": _emails,
+    "alert_webhook_url": _webhook_url,
+    "enabled": _enabled,
+    "repeat_interval_minutes": lambda v: _threshold(v, MAX_REPEAT_MINUTES),
+}
+
+
+def validate(data: dict, partial: bool) -> dict:
+    """Return the cleaned known fields of data, or raise InvalidConfig naming every bad one."""
+    if not isinstance(data, dict):
+        raise InvalidConfig({"body": "must be a JSON object"})
+    cleaned, errors = {}, {}
+    for name in FIELDS:
+        if name in data:
+            try:
+                cleaned[name] = VALIDATORS[name](data[name])
+            except ValueError as error:
+                errors[name] = str(error)
+        elif not partial:
+            cleaned[name] = DEFAULTS[name]
+    unknown = sorted(set(data) - set(FIELDS) - {"service"})
+    for name in unknown:
+        errors[name] = "is not a field of an alert config"
+    if errors:
+        raise InvalidConfig(errors)
+    return cleaned
+
+
+def to_dict(config: AlertConfig, with_secret: bool = False) -> dict:
+    """The config as the API shows it; the signing secret only when asked (once)."""
+    body = {"id": config.id, "service": config.service,
+            **{name: getattr(config, name) for name in FIELDS},
+            "created_at": config.created_at.isoformat(),
+            "updated_at": config.updated_at.isoformat()}
+    if with_secret:
+        body["webhook_secret"] = config.webhook_secret
+    return body
+
+
+def get_config(service: str) -> AlertConfig | None:
+    """The config of a service, if any."""
+    return db.session.scalars(select(AlertConfig).where(AlertConfig.service == service)).first()
+
+
+def list_configs() -> list[AlertConfig]:
+    """Every config, by service name."""
+    return list(db.session.scalars(select(AlertConfig).order_by(AlertConfig.service)))
+
+
+class ConfigExists(Exception):
+    """The service already has a config."""
+
+
+def create_config(data: dict) -> AlertConfig:
+    """Validate and store a new config with a fresh signing secret."""
+    errors = {}
+    try:
+        service = service_name(data.get("service") if isinstance(data, dict) else None)
+    except InvalidLine as error:
+        errors["service"] = str(error)
+    try:
+        cleaned = validate(data, partial=False)
+    except InvalidConfig as invalid:
+        errors.update(invalid.fields)
+    if errors:
+        raise InvalidConfig(errors)
+    if get_config(service) is not None:
+        raise ConfigExists(service)
+    config = AlertConfig(service=service, webhook_secret=secrets.token_hex(32), **cleaned)
+    db.session.add(config)
+    db.session.commit()
+    return config
+
+
+def update_config(config: AlertConfig, data: dict) -> AlertConfig:
+    """Apply a partial update; fields not sent stay as they are."""
+    cleaned = validate(data, partial=True)
+    for name, value in cleaned.items():
+        setattr(config, name, value)
+    config.updated_at = datetime.now(UTC)
+    if cleaned.get("enabled") is False:
+        close_open_violations(config, "config disabled")
+    db.session.commit()
+    return config
+
+
+def rotate_secret(config: AlertConfig) -> AlertConfig:
+    """Give the config a new signing secret."""
+    config.webhook_secret = secrets.token_hex(32)
+    config.updated_at = datetime.now(UTC)
+    db.session.commit()
+    return config
+
+
+def delete_config(config: AlertConfig) -> None:
+    """Remove a config; its open violations are closed and pending deliveries cancelled."""
+    close_open_violations(config, "config deleted")
+    db.session.delete(config)
+    db.session.commit()
+
+
+def close_open_violations(config: AlertConfig, reason: str) -> None:
+    """End the service's firing episodes without a notice, and stop their deliveries."""
+    now = datetime.now(UTC)
+    db.session.execute(
+        update(AlertViolation)
+        .where(AlertViolation.service == config.service, AlertViolation.resolved_at.is_(None))
+        .values(resolved_at=now, resolution=reason)
+    )
+    db.session.execute(
+        update(AlertDelivery)
+        .where(AlertDelivery.config_id == config.id, AlertDelivery.status == "pending")
+        .values(status="cancelled", error=reason, completed_at=now)
+    )

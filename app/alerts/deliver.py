@@ -1,0 +1,169 @@
+"""Deliver one attempt, record it, and schedule the next one when it may still succeed.
+
+Each attempt is a row written before sending (status pending), claimed by one worker
+with a conditional UPDATE, and updated with the outcome. A retry is a new row with the same
+delivery id, so receivers can drop duplicates and the log shows every attempt.
+"""
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, text, update
+
+from app.alerts.transports import TransportError, send_email, send_webhook
+from app.extensions import db
+from app.jobs.schedule import make_scheduler
+from app.models import AlertConfig, AlertDelivery, AlertViolation
+
+# A 'sending' row older than this lost its worker mid-send.
+STALE_SENDING = timedelta(minutes=10)
+# A 'pending' row this overdue lost its job (Redis flushed, scheduler down).
+STALE_PENDING = timedelta(seconds=60)
+
+
+def _claim(delivery_id: int) -> AlertDelivery | None:
+    """Take a pending attempt for this worker; None if another worker has it or it is done."""
+    claimed = db.session.execute(
+        update(AlertDelivery)
+        .where(AlertDelivery.id == delivery_id, AlertDelivery.status == "pending")
+        .values(status="sending", started_at=func.now())
+        .returning(AlertDelivery.id)
+    ).scalar()
+    db.session.commit()
+    return db.session.get(AlertDelivery, claimed) if claimed else None
+
+
+def _send(delivery: AlertDelivery, config: AlertConfig | None) -> int | None:
+    """Send on the attempt's channel; the webhook status code, if any."""
+    if delivery.channel == "webhook":
+        body = {**delivery.payload, "delivery_id": delivery.delivery_id}
+        return send_webhook(delivery.target, body, delivery.delivery_id, config.webhook_secret,
+                            current_app.config["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"])
+    send_email(delivery.target, delivery.payload, delivery.delivery_id)
+    return None
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds before the next attempt: exponential with jitter, or what the receiver asked."""
+    config = current_app.config
+    base = config["LOGDASH_ALERT_RETRY_BASE_SECONDS"] * 2 ** (attempt - 1)
+    delay = min(base, config["LOGDASH_ALERT_RETRY_MAX_SECONDS"])
+    delay *= random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, config["LOGDASH_ALERT_RETRY_MAX_SECONDS"]))
+    return delay
+
+
+def deliver(delivery_id: int) -> str:
+    """Run one attempt; return its final status."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return "skipped"
+    config = db.session.get(AlertConfig, delivery.config_id) if delivery.config_id else None
+    if config is None or (not config.enabled and delivery.event != "test"):
+        return _finish(delivery, "cancelled", error="alert config deleted or disabled")
+    started = time.monotonic()
+    try:
+        code = _send(delivery, config)
+    except TransportError as error:
+        delivery.duration_ms = int((time.monotonic() - started) * 1000)
+        return _failed(delivery, error)
+    delivery.duration_ms = int((time.monotonic() - started) * 1000)
+    if delivery.violation_id and delivery.event == "firing":
+        db.session.execute(
+            update(AlertViolation)
+            .where(AlertViolation.id == delivery.violation_id,
+                   AlertViolation.alert_sent_at.is_(None))
+            .values(alert_sent_at=datetime.now(UTC))
+        )
+    return _finish(delivery, "success", response_code=code)
+
+
+def _finish(delivery: AlertDelivery, status: str, **fields) -> str:
+    """Record an attempt's outcome and commit."""
+    delivery.status = status
+    delivery.completed_at = datetime.now(UTC)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    db.session.commit()
+    return status
+
+
+def _first_attempt_at(delivery: AlertDelivery) -> datetime:
+    """When the first attempt of this notification was created."""
+    return db.session.execute(
+        select(func.min(AlertDelivery.created_at))
+        .where(AlertDelivery.delivery_id == delivery.delivery_id)
+    ).scalar_one()
+
+
+def _failed(delivery: AlertDelivery, error: TransportError) -> str:
+    """Record a failure; schedule another attempt unless it is final or past the horizon."""
+    fields = {"error": str(error)[:1000], "response_code": error.response_code}
+    if error.permanent or delivery.event == "test":
+        return _finish(delivery, "failed", **fields)
+    delay = backoff(delivery.attempt, error.retry_after)
+    next_at = datetime.now(UTC) + timedelta(seconds=delay)
+    horizon = timedelta(hours=current_app.config["LOGDASH_ALERT_RETRY_HORIZON_HOURS"])
+    if next_at > _first_attempt_at(delivery) + horizon:
+        fields["error"] = f"{fields['error']}; gave up after {delivery.attempt} attempts"
+        return _finish(delivery, "failed", **fields)
+    retry = _next_attempt(delivery, next_at)
+    _finish(delivery, "retrying", next_attempt_at=next_at, **fields)
+    make_scheduler().enqueue_at(next_at.replace(tzinfo=None), deliver_job_path(), retry.id,
+                                queue_name=current_app.alert_queue.name, timeout=120)
+    return "retrying"
+
+
+def deliver_job_path() -> str:
+    """The RQ job that runs one attempt."""
+    return "app.jobs.alerts.deliver_alert"
+
+
+def _next_attempt(delivery: AlertDelivery, at: datetime | None) -> AlertDelivery:
+    """A new pending row for the same notification, numbered after the latest attempt."""
+    latest = db.session.execute(
+        select(func.max(AlertDelivery.attempt))
+        .where(AlertDelivery.delivery_id == delivery.delivery_id)
+    ).scalar_one()
+    retry = AlertDelivery(
+        delivery_id=delivery.delivery_id, violation_id=delivery.violation_id,
+        config_id=delivery.config_id, service=delivery.service, channel=delivery.channel,
+        target=delivery.target, event=delivery.event, attempt=latest + 1, status="pending",
+        payload=delivery.payload, next_attempt_at=at,
+    )
+    db.session.add(retry)
+    db.session.flush()
+    return retry
+
+
+class NotResendable(ValueError):
+    """Only failed or cancelled attempts can be sent again."""
+
+
+def resend(delivery: AlertDelivery) -> AlertDelivery:
+    """Queue a new attempt of a failed notification now, with the same delivery id."""
+    if delivery.status not in ("failed", "cancelled"):
+        raise NotResendable(f"delivery {delivery.id} is {delivery.status}, not failed")
+    retry = _next_attempt(delivery, None)
+    db.session.commit()
+    current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=120)
+    return retry
+
+
+def recover_stale() -> dict:
+    """Requeue attempts whose job was lost, and retry ones whose worker died mid-send."""
+    now = datetime.now(UTC)
+    lost_workers = list(db.session.scalars(select(AlertDelivery).where(
+        AlertDelivery.status == "sending", AlertDelivery.started_at < now - STALE_SENDING)))
+    for delivery in lost_workers:
+        _failed(delivery, TransportError("worker stopped while sending"))
+    overdue = db.session.execute(text(
+        "SELECT id FROM logs.alert_deliveries WHERE status = 'pending'"
+        " AND coalesce(next_attempt_at, created_at) < :cutoff"), {"cutoff": now - STALE_PENDING},
+    ).scalars().all()
+    for delivery_id in overdue:
+        current_app.alert_queue.enqueue(deliver_job_path(), delivery_id, job_timeout=120)
+    return {"requeued": len(overdue), "worker_lost": len(lost_workers)}

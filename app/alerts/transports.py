@@ -1,0 +1,99 @@
+"""Sending one notification: signed webhook POSTs and email, with errors classified."""
+
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+
+import requests
+from flask import render_template
+from flask_mail import Message
+
+from app.extensions import mail
+
+# Statuses worth retrying: the receiver may be fine later. Other 4xx will not change.
+RETRYABLE_STATUS = {408, 425, 429}
+USER_AGENT = "Logdash-Webhook/1"
+
+
+class TransportError(Exception):
+    """A failed send: permanent ones are not retried; retry_after is the receiver's wish."""
+
+    def __init__(self, message: str, permanent: bool = False, response_code: int | None = None,
+                 retry_after: float | None = None) -> None:
+        """Keep the details the delivery log records."""
+        super().__init__(message)
+        self.permanent = permanent
+        self.response_code = response_code
+        self.retry_after = retry_after
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value: HMAC-SHA256 of "timestamp.body" with the secret."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds (dates are ignored)."""
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+def send_webhook(url: str, body: dict, delivery_id: str, secret: str, timeout: float) -> int:
+    """POST the signed JSON body; return the status code or raise TransportError."""
+    data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Logdash-Delivery": delivery_id,
+        "X-Logdash-Timestamp": timestamp,
+        "X-Logdash-Signature": sign(secret, timestamp, data),
+    }
+    try:
+        response = requests.post(url, data=data, headers=headers, timeout=timeout,
+                                 allow_redirects=False)
+    except requests.Timeout:
+        raise TransportError(f"timed out after {timeout:g} s") from None
+    except requests.RequestException as error:
+        raise TransportError(f"connection failed: {type(error).__name__}") from None
+    code = response.status_code
+    if code < 300:
+        return code
+    message = f"receiver answered {code}"
+    if code >= 500 or code in RETRYABLE_STATUS:
+        raise TransportError(message, response_code=code,
+                             retry_after=_retry_after(response.headers.get("Retry-After")))
+    raise TransportError(message, permanent=True, response_code=code)
+
+
+def one_line(text: str) -> str:
+    """Text safe for a mail header: no line breaks can sneak in another header."""
+    return " ".join(str(text).split())
+
+
+def send_email(recipients: str, body: dict, delivery_id: str) -> None:
+    """Send the alert as text and HTML email, or raise TransportError."""
+    kind = "Resolved" if body["event"] == "resolved" else "Alert"
+    subject = one_line(f"{kind}: {body['service']} - {body['level']} threshold exceeded")
+    message = Message(
+        subject=subject,
+        recipients=[address.strip() for address in recipients.split(",")],
+        body=render_template("email/alert.txt", alert=body),
+        html=render_template("email/alert.html", alert=body),
+        extra_headers={"X-Logdash-Delivery": delivery_id},
+    )
+    try:
+        mail.send(message)
+    except smtplib.SMTPRecipientsRefused as error:
+        raise TransportError(f"recipients refused: {error}", permanent=True) from None
+    except smtplib.SMTPResponseException as error:
+        # SMTP 5xx replies are final, 4xx are "try again later".
+        raise TransportError(f"SMTP {error.smtp_code}: {error.smtp_error!r}",
+                             permanent=error.smtp_code >= 500,
+                             response_code=error.smtp_code) from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise TransportError(f"SMTP failed: {type(error).__name__}: {error}") from None

@@ -1,0 +1,165 @@
+"""Alert JSON API: configs, a check on demand, violations and the delivery log."""
+
+from datetime import UTC, datetime
+
+from flask import jsonify, request
+from sqlalchemy import select
+
+from app.alerts.configs import (
+    ConfigExists,
+    InvalidConfig,
+    create_config,
+    delete_config,
+    get_config,
+    list_configs,
+    rotate_secret,
+    to_dict,
+    update_config,
+)
+from app.alerts.deliver import NotResendable, resend
+from app.alerts.evaluate import evaluate
+from app.alerts.notify import create_deliveries, enqueue_delivery, notify, payload
+from app.alerts.views import delivery_dict, list_deliveries, list_violations, violation_dict
+from app.api import bp
+from app.extensions import db
+from app.models import AlertDelivery, AlertViolation
+from app.search import BadSearch
+
+
+def _json_body() -> dict | None:
+    """The request's JSON object, or None when the body is not one."""
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else None
+
+
+def _invalid(error: InvalidConfig):
+    """A 400 naming every invalid field."""
+    return jsonify(error=str(error), fields=error.fields), 400
+
+
+def _config_or_404(service: str):
+    """The service's config, or a 404 answer."""
+    config = get_config(service)
+    if config is None:
+        return None, (jsonify(error=f"no alert config for service {service!r}"), 404)
+    return config, None
+
+
+@bp.post("/logs/alerts/config")
+def create_alert_config():
+    """Create a service's config; the webhook signing secret is in this answer only."""
+    data = _json_body()
+    if data is None:
+        return jsonify(error="body must be a JSON object"), 400
+    try:
+        config = create_config(data)
+    except InvalidConfig as error:
+        return _invalid(error)
+    except ConfigExists:
+        return jsonify(error=f"service {data['service']!r} already has an alert config"), 409
+    return jsonify(to_dict(config, with_secret=True)), 201
+
+
+@bp.get("/logs/alerts/config")
+def list_alert_configs():
+    """Every config."""
+    return jsonify(configs=[to_dict(config) for config in list_configs()])
+
+
+@bp.get("/logs/alerts/config/<path:service>")
+def show_alert_config(service: str):
+    """One service's config."""
+    config, missing = _config_or_404(service)
+    return missing or jsonify(to_dict(config))
+
+
+@bp.put("/logs/alerts/config/<path:service>")
+def update_alert_config(service: str):
+    """Change the fields sent; the others stay as they are."""
+    config, missing = _config_or_404(service)
+    if missing:
+        return missing
+    data = _json_body()
+    if data is None:
+        return jsonify(error="body must be a JSON object"), 400
+    try:
+        return jsonify(to_dict(update_config(config, data)))
+    except InvalidConfig as error:
+        return _invalid(error)
+
+
+@bp.delete("/logs/alerts/config/<path:service>")
+def delete_alert_config(service: str):
+    """Delete a config; its firing episodes end without a notice."""
+    config, missing = _config_or_404(service)
+    if missing:
+        return missing
+    delete_config(config)
+    return "", 204
+
+
+@bp.post("/logs/alerts/config/<path:service>/rotate-secret")
+def rotate_alert_secret(service: str):
+    """Replace the webhook signing secret; the new one is in this answer only."""
+    config, missing = _config_or_404(service)
+    return missing or jsonify(to_dict(rotate_secret(config), with_secret=True))
+
+
+@bp.post("/logs/alerts/config/<path:service>/test")
+def test_alert(service: str):
+    """Send a test notification on every channel of the config, once, without retries."""
+    config, missing = _config_or_404(service)
+    if missing:
+        return missing
+    sample = AlertViolation(id=None, service=config.service, level="error", current_count=0,
+                            peak_count=0, threshold_value=config.error_threshold_per_min,
+                            timestamp=datetime.now(UTC))
+    body = {**payload(sample, "test"), "event": "test"}
+    deliveries = create_deliveries(config, body, "test", None)
+    if not deliveries:
+        return jsonify(error="the config has no email address or webhook URL"), 400
+    for delivery in deliveries:
+        enqueue_delivery(delivery)
+    return jsonify(deliveries=[delivery_dict(d) for d in deliveries]), 202
+
+
+@bp.post("/logs/alerts/check")
+def check_alerts_now():
+    """Evaluate every threshold now; answer the violations this check opened."""
+    events = evaluate()
+    notify(events)
+    opened = [e.violation for e in events if e.event == "firing" and not e.repeat]
+    return jsonify(opened=[violation_dict(v) for v in opened],
+                   resolved=[violation_dict(e.violation) for e in events
+                             if e.event == "resolved"])
+
+
+@bp.get("/logs/alerts/violations")
+def alert_violations():
+    """Violations, newest first, filtered by service, status and time."""
+    try:
+        return jsonify(violations=list_violations(request.args))
+    except BadSearch as error:
+        return jsonify(error=str(error)), 400
+
+
+@bp.get("/logs/alerts/deliveries")
+def alert_deliveries():
+    """The delivery log: every attempt, newest first."""
+    try:
+        return jsonify(deliveries=list_deliveries(request.args))
+    except BadSearch as error:
+        return jsonify(error=str(error)), 400
+
+
+@bp.post("/logs/alerts/deliveries/<int:delivery_id>/resend")
+def resend_delivery(delivery_id: int):
+    """Send a failed notification again, with the same delivery id."""
+    delivery = db.session.scalars(
+        select(AlertDelivery).where(AlertDelivery.id == delivery_id)).first()
+    if delivery is None:
+        return jsonify(error=f"no delivery with id {delivery_id}"), 404
+    try:
+        return jsonify(delivery_dict(resend(delivery))), 202
+    except NotResendable as error:
+        return jsonify(error=str(error)), 409

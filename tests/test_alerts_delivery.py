@@ -1,0 +1,181 @@
+"""Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
+
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import text
+
+from app.alerts.deliver import backoff, recover_stale
+from app.alerts.evaluate import evaluate
+from app.alerts.notify import notify
+from app.alerts.transports import one_line
+from app.extensions import db
+from tests.alert_fixtures import Receiver, run_jobs
+from tests.helpers import post_logs, scalar
+
+
+def fire(client, receiver, **fields):
+    """Configure 'api' to post to the receiver and make it cross its error threshold."""
+    response = client.post("/api/logs/alerts/config", json={
+        "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url,
+        **fields})
+    assert response.status_code == 201
+    post_logs(client, [{"service": "api", "level": "error", "message": "boom"}] * 2)
+    notify(evaluate())
+
+
+def attempts() -> list[tuple]:
+    """(attempt, status, response_code, delivery_id) of every attempt, in order."""
+    return [tuple(r) for r in db.session.execute(text(
+        "SELECT attempt, status, response_code, delivery_id FROM logs.alert_deliveries"
+        " ORDER BY id"))]
+
+
+def test_retry_after_503_then_success_keeps_the_delivery_id(app, client, monkeypatch):
+    """A 503 is retried with backoff; the receiver sees one delivery id twice."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.5)
+    receiver = Receiver(statuses=(503, 200))
+    try:
+        fire(client, receiver)
+        run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=20)
+    finally:
+        receiver.stop()
+    rows = attempts()
+    assert [(a, s, c) for a, s, c, _ in rows] == [(1, "retrying", 503), (2, "success", 200)]
+    assert rows[0][3] == rows[1][3]
+    ids = {r["headers"]["X-Logdash-Delivery"] for r in receiver.requests}
+    assert ids == {rows[0][3]}
+    assert scalar("SELECT count(*) FROM logs.alert_violations WHERE alert_sent_at IS NOT NULL"
+                  ) == 1
+
+
+def test_permanent_404_is_not_retried(client):
+    """Client errors other than 408/429 are final: one attempt, marked failed."""
+    receiver = Receiver(statuses=(404,))
+    try:
+        fire(client, receiver)
+        run_jobs()
+    finally:
+        receiver.stop()
+    assert [(a, s, c) for a, s, c, _ in attempts()] == [(1, "failed", 404)]
+    assert len(receiver.requests) == 1
+    assert scalar("SELECT alert_sent_at FROM logs.alert_violations") is None
+
+
+def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):
+    """Connection errors are retried; past the horizon the delivery gives up, saying so."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_HORIZON_HOURS", 1.5 / 3600)
+    receiver = Receiver()
+    receiver.stop()  # nothing listens on its port any more
+    fire(client, receiver)
+    run_jobs(until=lambda: scalar("SELECT count(*) FROM logs.alert_deliveries"
+                                  " WHERE status = 'failed'") > 0, timeout=20)
+    rows = attempts()
+    assert len(rows) >= 2
+    assert rows[-1][1] == "failed"
+    assert all(status == "retrying" for _, status, _, _ in rows[:-1])
+    last_error = scalar("SELECT error FROM logs.alert_deliveries ORDER BY id DESC LIMIT 1")
+    assert "connection failed" in last_error and "gave up after" in last_error
+
+
+def test_retry_after_header_is_honoured(app, monkeypatch):
+    """A receiver's Retry-After lengthens the wait; backoff grows and is capped."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 30)
+    assert 24 <= backoff(1, None) <= 36
+    assert 96 <= backoff(3, None) <= 144
+    assert backoff(20, None) <= 3600 * 1.2
+    assert backoff(1, 300) >= 300
+
+
+def test_test_alert_goes_to_every_channel_once(client, smtp_server):
+    """The test action sends on each channel without retrying a failure."""
+    receiver = Receiver(statuses=(500,))
+    try:
+        client.post("/api/logs/alerts/config", json={
+            "service": "api", "alert_webhook_url": receiver.url,
+            "alert_email": "oncall@example.com"})
+        response = client.post("/api/logs/alerts/config/api/test")
+        assert response.status_code == 202
+        assert {d["channel"] for d in response.json["deliveries"]} == {"email", "webhook"}
+        run_jobs()
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["test"]
+    assert len(smtp_server.box.messages) == 1
+    statuses = dict(db.session.execute(text(
+        "SELECT channel, status FROM logs.alert_deliveries")).all())
+    assert statuses == {"email": "success", "webhook": "failed"}
+
+
+def test_test_alert_needs_a_channel(client):
+    """A config with nowhere to send cannot be tested."""
+    client.post("/api/logs/alerts/config", json={"service": "api"})
+    response = client.post("/api/logs/alerts/config/api/test")
+    assert response.status_code == 400
+
+
+def test_failed_delivery_can_be_resent(client):
+    """A re-send is a new attempt of the same notification; only failed ones qualify."""
+    receiver = Receiver(statuses=(404, 200))
+    try:
+        fire(client, receiver)
+        run_jobs()
+        failed_id = scalar("SELECT id FROM logs.alert_deliveries")
+        response = client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
+        assert response.status_code == 202
+        assert response.json["attempt"] == 2
+        run_jobs()
+    finally:
+        receiver.stop()
+    rows = attempts()
+    assert [(a, s) for a, s, _, _ in rows] == [(1, "failed"), (2, "success")]
+    assert rows[0][3] == rows[1][3]
+    succeeded = scalar("SELECT id FROM logs.alert_deliveries WHERE status = 'success'")
+    again = client.post(f"/api/logs/alerts/deliveries/{succeeded}/resend")
+    assert again.status_code == 409
+    assert client.post("/api/logs/alerts/deliveries/999999/resend").status_code == 404
+
+
+def test_deliveries_api_lists_every_attempt(client):
+    """The delivery log filters by status and violation."""
+    receiver = Receiver(statuses=(404,))
+    try:
+        fire(client, receiver)
+        run_jobs()
+    finally:
+        receiver.stop()
+    listed = client.get("/api/logs/alerts/deliveries?status=failed").json["deliveries"]
+    assert [(d["channel"], d["status"], d["response_code"]) for d in listed] == [
+        ("webhook", "failed", 404)]
+    violation = listed[0]["violation_id"]
+    assert client.get(f"/api/logs/alerts/deliveries?violation_id={violation}").json[
+        "deliveries"] == listed
+    assert client.get("/api/logs/alerts/deliveries?violation_id=x").status_code == 400
+
+
+def test_lost_jobs_and_workers_are_recovered(client):
+    """A pending attempt whose job vanished is queued again; a send cut short is retried."""
+    receiver = Receiver()
+    try:
+        fire(client, receiver)
+        old = datetime.now(UTC) - timedelta(minutes=20)
+        db.session.execute(text("UPDATE logs.alert_deliveries SET created_at = :old"),
+                           {"old": old})
+        db.session.commit()
+        current_app.alert_queue.empty()  # the job is lost
+        assert recover_stale() == {"requeued": 1, "worker_lost": 0}
+        run_jobs()
+        assert len(receiver.requests) == 1
+        db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'sending',"
+                                " started_at = :old"), {"old": old})
+        db.session.commit()
+        assert recover_stale()["worker_lost"] == 1
+    finally:
+        receiver.stop()
+    assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE status = 'pending'") == 1
+
+
+def test_header_values_cannot_carry_line_breaks():
+    """Whatever text reaches a mail header is folded onto one line."""
+    assert one_line("api\r\nBcc: victim@example.com") == "api Bcc: victim@example.com"
