@@ -75,6 +75,8 @@ class Config:
         self.LOGDASH_ALERT_RETRY_MAX_SECONDS = _float("LOGDASH_ALERT_RETRY_MAX_SECONDS", 3600)
         self.LOGDASH_ALERT_RETRY_HORIZON_HOURS = _float("LOGDASH_ALERT_RETRY_HORIZON_HOURS", 24)
         self.LOGDASH_WEBHOOK_TIMEOUT_SECONDS = _float("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", 10)
+        # Non-public webhook destinations that are allowed anyway: CIDRs and host names.
+        self.LOGDASH_WEBHOOK_ALLOW = os.environ.get("LOGDASH_WEBHOOK_ALLOW", "")
         # Flask-Mail reads these names.
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
         self.MAIL_PORT = _int("MAIL_PORT", 25)

@@ -126,6 +126,8 @@ def make_app(database_url: str, redis_url: str, queue_prefix: str, **overrides):
         "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url),
         "REDIS_URL": redis_url,
         "LOGDASH_QUEUE_PREFIX": queue_prefix,
+        # The test receivers listen on loopback, which webhooks may not reach by default.
+        "LOGDASH_WEBHOOK_ALLOW": "127.0.0.1/32",
     }
     config.update(overrides)
     return create_app(config)

@@ -5,11 +5,13 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
 from app.models import AlertConfig, AlertDelivery, AlertViolation
+from app.security.outbound import Allowlist, BlockedAddress, check_url_host
 
 FIELDS = ("error_threshold_per_min", "warning_threshold_per_min", "alert_email",
           "alert_webhook_url", "enabled", "repeat_interval_minutes")
@@ -67,6 +69,15 @@ def _webhook_url(value) -> str | None:
         raise ValueError("must be an http or https URL")
     if any(ch.isspace() or ord(ch) < 32 for ch in value.strip()):
         raise ValueError("must not contain spaces or control characters")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    allow = Allowlist(current_app.config["LOGDASH_WEBHOOK_ALLOW"])
+    try:
+        check_url_host(parts.hostname, port, allow)
+    except BlockedAddress as error:
+        raise ValueError(str(error)) from None
     return value.strip()
 
 

@@ -39,8 +39,10 @@ def _send(delivery: AlertDelivery, config: AlertConfig | None) -> int | None:
     """Send on the attempt's channel; the webhook status code, if any."""
     if delivery.channel == "webhook":
         body = {**delivery.payload, "delivery_id": delivery.delivery_id}
+        settings = current_app.config
         return send_webhook(delivery.target, body, delivery.delivery_id, config.webhook_secret,
-                            current_app.config["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"])
+                            settings["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"],
+                            settings["LOGDASH_WEBHOOK_ALLOW"])
     send_email(delivery.target, delivery.payload, delivery.delivery_id)
     return None
 

@@ -11,6 +11,7 @@ from flask import render_template
 from flask_mail import Message
 
 from app.extensions import mail
+from app.security.outbound import BlockedAddress, guarded_session
 
 # Statuses worth retrying: the receiver may be fine later. Other 4xx will not change.
 RETRYABLE_STATUS = {408, 425, 429}
@@ -42,8 +43,13 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
-def send_webhook(url: str, body: dict, delivery_id: str, secret: str, timeout: float) -> int:
-    """POST the signed JSON body; return the status code or raise TransportError."""
+def send_webhook(url: str, body: dict, delivery_id: str, secret: str, timeout: float,
+                 allow: str = "") -> int:
+    """POST the signed JSON body; return the status code or raise TransportError.
+
+    Redirects are not followed: a receiver cannot send the request on to an address the
+    guard would refuse.
+    """
     data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -54,8 +60,11 @@ def send_webhook(url: str, body: dict, delivery_id: str, secret: str, timeout: f
         "X-Logdash-Signature": sign(secret, timestamp, data),
     }
     try:
-        response = requests.post(url, data=data, headers=headers, timeout=timeout,
-                                 allow_redirects=False)
+        with guarded_session(allow) as session:
+            response = session.post(url, data=data, headers=headers, timeout=timeout,
+                                    allow_redirects=False)
+    except BlockedAddress as error:
+        raise TransportError(f"refused: {error}", permanent=True) from None
     except requests.Timeout:
         raise TransportError(f"timed out after {timeout:g} s") from None
     except requests.RequestException as error:

@@ -1,0 +1,1 @@
+"""Protections that cut across areas: outbound request guards, and (later) access control."""
