@@ -63,6 +63,8 @@ class Config:
         self.LOGDASH_RETAIN_MINUTE_DAYS = _int("LOGDASH_RETAIN_MINUTE_DAYS", 2)
         self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90)
         self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730)
+        # How long an ingest Idempotency-Key is remembered.
+        self.LOGDASH_IDEMPOTENCY_HOURS = _int("LOGDASH_IDEMPOTENCY_HOURS", 24)
         # Health over the last hour (errors = error + critical).
         self.LOGDASH_HEALTH_ERROR_ERRORS = _int("LOGDASH_HEALTH_ERROR_ERRORS", 50)
         self.LOGDASH_HEALTH_WARNING_ERRORS = _int("LOGDASH_HEALTH_WARNING_ERRORS", 10)

@@ -24,7 +24,8 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions",
           "services", "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
-          "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries")
+          "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
+          "ingest_keys")
 
 
 def _reachable_postgres(url: str) -> bool:

@@ -302,3 +302,55 @@ def test_lines_stored_signal_carries_the_committed_records(app, client):
                            {"service": "sig", "message": "two"}])
         post_logs(client, [{"service": "sig"}])
     assert seen == [(["one", "two"], 2)]
+
+
+def test_idempotency_key_stores_a_retried_batch_once(client):
+    """A batch retried with the same key after a lost answer is stored once, same answer."""
+    lines = [{"service": "idem", "message": f"m{i}"} for i in range(3)] + [{"service": "idem"}]
+    headers = {"Idempotency-Key": "batch-0001"}
+    first = post_logs(client, lines, headers=headers)
+    again = post_logs(client, lines, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json == first.json == {"accepted": 3, "rejected": 1, "errors": [
+        {"index": 3, "error": "message is required (also accepted as msg or log)"}]}
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'idem'") == 3
+    assert scalar("SELECT sum(count) FROM logs.rollup_minute WHERE service = 'idem'") == 3
+    other = post_logs(client, lines, headers={"Idempotency-Key": "batch-0002"})
+    assert "Idempotent-Replayed" not in other.headers
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'idem'") == 6
+
+
+def test_concurrent_retries_with_one_key_store_once(live_server):
+    """Two copies of a request in flight at once: one stores, the other replays."""
+    import threading
+
+    import requests
+
+    body = ndjson({"service": "race", "message": f"m{i}"} for i in range(500))
+    answers = []
+
+    def send():
+        """Post the batch with the shared key."""
+        answers.append(requests.post(f"{live_server.url}/api/logs", data=body, timeout=30,
+                                     headers={"Idempotency-Key": "same",
+                                              "Content-Type": "application/x-ndjson"}))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [202] * 4
+    assert sorted(a.headers.get("Idempotent-Replayed", "no") for a in answers) == [
+        "no", "true", "true", "true"]
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'race'") == 500
+
+
+def test_overlong_idempotency_key_is_400(client):
+    """Keys are bounded."""
+    response = post_logs(client, {"service": "a", "message": "m"},
+                         headers={"Idempotency-Key": "k" * 201})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json["error"]

@@ -12,6 +12,7 @@ from tests.conftest import create_database, drop_database, make_app
 EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violations", "services",
                    "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
                    "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
+                   "ingest_keys",
                    "job_executions"}
 
 

@@ -50,6 +50,9 @@ def test_counts_past_retention_are_deleted(app):
         d=NOW - timedelta(days=731))
     put("INSERT INTO logs.templates VALUES ('a', 'info', 'f1', 't', 's', :t, :t)",
         t=NOW - timedelta(days=100))
+    for hours, key in ((25, "old"), (23, "recent")):
+        put("INSERT INTO logs.ingest_keys VALUES ('open', :k, '{}', :t)", k=key,
+            t=NOW - timedelta(hours=hours))
 
     removed = delete_old_counts(current_app.config, NOW)
 
@@ -59,6 +62,8 @@ def test_counts_past_retention_are_deleted(app):
     assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 8
     assert removed["rollup_daily"] == 1
     assert removed["templates"] == 1
+    assert removed["ingest_keys"] == 1
+    assert scalar("SELECT key FROM logs.ingest_keys") == "recent"
 
 
 def test_minutes_not_yet_aggregated_are_kept(client):

@@ -7,6 +7,9 @@ from app.ingest.batch import ingest_items
 from app.ingest.bodies import BodyError, decompress, parse_json_body, parse_logging_form
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_KEY_CHARS = 200
+# Until ingest tokens exist, every sender shares one key space.
+INGEST_SCOPE = "open"
 
 
 @bp.post("/logs")
@@ -29,5 +32,12 @@ def ingest_logs():
     max_lines = config["LOGDASH_MAX_LINES_PER_REQUEST"]
     if len(items) > max_lines:
         return jsonify(error=f"batch has {len(items)} lines; at most {max_lines} per request"), 413
-    result = ingest_items(items, default_service, config)
-    return jsonify(result.to_dict()), 202
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > MAX_KEY_CHARS:
+        return jsonify(error=f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters"), 400
+    answer, replayed = ingest_items(items, default_service, config,
+                                    (INGEST_SCOPE, key) if key else None)
+    response = jsonify(answer)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202

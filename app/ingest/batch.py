@@ -8,7 +8,7 @@ from flask import current_app
 from app.ingest.bodies import LineError
 from app.ingest.records import InvalidLine, Limits, Record, normalize
 from app.ingest.signals import lines_stored
-from app.ingest.store import store_records
+from app.ingest.store import KeyClaim, store_records
 
 MAX_LISTED_ERRORS = 100
 
@@ -32,8 +32,13 @@ class IngestResult:
         return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
 
 
-def ingest_items(items: list, default_service: str | None, config) -> IngestResult:
-    """Normalise decoded objects, store the valid ones, and report on every one."""
+def ingest_items(items: list, default_service: str | None, config,
+                 idempotency: tuple[str, str] | None = None) -> tuple[dict, bool]:
+    """Normalise decoded objects, store the valid ones, and report on every one.
+
+    Returns the answer for the sender and whether it replays an earlier request that used
+    the same (scope, Idempotency-Key).
+    """
     received = datetime.now(UTC)
     limits = Limits.from_config(config, received)
     result = IngestResult()
@@ -46,8 +51,12 @@ def ingest_items(items: list, default_service: str | None, config) -> IngestResu
             records.append(normalize(item, default_service, limits, received))
         except InvalidLine as error:
             result.refuse(index, str(error))
-    store_records(records)
     result.accepted = len(records)
+    answer = result.to_dict()
+    claim = KeyClaim(*idempotency, answer) if idempotency else None
+    earlier = store_records(records, claim)
+    if earlier is not None:
+        return earlier, True
     if records:
         lines_stored.send(current_app._get_current_object(), records=records)
-    return result
+    return answer, False

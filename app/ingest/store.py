@@ -8,9 +8,11 @@ deadlock.
 
 from collections import Counter
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import psycopg
 from flask import current_app
+from psycopg.types.json import Jsonb
 
 from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
@@ -85,61 +87,99 @@ def mark_dirty(cursor, table: str, column: str, buckets: set) -> None:
         )
 
 
-def store_records(records: list[Record]) -> None:
-    """Store lines and all their counts; return only once everything is committed."""
+def store_records(records: list[Record], claim: "KeyClaim | None" = None) -> dict | None:
+    """Store lines and all their counts; return only once everything is committed.
+
+    With a claim (an Idempotency-Key and the answer for this request), the key is recorded
+    in the same transaction; if it was used before, nothing is stored and the earlier
+    answer is returned instead.
+    """
     if not records:
-        return
+        return None
     ensure_partitions({r.timestamp.date() for r in records})
     try:
-        _copy_and_count(records)
+        return _copy_and_count(records, claim)
     except psycopg.errors.CheckViolation:
         db.session.rollback()
         # A partition this process thought existed was dropped (retention) meanwhile.
         forget_partitions()
         ensure_partitions({r.timestamp.date() for r in records})
-        _copy_and_count(records)
+        return _copy_and_count(records, claim)
 
 
-def _copy_and_count(records: list[Record]) -> None:
-    """COPY the rows, add their counts, note templates and services, and commit."""
+class KeyClaim(NamedTuple):
+    """An Idempotency-Key, who sent it, and the answer to remember with it."""
+
+    scope: str
+    key: str
+    response: dict
+
+
+def _claim_key(cursor, claim: KeyClaim) -> dict | None:
+    """Record the key; if another request already did, return the answer it got."""
+    cursor.execute(
+        "INSERT INTO logs.ingest_keys (scope, key, response) VALUES (%s, %s, %s)"
+        " ON CONFLICT (scope, key) DO NOTHING RETURNING key",
+        (claim.scope, claim.key, Jsonb(claim.response)),
+    )
+    if cursor.fetchone() is not None:
+        return None
+    cursor.execute("SELECT response FROM logs.ingest_keys WHERE scope = %s AND key = %s",
+                   (claim.scope, claim.key))
+    return cursor.fetchone()[0]
+
+
+def _tally(records: list[Record]) -> dict:
+    """Everything a batch adds besides its rows: counts, dirty buckets, templates, services."""
     now = datetime.now(UTC)
     horizon = minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
     if any(r.timestamp < horizon for r in records):
         # Hours the hourly job has not reached yet keep their minutes until it does.
         horizon = min(horizon, read_watermark("hourly") or horizon)
-    this_hour, today = floor_hour(now), floor_day(now)
-    counts = {table: Counter() for table in COUNT_TABLES}
-    dirty_hours, dirty_days = set(), set()
-    templates: dict[tuple, list] = {}
-    services: dict[str, list] = {}
+    this_hour = floor_hour(now)
+    tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "dirty_hours": set(),
+             "dirty_days": set(), "templates": {}, "services": {}}
+    counts = tally["counts"]
     for r in records:
         if r.timestamp >= horizon:
             minute = floor_minute(r.timestamp)
             counts["rollup_minute"][(minute, r.service, r.level)] += 1
             counts["template_minute"][(minute, r.service, r.level, r.fingerprint)] += 1
             if minute < this_hour:
-                dirty_hours.add(floor_hour(minute))
+                tally["dirty_hours"].add(floor_hour(minute))
         else:
             # Older than the minute tier keeps: the hourly job can no longer recompute
             # this hour from minutes, so the hourly tier is added to directly.
             hour = floor_hour(r.timestamp)
             counts["rollup_hourly"][(hour, r.service, r.level)] += 1
             counts["template_hourly"][(hour, r.service, r.level, r.fingerprint)] += 1
-            dirty_days.add(floor_day(hour))
-        _widen(templates, (r.service, r.level, r.fingerprint), r.template, r.message, r.timestamp)
-        _widen(services, r.service, None, None, r.timestamp)
-    dirty_days.discard(today)
+            tally["dirty_days"].add(floor_day(hour))
+        _widen(tally["templates"], (r.service, r.level, r.fingerprint), r.template, r.message,
+               r.timestamp)
+        _widen(tally["services"], r.service, None, None, r.timestamp)
+    tally["dirty_days"].discard(floor_day(now))
+    return tally
+
+
+def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | None:
+    """COPY the rows, add their counts, note templates and services, and commit."""
+    tally = _tally(records)
     with db.session.connection().connection.driver_connection.cursor() as cursor:
+        earlier = _claim_key(cursor, claim) if claim else None
+        if earlier is not None:
+            db.session.rollback()
+            return earlier
         with cursor.copy(COPY_ENTRIES) as copy:
             for record in records:
                 copy.write_row(record[: len(COPY_COLUMNS)])
-        _upsert_seen(cursor, templates, services)
-        mark_dirty(cursor, "dirty_hours", "hour", dirty_hours)
-        mark_dirty(cursor, "dirty_days", "day", dirty_days)
+        _upsert_seen(cursor, tally["templates"], tally["services"])
+        mark_dirty(cursor, "dirty_hours", "hour", tally["dirty_hours"])
+        mark_dirty(cursor, "dirty_days", "day", tally["dirty_days"])
         # Hot counter rows last: their row locks are then held only until the commit.
-        for table, table_counts in counts.items():
+        for table, table_counts in tally["counts"].items():
             add_counts(cursor, table, table_counts)
     db.session.commit()
+    return None
 
 
 def _widen(seen: dict, key, template, sample, moment: datetime) -> None:

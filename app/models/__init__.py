@@ -1,7 +1,7 @@
 """Tables, by area; importing this package registers them all with the metadata."""
 
 from app.models.alerts import AlertConfig, AlertDelivery, AlertViolation
-from app.models.entries import LEVELS, Entry, RollupMinute, Service
+from app.models.entries import LEVELS, Entry, IngestKey, RollupMinute, Service
 from app.models.jobs import JobExecution
 from app.models.rollups import (
     DirtyDay,
@@ -22,6 +22,7 @@ __all__ = [
     "DirtyDay",
     "DirtyHour",
     "Entry",
+    "IngestKey",
     "JobExecution",
     "RollupDaily",
     "RollupHourly",

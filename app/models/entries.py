@@ -97,3 +97,18 @@ class Service(db.Model):
     service: Mapped[str] = mapped_column(Text, primary_key=True)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IngestKey(db.Model):
+    """An Idempotency-Key already used, with the answer given, so a retry is stored once."""
+
+    __tablename__ = "ingest_keys"
+    __table_args__ = (Index("ingest_keys_created_at_idx", "created_at"), {"schema": "logs"})
+
+    # Who sent the key (a token, once ingest needs one); keys of different senders differ.
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    response: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

@@ -57,6 +57,9 @@ def delete_old_counts(config, now: datetime) -> dict:
         "template_hourly": _delete("DELETE FROM logs.template_hourly WHERE hour < :cut",
                                    cut=hour_cutoff),
         "rollup_daily": _delete("DELETE FROM logs.rollup_daily WHERE day < :cut", cut=day_cutoff),
+        "ingest_keys": _delete(
+            "DELETE FROM logs.ingest_keys WHERE created_at < :cut",
+            cut=now - timedelta(hours=config["LOGDASH_IDEMPOTENCY_HOURS"])),
         # A template with no counts left in any tier has nothing to show.
         "templates": _delete("DELETE FROM logs.templates WHERE last_seen < :cut",
                              cut=hour_cutoff),
