@@ -141,3 +141,16 @@ def test_attributes_with_escaped_nul_become_storable():
     assert "\\u0000" not in record.attributes.replace("\\\\u0000", "")
     assert '"x\\ufffdy"' in record.attributes
     assert '"\\\\u0000"' in record.attributes
+
+
+def test_attribute_count_and_depth_are_bounded():
+    """Lines with too many or too deeply nested attributes are refused, naming the limit."""
+    many = {"service": "a", "message": "m", **{f"k{i}": i for i in range(101)}}
+    with pytest.raises(InvalidLine, match="line has 101 attributes; at most 100"):
+        normalize(many, None, LIMITS, NOW)
+    deep = {"service": "a", "message": "m", "d": [[[[[[[[["bottom"]]]]]]]]]}
+    with pytest.raises(InvalidLine, match="nested deeper than 8 levels"):
+        normalize(deep, None, LIMITS, NOW)
+    ok = {"service": "a", "message": "m", "d": [[[[[[["fine"]]]]]]],
+          **{f"k{i}": i for i in range(99)}}
+    assert '"fine"' in normalize(ok, None, LIMITS, NOW).attributes

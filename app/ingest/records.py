@@ -48,6 +48,8 @@ class Limits(NamedTuple):
     max_message_bytes: int
     oldest: datetime
     newest: datetime
+    max_attributes: int = 100
+    max_attribute_depth: int = 8
 
     @classmethod
     def from_config(cls, config, now: datetime) -> "Limits":
@@ -61,6 +63,8 @@ class Limits(NamedTuple):
             max_message_bytes=config["LOGDASH_MAX_MESSAGE_BYTES"],
             oldest=now - timedelta(days=past_days),
             newest=now + timedelta(hours=config["LOGDASH_ACCEPT_FUTURE_HOURS"]),
+            max_attributes=config["LOGDASH_MAX_ATTRIBUTES"],
+            max_attribute_depth=config["LOGDASH_MAX_ATTRIBUTE_DEPTH"],
         )
 
 
@@ -149,7 +153,18 @@ def _timestamp(value, limits: Limits) -> datetime:
     return moment
 
 
-def _attributes(raw: dict, used: set) -> str:
+def _too_deep(value, depth: int) -> bool:
+    """Whether nested objects and arrays go deeper than `depth` levels."""
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    return depth <= 0 or any(_too_deep(child, depth - 1) for child in children)
+
+
+def _attributes(raw: dict, used: set, limits: Limits) -> str:
     """Collect every key not used by a column into a JSON object, made safe for jsonb."""
     nested = raw.get("attributes")
     attributes = dict(nested) if isinstance(nested, dict) else {}
@@ -158,6 +173,12 @@ def _attributes(raw: dict, used: set) -> str:
             attributes[key] = value
     if not attributes:
         return "{}"
+    if len(attributes) > limits.max_attributes:
+        raise InvalidLine(f"line has {len(attributes)} attributes; at most"
+                          f" {limits.max_attributes} are kept per line")
+    if _too_deep(attributes, limits.max_attribute_depth):
+        raise InvalidLine(f"attributes are nested deeper than {limits.max_attribute_depth}"
+                          " levels")
     text = clean_text(json.dumps(attributes, ensure_ascii=False, default=str))
     if "\\u0000" not in text:
         return text
@@ -187,7 +208,7 @@ def normalize(raw, default_service: str | None, limits: Limits, received: dateti
         host=_optional_text(host),
         logger=_optional_text(raw.get("logger")),
         trace_id=_optional_text(raw.get("trace_id"), 128),
-        attributes=_attributes(raw, used),
+        attributes=_attributes(raw, used, limits),
         fingerprint=fingerprint(template),
         template=template,
     )
