@@ -121,8 +121,17 @@ def run() -> int:
         env["REDIS_URL"], redis_process = start_embedded_redis()
         helpers.append(redis_process)
         print(f"embedded Redis: {env['REDIS_URL']}")
-    subprocess.run([str(BIN / "flask"), "--app", "app", "db", "upgrade"], check=True, env=env,
-                   cwd=ROOT)
+    local_only = env["LOGDASH_BIND"] in ("127.0.0.1", "localhost", "::1")
+    if local_only:
+        # Only this machine can connect: let its programs send logs without a token, and
+        # keep the session cookie working over plain http.
+        env.setdefault("LOGDASH_OPEN_INGEST", "1")
+        env.setdefault("LOGDASH_SECURE_COOKIES", "0")
+    flask = [str(BIN / "flask"), "--app", "app"]
+    subprocess.run([*flask, "db", "upgrade"], check=True, env=env, cwd=ROOT)
+    subprocess.run([*flask, "users", "ensure-admin"], check=True, env=env, cwd=ROOT)
+    if env.get("LOGDASH_OPEN_INGEST") == "1":
+        print("Ingest is open: POST /api/logs needs no token (LOGDASH_OPEN_INGEST=1, local only)")
     commands = procfile_commands()
     children = {
         # The Procfile is shell syntax (${PORT:-8000}); exec keeps one process per line.

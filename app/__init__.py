@@ -52,12 +52,25 @@ def create_app(config: dict | None = None) -> Flask:
     init_redis(app)
 
     from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
+    from app.auth.access import enforce_access
+    from app.auth.csrf import csrf_token
     from app.cli import register_commands
     from app.errors import register_error_handlers
     from app.health import bp as health_bp
+    from app.realtime import init_app as init_realtime
+    from app.security.headers import init_app as init_security_headers
+    from app.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(web_bp)
+    app.register_blueprint(auth_bp)
+    # Deny by default: every request passes the access policy first.
+    app.before_request(enforce_access)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    init_security_headers(app)
+    init_realtime(app)
     register_error_handlers(app)
     register_commands(app)
 

@@ -89,6 +89,21 @@ class Config:
         self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "logdash@localhost")
+        # Access: ingest without a token only where every sender is trusted (the embedded
+        # run on localhost); request and sign-in limits.
+        self.LOGDASH_OPEN_INGEST = os.environ.get("LOGDASH_OPEN_INGEST", "") in ("1", "true")
+        self.LOGDASH_TOKEN_RATE_PER_MINUTE = _int("LOGDASH_TOKEN_RATE_PER_MINUTE", 1200)
+        self.LOGDASH_LOGIN_ATTEMPTS = _int("LOGDASH_LOGIN_ATTEMPTS", 10)
+        # Session cookies: not readable by scripts, not sent cross-site, HTTPS only unless
+        # LOGDASH_SECURE_COOKIES=0 (browsers treat localhost as secure anyway).
+        self.SESSION_COOKIE_SECURE = os.environ.get("LOGDASH_SECURE_COOKIES", "1") != "0"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12) * 3600
         self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
         self.LOGDASH_QUEUE_PREFIX = os.environ.get("LOGDASH_QUEUE_PREFIX", "logdash")
         self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5)
+        # Live pages: how often dashboard sockets get fresh numbers.
+        self.LOGDASH_LIVE_TICK_SECONDS = _float("LOGDASH_LIVE_TICK_SECONDS", 1.0)
+        # Pings keep idle sockets open through proxies that drop silent connections.
+        self.SOCK_SERVER_OPTIONS = {"ping_interval": 25}

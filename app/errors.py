@@ -1,8 +1,8 @@
 """Errors answered as JSON `{"error": ...}`; a database outage is a 503 with Retry-After."""
 
 import psycopg
-from flask import Flask, current_app, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from flask import Flask, current_app, jsonify, make_response, render_template, request
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -24,15 +24,38 @@ def _database_unavailable(error: Exception):
 
 
 def _dbapi_error(error: DBAPIError):
-    """Treat lost connections as an outage; anything else is a bug and stays a 500."""
+    """Lost connections are an outage; values PostgreSQL cannot take are the sender's."""
     if isinstance(error, OperationalError) or error.connection_invalidated:
         return _database_unavailable(error)
+    if isinstance(error, DataError):
+        # The edges validate what they take; this is the net under them.
+        current_app.logger.warning("refused a value PostgreSQL cannot store: %s", error.orig)
+        db.session.rollback()
+        return jsonify(error="a value in the request cannot be stored (e.g. a NUL character)"), 400
     return _internal_error(error)
 
 
+def refuse_nul_characters():
+    """Before each request: a NUL in the path or query string is refused outright."""
+    if "\x00" in request.path or any("\x00" in k or any("\x00" in v for v in vs)
+                                      for k, vs in request.args.lists()):
+        return jsonify(error="the URL contains a NUL character"), 400
+    return None
+
+
+def _wants_page() -> bool:
+    """Whether a browser asked for a page, rather than a script for the JSON API."""
+    accepted = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return accepted == "text/html" and not request.path.startswith("/api/")
+
+
 def _http_error(error: HTTPException):
-    """Answer Flask's and Werkzeug's HTTP errors in JSON."""
-    response = jsonify(error=error.description)
+    """Answer Flask's and Werkzeug's HTTP errors in JSON (as a page to browsers)."""
+    if _wants_page():
+        response = make_response(render_template(
+            "error.html", code=error.code, message=error.description))
+    else:
+        response = jsonify(error=error.description)
     response.status_code = error.code or 500
     for name, value in error.get_headers():
         if name.lower() not in ("content-type", "content-length"):
@@ -48,6 +71,7 @@ def _internal_error(error: Exception):
 
 def register_error_handlers(app: Flask) -> None:
     """Install the JSON error handlers."""
+    app.before_request(refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _dbapi_error)
     app.register_error_handler(psycopg.OperationalError, _database_unavailable)

@@ -32,7 +32,10 @@ migrate = Migrate(include_schemas=True, include_name=include_name)
 
 def init_redis(app: Flask) -> None:
     """Attach the Redis connection and the job queues to the app."""
-    app.redis = redis.Redis.from_url(app.config["REDIS_URL"])
+    # Timeouts: a Redis that stops answering must not hang requests that only use it
+    # for extras (live updates, rate limits, queueing a check).
+    app.redis = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=5,
+                                     socket_timeout=10, health_check_interval=30)
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]
     app.task_queue = Queue(f"{prefix}-default", connection=app.redis)
     # Threshold checks and alert deliveries go first, ahead of aggregation and upkeep.

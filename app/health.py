@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
+from app.realtime import live_connections
 
 bp = Blueprint("health", __name__)
 
@@ -32,6 +33,7 @@ def readyz():
     }
     db.session.rollback()
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
-        200 if ready else 503
-    )
+    # Informational only (null while Redis is down): it never changes the status.
+    websockets = live_connections() if checks["redis"] == "ok" else None
+    return jsonify(status="ready" if ready else "unavailable", checks=checks,
+                   websockets=websockets), (200 if ready else 503)

@@ -112,6 +112,33 @@ def app_env(db_url: str, redis_url: str, token: str) -> dict[str, str]:
     return env
 
 
+def make_app(env: dict[str, str]):
+    """The Logdash app on the benchmark's database, for the real partition, job and token code."""
+    sys.path.insert(0, str(ROOT))
+    from app import create_app
+
+    return create_app({
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+        "REDIS_URL": env["REDIS_URL"],
+        "SECRET_KEY": env["SECRET_KEY"],
+        "LOGDASH_QUEUE_PREFIX": env["LOGDASH_QUEUE_PREFIX"],
+    })
+
+
+def token_headers(app, name: str, scope: str) -> dict[str, str]:
+    """Headers with a new API token of the scope, where the app has tokens at all."""
+    try:
+        from app.auth.credentials import create_token
+    except ImportError:  # a version of Logdash from before API tokens
+        return {}
+    from app.extensions import db
+
+    with app.app_context():
+        _, plain = create_token(name, scope)
+        db.session.remove()
+    return {"Authorization": f"Bearer {plain}"}
+
+
 def run_flask(env: dict[str, str], *args: str) -> None:
     """Run `flask --app app ...` and fail with its output if it fails."""
     command = ["flask", "--app", "app", *args]
@@ -289,10 +316,12 @@ def copy_batches(lines: int, batch: int, rng: random.Random) -> list[list[tuple]
     return batches
 
 
-def post_batches(url: str, work: queue.Queue, failed: threading.Event, out: dict) -> None:
+def post_batches(url: str, headers: dict, work: queue.Queue, failed: threading.Event,
+                 out: dict) -> None:
     """One client: post bodies from the queue on one keep-alive session until it is empty."""
     latencies = out.setdefault("latencies", [])
     with requests.Session() as session:
+        session.headers.update(headers)
         while not failed.is_set():
             try:
                 body, size = work.get_nowait()
@@ -327,7 +356,8 @@ def check_answer(response: requests.Response, size: int) -> str | None:
     return None
 
 
-def run_http(base: str, bodies: list[tuple[bytes, int]], clients: int) -> tuple[float, float, list]:
+def run_http(base: str, headers: dict, bodies: list[tuple[bytes, int]], clients: int
+             ) -> tuple[float, float, list]:
     """Post every body with `clients` threads; return wall and client CPU seconds, latencies."""
     work: queue.Queue = queue.Queue()
     for item in bodies:
@@ -335,7 +365,8 @@ def run_http(base: str, bodies: list[tuple[bytes, int]], clients: int) -> tuple[
     failed = threading.Event()
     results = [{} for _ in range(clients)]
     threads = [
-        threading.Thread(target=post_batches, args=(f"{base}/api/logs", work, failed, out))
+        threading.Thread(target=post_batches,
+                         args=(f"{base}/api/logs", headers, work, failed, out))
         for out in results
     ]
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -392,6 +423,7 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
     env = app_env(app_url, args.redis_url, token)
     run_flask(env, "db", "upgrade")
     run_flask(env, "partitions")
+    headers = token_headers(make_app(env), "bench/ingest.py", "ingest")
     rng = random.Random()
 
     port = free_port()
@@ -403,7 +435,7 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
         wait_healthy(base, web)
         rss.start()
         bodies = ndjson_bodies(args.lines, args.batch, rng)
-        http_seconds, client_cpu, latencies = run_http(base, bodies, args.clients)
+        http_seconds, client_cpu, latencies = run_http(base, headers, bodies, args.clients)
         if web.poll() is not None:
             raise BenchError(f"gunicorn exited with {web.returncode} during the run")
     finally:

@@ -25,7 +25,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions",
           "services", "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
           "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
-          "ingest_keys")
+          "ingest_keys", "users", "api_tokens")
 
 
 def _reachable_postgres(url: str) -> bool:
@@ -176,9 +176,31 @@ def forget_queued_work(application) -> None:
 
 
 @pytest.fixture
-def client(app):
-    """A test client for the app."""
+def anonymous_client(app):
+    """A test client that has not signed in and sends no token."""
     return app.test_client()
+
+
+def token_headers(scope: str = "admin", service: str | None = None) -> dict:
+    """Authorization headers with a fresh token of the scope."""
+    from app.auth.credentials import create_token
+
+    _, plain = create_token(f"test {scope}", scope, service)
+    return {"Authorization": f"Bearer {plain}"}
+
+
+@pytest.fixture
+def client(app):
+    """A test client sending an admin token with every request."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = token_headers()["Authorization"]
+    return test_client
+
+
+@pytest.fixture
+def ingest_headers(app):
+    """Headers with an ingest token, for clients other than the test client."""
+    return token_headers("ingest")
 
 
 class LiveServer:

@@ -21,3 +21,11 @@ def post_logs(client, payload, **kwargs):
 def ndjson(objects) -> bytes:
     """Encode objects as NDJSON."""
     return "\n".join(json.dumps(o) for o in objects).encode() + b"\n"
+
+
+def authed(test_client, scope: str = "admin"):
+    """Make a test client send a fresh token of the scope with every request."""
+    from tests.conftest import token_headers
+
+    test_client.environ_base["HTTP_AUTHORIZATION"] = token_headers(scope)["Authorization"]
+    return test_client

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,9 +42,12 @@ def errors(client, count, at=None, level="error", service="api", message="db tim
 
 
 def steady_minute() -> datetime:
-    """A moment early in the current minute's life, so a test never straddles two minutes."""
+    """Now, once the clock is early enough in a minute that a test will not straddle two."""
     now = datetime.now(UTC)
-    return now if now.second < 50 else floor_minute(now) + MINUTE + timedelta(seconds=1)
+    if now.second >= 50:
+        time.sleep(60.5 - now.second - now.microsecond / 1e6)
+        now = datetime.now(UTC)
+    return now
 
 
 def open_violations() -> int:

@@ -17,7 +17,9 @@ def test_readyz_when_everything_answers(client):
     """Database and Redis both reachable."""
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    body = response.json
+    assert isinstance(body.pop("websockets"), int)
+    assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
 def test_readyz_names_an_unreachable_redis(database_url, queue_prefix):
@@ -29,6 +31,7 @@ def test_readyz_names_an_unreachable_redis(database_url, queue_prefix):
     assert response.status_code == 503
     assert response.json["checks"]["database"] == "ok"
     assert response.json["checks"]["redis"].startswith("error: ConnectionError")
+    assert response.json["websockets"] is None
 
 
 def test_unknown_path_is_a_json_404(client):

@@ -4,14 +4,30 @@ import logging
 import logging.handlers
 from datetime import UTC, datetime
 
+import pytest
+
+from app.auth.credentials import create_token
 from app.ingest.bodies import parse_logging_form
 from tests.conftest import LiveServer
 from tests.helpers import scalar
 
 
-def emit(server: LiveServer, url: str, logger_name: str, level: int, msg: str, *args, **kw):
+@pytest.fixture
+def token(app) -> str:
+    """An ingest token; HTTPHandler sends it as the Basic auth password."""
+    return create_token("python logging", "ingest")[1]
+
+
+def handler_for(server: LiveServer, url: str, token: str) -> logging.Handler:
+    """A real HTTPHandler posting to the live server with the token."""
+    return logging.handlers.HTTPHandler(f"127.0.0.1:{server.port}", url, method="POST",
+                                        credentials=("logdash", token))
+
+
+def emit(server: LiveServer, token: str, url: str, logger_name: str, level: int, msg: str,
+         *args, **kw):
     """Send one record through a real HTTPHandler to the live server."""
-    handler = logging.handlers.HTTPHandler(f"127.0.0.1:{server.port}", url, method="POST")
+    handler = handler_for(server, url, token)
     logger = logging.getLogger(logger_name)
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
@@ -30,10 +46,10 @@ def only_line(search_client):
     return lines[0]
 
 
-def test_record_becomes_a_line(live_server, client):
+def test_record_becomes_a_line(live_server, token, client):
     """Level, logger, formatted message, time and call site arrive as fields."""
     before = datetime.now(UTC)
-    emit(live_server, "/api/logs?service=billing", "billing.charge", logging.WARNING,
+    emit(live_server, token, "/api/logs?service=billing", "billing.charge", logging.WARNING,
          "card %s declined after %d tries", "4242", 3, extra={"order_id": "A-17"})
     line = only_line(client)
     assert line["service"] == "billing"
@@ -47,10 +63,9 @@ def test_record_becomes_a_line(live_server, client):
     assert "levelno" not in line["attributes"]
 
 
-def log_exception(server: LiveServer, formatter: bool) -> None:
+def log_exception(server: LiveServer, token: str, formatter: bool) -> None:
     """Send logger.exception() for a raised ValueError through a real HTTPHandler."""
-    handler = logging.handlers.HTTPHandler(f"127.0.0.1:{server.port}", "/api/logs",
-                                           method="POST")
+    handler = handler_for(server, "/api/logs", token)
     if formatter:
         # A formatter fills exc_text with the traceback before the record is sent.
         handler.mapLogRecord = lambda record: {
@@ -68,25 +83,25 @@ def log_exception(server: LiveServer, formatter: bool) -> None:
         handler.close()
 
 
-def test_exception_is_named_in_the_message(live_server, client):
+def test_exception_is_named_in_the_message(live_server, token, client):
     """A plain HTTPHandler sends only exc_info's repr; the exception it names is kept."""
-    log_exception(live_server, formatter=False)
+    log_exception(live_server, token, formatter=False)
     line = only_line(client)
     assert (line["service"], line["level"]) == ("payments", "error")
     assert line["message"] == "charge failed\nValueError('bad amount')"
 
 
-def test_traceback_follows_the_message_when_sent(live_server, client):
+def test_traceback_follows_the_message_when_sent(live_server, token, client):
     """When exc_text carries the traceback, it follows the message."""
-    log_exception(live_server, formatter=True)
+    log_exception(live_server, token, formatter=True)
     message = only_line(client)["message"]
     assert message.startswith("charge failed\nTraceback (most recent call last):")
     assert message.endswith("ValueError: bad amount")
 
 
-def test_service_defaults_to_the_top_logger_name(live_server, client):
+def test_service_defaults_to_the_top_logger_name(live_server, token, client):
     """Without ?service= the first part of the logger name names the service."""
-    emit(live_server, "/api/logs", "inventory.sync.job", logging.INFO, "synced %d items", 12)
+    emit(live_server, token, "/api/logs", "inventory.sync.job", logging.INFO, "synced %d items", 12)
     line = only_line(client)
     assert (line["service"], line["message"], line["level"]) == ("inventory", "synced 12 items",
                                                                  "info")
@@ -99,6 +114,12 @@ def test_unformattable_args_keep_the_raw_text(client):
     assert item["message"] == "total %d ('x',)"
     [huge] = parse_logging_form(b"msg=%25999999999d&args=%281%2C%29&levelname=INFO&name=a", None)
     assert huge["message"] == "%999999999d"
+
+
+def test_wrong_password_is_refused_and_nothing_stored(live_server, client):
+    """HTTPHandler with a wrong token gets a 401 and stores nothing."""
+    emit(live_server, "ld_not-a-token", "/api/logs?service=x", "x", logging.ERROR, "boom")
+    assert client.get("/api/logs").json["count"] == 0
 
 
 def test_form_that_is_not_a_log_record_is_400(client):

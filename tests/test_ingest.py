@@ -325,7 +325,7 @@ def test_idempotency_key_stores_a_retried_batch_once(client):
     assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'idem'") == 6
 
 
-def test_concurrent_retries_with_one_key_store_once(live_server):
+def test_concurrent_retries_with_one_key_store_once(live_server, ingest_headers):
     """Two copies of a request in flight at once: one stores, the other replays."""
     import threading
 
@@ -337,7 +337,7 @@ def test_concurrent_retries_with_one_key_store_once(live_server):
     def send():
         """Post the batch with the shared key."""
         answers.append(requests.post(f"{live_server.url}/api/logs", data=body, timeout=30,
-                                     headers={"Idempotency-Key": "same",
+                                     headers={"Idempotency-Key": "same", **ingest_headers,
                                               "Content-Type": "application/x-ndjson"}))
 
     threads = [threading.Thread(target=send) for _ in range(4)]

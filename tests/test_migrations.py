@@ -8,11 +8,12 @@ from sqlalchemy import text
 
 from app.extensions import db, include_name
 from tests.conftest import create_database, drop_database, make_app
+from tests.helpers import authed
 
 EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violations", "services",
                    "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
                    "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
-                   "ingest_keys",
+                   "ingest_keys", "users", "api_tokens",
                    "job_executions"}
 
 
@@ -71,7 +72,7 @@ def test_models_and_migrations_agree(empty_app):
 def test_downgrade_drops_partitions_with_their_rows(empty_app):
     """Going down removes the data partitions too, leaving no stray tables."""
     upgrade()
-    client = empty_app.test_client()
+    client = authed(empty_app.test_client())
     assert client.post("/api/logs", json={"service": "a", "message": "m"}).status_code == 202
     db.session.remove()
     downgrade(revision="base")

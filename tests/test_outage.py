@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from tests.conftest import create_database, make_app, migrate_up
-from tests.helpers import post_logs
+from tests.helpers import authed, post_logs
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def counts() -> tuple[int, int]:
 
 def test_stopped_database_gives_503_and_recovers(outage_app, private_postgres):
     """While PostgreSQL is down ingest answers 503 + Retry-After; afterwards it works again."""
-    client = outage_app.test_client()
+    client = authed(outage_app.test_client())
     assert post_logs(client, [{"service": "a", "message": "before"}]).status_code == 202
     db.session.remove()
 
@@ -62,8 +62,8 @@ def test_connection_lost_mid_write_leaves_nothing(outage_app):
         "CREATE TRIGGER die BEFORE INSERT ON logs.rollup_minute FOR EACH ROW"
         " WHEN (NEW.service = 'doomed') EXECUTE FUNCTION logs.die()"))
     db.session.commit()
+    client = authed(outage_app.test_client())
     db.session.remove()
-    client = outage_app.test_client()
 
     lines = [{"service": "doomed", "message": f"line {i}"} for i in range(500)]
     response = post_logs(client, lines)
@@ -75,14 +75,16 @@ def test_connection_lost_mid_write_leaves_nothing(outage_app):
     assert counts() == (1, 1)
 
 
-def test_exhausted_pool_is_503_not_a_hang(database_url, redis_url, queue_prefix):
+def test_exhausted_pool_is_503_not_a_hang(app, database_url, redis_url, queue_prefix):
     """When every pooled connection is busy past the timeout, the answer is a prompt 503."""
     application = make_app(database_url, redis_url, queue_prefix, SQLALCHEMY_ENGINE_OPTIONS={
         "pool_size": 1, "max_overflow": 0, "pool_timeout": 1})
     with application.app_context():
+        client = authed(application.test_client())
+        db.session.remove()
         held = db.engine.connect()
         try:
-            response = post_logs(application.test_client(), {"service": "a", "message": "m"})
+            response = post_logs(client, {"service": "a", "message": "m"})
         finally:
             held.close()
             db.engine.dispose()

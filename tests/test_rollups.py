@@ -70,7 +70,7 @@ def test_rollups_match_raw_counts_after_random_batches(client):
     assert recent_rollup == recent_raw
 
 
-def test_rollup_is_exact_under_concurrent_senders(live_server):
+def test_rollup_is_exact_under_concurrent_senders(live_server, ingest_headers):
     """Six threads posting into the same minutes at once lose and double nothing."""
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     body = ndjson(
@@ -84,7 +84,8 @@ def test_rollup_is_exact_under_concurrent_senders(live_server):
         with requests.Session() as session:
             for _ in range(10):
                 response = session.post(f"{live_server.url}/api/logs", data=body,
-                                        headers={"Content-Type": "application/x-ndjson"})
+                                        headers={"Content-Type": "application/x-ndjson",
+                                                 **ingest_headers})
                 if response.status_code != 202 or response.json()["accepted"] != 200:
                     failures.append(response.text)
 

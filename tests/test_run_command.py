@@ -2,6 +2,7 @@
 three processes, a working API, and a clean stop."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,7 +68,14 @@ def test_run_command_serves_with_embedded_services(running):
     response = requests.post(f"{url}/api/logs", json={"service": "demo", "message": "hello"},
                              timeout=10)
     assert response.status_code == 202
-    found = requests.get(f"{url}/api/logs?service=demo", timeout=10).json()
+    password = re.search(r"admin / (\S+)", log.read_text()).group(1)
+    browser = requests.Session()
+    form = browser.get(f"{url}/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    signed_in = browser.post(f"{url}/login", timeout=10, data={
+        "username": "admin", "password": password, "csrf_token": csrf})
+    assert signed_in.status_code == 200 and signed_in.url == f"{url}/"
+    found = browser.get(f"{url}/api/logs?service=demo", timeout=10).json()
     assert [line["message"] for line in found["logs"]] == ["hello"]
 
     # The scheduler queues partition upkeep at start and the worker runs it.

@@ -20,7 +20,8 @@ DEFAULTS = {"error_threshold_per_min": 100, "warning_threshold_per_min": 50,
             "repeat_interval_minutes": 60}
 MAX_THRESHOLD = 1_000_000_000
 MAX_REPEAT_MINUTES = 7 * 24 * 60
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+_EMAIL = re.compile(r"^[^@\s,;<>\"\x00-\x1f\x7f]+@[^@\s,;<>\"\x00-\x1f\x7f]+"
+                    r"\.[^@\s,;<>\".\x00-\x1f\x7f]+$")
 
 
 class InvalidConfig(ValueError):

@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from app.alerts.evaluate import ALERT_LEVELS, AlertEvent
+from app.alerts.signals import alert_changed
 from app.extensions import db
 from app.models import AlertConfig, AlertDelivery, AlertViolation
 from app.rollups.tiers import MINUTE, floor_minute
@@ -86,10 +87,22 @@ def enqueue_delivery(delivery: AlertDelivery) -> None:
                                     job_timeout=120)
 
 
+def announce(item: AlertEvent) -> None:
+    """Tell listeners (the live pages) about a firing or resolved violation."""
+    violation = item.violation
+    alert_changed.send(current_app._get_current_object(), event={
+        "service": violation.service, "level": violation.level, "event": item.event,
+        "current_count": violation.peak_count or violation.current_count,
+        "threshold": violation.threshold_value,
+        "at": (violation.resolved_at or violation.timestamp).isoformat(),
+    })
+
+
 def notify(events: list[AlertEvent]) -> list[AlertDelivery]:
-    """Create and queue the deliveries for a list of events."""
+    """Create and queue the deliveries for a list of events, and announce them."""
     deliveries = []
     for item in events:
+        announce(item)
         body = payload(item.violation, item.event, item.repeat)
         for delivery in create_deliveries(item.config, body, item.event, item.violation.id):
             enqueue_delivery(delivery)

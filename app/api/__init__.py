@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from app.api import alerts, dashboard, ingest, logs  # noqa: E402, F401  (routes register on bp)
+from app.api import alerts, dashboard, ingest, logs, openapi, tokens  # noqa: E402, F401

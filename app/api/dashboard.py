@@ -3,9 +3,14 @@
 from flask import current_app, jsonify, request
 
 from app.api import bp
-from app.stats.counts import top_templates
-from app.stats.dashboard import dashboard, known_service, services_overview, top_errors
-from app.stats.health import HealthRules, overall, service_health
+from app.stats.dashboard import (
+    dashboard,
+    known_service,
+    service_dashboard,
+    services_overview,
+    top_errors,
+)
+from app.stats.health import HealthRules, health_report
 from app.stats.windows import BadWindow, window_from_args
 
 MAX_TOP = 100
@@ -47,10 +52,7 @@ def dashboard_service(service: str):
     window = _window()
     if not known_service(service):
         return jsonify(error=f"no service named {service!r} has sent logs"), 404
-    body = dashboard(window, _rules(), service)
-    body["service"] = service
-    body["top_templates"] = top_templates(window, 10, service=service)
-    return jsonify(body)
+    return jsonify(service_dashboard(window, _rules(), service))
 
 
 @bp.get("/logs/dashboard/top-errors")
@@ -65,9 +67,7 @@ def dashboard_top_errors():
 @bp.get("/logs/dashboard/health")
 def dashboard_health():
     """Each service's status with the counts that decided it."""
-    rules = _rules()
-    report = service_health(rules)
-    return jsonify(status=overall(report), services=report, rules=rules.to_dict())
+    return jsonify(health_report(_rules()))
 
 
 @bp.get("/logs/services")

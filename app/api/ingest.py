@@ -1,6 +1,6 @@
 """POST /api/logs: take lines as JSON, a JSON array, NDJSON or HTTPHandler form data."""
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 
 from app.api import bp
 from app.ingest.batch import ingest_items
@@ -8,8 +8,8 @@ from app.ingest.bodies import BodyError, decompress, parse_json_body, parse_logg
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_KEY_CHARS = 200
-# Until ingest tokens exist, every sender shares one key space.
-INGEST_SCOPE = "open"
+# Idempotency keys are per token; senders without one (open ingest) share a key space.
+OPEN_SCOPE = "open"
 
 
 @bp.post("/logs")
@@ -17,7 +17,9 @@ def ingest_logs():
     """Store every valid line of the body; answer 202 with what was accepted and refused."""
     config = current_app.config
     max_bytes = config["LOGDASH_MAX_BODY_BYTES"]
-    default_service = request.args.get("service") or None
+    token = g.get("token")
+    pinned = token.service if token is not None else None
+    default_service = pinned or request.args.get("service") or None
     try:
         data = decompress(
             request.get_data(cache=False), request.headers.get("Content-Encoding", ""), max_bytes
@@ -35,8 +37,9 @@ def ingest_logs():
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > MAX_KEY_CHARS:
         return jsonify(error=f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters"), 400
+    scope = f"token:{token.id}" if token is not None else OPEN_SCOPE
     answer, replayed = ingest_items(items, default_service, config,
-                                    (INGEST_SCOPE, key) if key else None)
+                                    (scope, key) if key else None, pinned)
     response = jsonify(answer)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -33,11 +33,12 @@ class IngestResult:
 
 
 def ingest_items(items: list, default_service: str | None, config,
-                 idempotency: tuple[str, str] | None = None) -> tuple[dict, bool]:
+                 idempotency: tuple[str, str] | None = None,
+                 pinned_service: str | None = None) -> tuple[dict, bool]:
     """Normalise decoded objects, store the valid ones, and report on every one.
 
     Returns the answer for the sender and whether it replays an earlier request that used
-    the same (scope, Idempotency-Key).
+    the same (scope, Idempotency-Key). A token pinned to a service only sends its lines.
     """
     received = datetime.now(UTC)
     limits = Limits.from_config(config, received)
@@ -48,9 +49,14 @@ def ingest_items(items: list, default_service: str | None, config,
             result.refuse(index, item.error)
             continue
         try:
-            records.append(normalize(item, default_service, limits, received))
+            record = normalize(item, default_service, limits, received)
         except InvalidLine as error:
             result.refuse(index, str(error))
+            continue
+        if pinned_service is not None and record.service != pinned_service:
+            result.refuse(index, f"this token only sends logs for service {pinned_service!r}")
+            continue
+        records.append(record)
     result.accepted = len(records)
     answer = result.to_dict()
     claim = KeyClaim(*idempotency, answer) if idempotency else None

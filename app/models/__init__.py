@@ -13,12 +13,16 @@ from app.models.rollups import (
     Watermark,
 )
 from app.models.templates import Template
+from app.models.users import ROLES, SCOPES, ApiToken, User
 
 __all__ = [
     "LEVELS",
+    "ROLES",
+    "SCOPES",
     "AlertConfig",
     "AlertDelivery",
     "AlertViolation",
+    "ApiToken",
     "DirtyDay",
     "DirtyHour",
     "Entry",
@@ -31,5 +35,6 @@ __all__ = [
     "Template",
     "TemplateHourly",
     "TemplateMinute",
+    "User",
     "Watermark",
 ]

@@ -48,7 +48,12 @@ class TemplateHourly(LevelCount, db.Model):
 
     __tablename__ = "template_hourly"
     __table_args__ = (
-        Index("template_hourly_fingerprint_idx", "fingerprint", "hour"),
+        # Both answer from the index alone: the series of a few templates, and top errors
+        # (a range over the error levels).
+        Index("template_hourly_fingerprint_idx", "fingerprint", "hour",
+              postgresql_include=["service", "level", "count"]),
+        Index("template_hourly_level_hour_idx", "level", "hour",
+              postgresql_include=["service", "fingerprint", "count"]),
         {"schema": "logs"},
     )
 

@@ -6,6 +6,9 @@ job has passed them (the watermark). Hours that late lines touched after aggrega
 every count exact at every moment, without reading raw lines.
 """
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from sqlalchemy import text
 
 from app.extensions import db
@@ -17,74 +20,148 @@ KINDS = {
     "levels": ("rollup_minute", "rollup_hourly", ("service", "level")),
     "templates": ("template_minute", "template_hourly", ("service", "level", "fingerprint")),
 }
+# GROUPING(bucket, service, level) of each grouping set: a bit is set for a column the
+# set leaves out (bucket 4, service 2, level 1).
+BUCKET_LEVEL, SERVICE_LEVEL, SERVICE_BUCKET = 2, 4, 1
 
 
-def _filters(service: str | None, levels: list[str] | None) -> str:
-    """Extra WHERE conditions for a service and a set of levels."""
+def _filters(service: str | None, levels: list[str] | None,
+             fingerprints: list[str] | None = None) -> str:
+    """Extra WHERE conditions for a service, a set of levels and a set of templates."""
     where = ""
     if service is not None:
         where += " AND service = :service"
     if levels:
         where += " AND level = ANY(:levels)"
+    if fingerprints:
+        where += " AND fingerprint = ANY(:fingerprints)"
     return where
 
 
-def counts_source(window: Window, kind: str, service=None, levels=None) -> tuple[str, dict]:
+def _dirty_hours(start: datetime, watermark: datetime) -> list[datetime]:
+    """Dirty hours the hourly tier would serve in [start, watermark); later ones are minutes."""
+    return list(db.session.execute(
+        text("SELECT hour FROM logs.dirty_hours WHERE hour >= :start AND hour < :watermark"
+             " ORDER BY hour"),
+        {"start": start, "watermark": watermark},
+    ).scalars())
+
+
+def counts_source(window: Window, kind: str, service=None, levels=None,
+                  fingerprints=None) -> tuple[str, dict]:
     """A SELECT of (bucket, keys..., count) rows covering the window, and its parameters."""
     minute_table, hourly_table, keys = KINDS[kind]
     columns = ", ".join(keys)
-    where = _filters(service, levels)
-    params = {"start": window.start, "service": service, "levels": levels}
+    where = _filters(service, levels, fingerprints)
+    params = {"start": window.start, "service": service, "levels": levels,
+              "fingerprints": fingerprints}
     if window.bucket == "minute":
         sql = (f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"
                f" WHERE minute >= :start{where}")
         return sql, params
-    dirty = list(db.session.execute(text("SELECT hour FROM logs.dirty_hours")).scalars())
-    params.update(watermark=max(read_watermark("hourly") or window.start, window.start),
-                  dirty=dirty)
-    sql = (
-        f"SELECT hour AS bucket, {columns}, count FROM logs.{hourly_table}"
-        f" WHERE hour >= :start AND hour < :watermark AND NOT hour = ANY(:dirty){where}"
-        " UNION ALL"
-        f" SELECT date_trunc('hour', minute, 'UTC'), {columns}, count FROM logs.{minute_table}"
-        " WHERE minute >= :start"
-        f" AND (minute >= :watermark OR date_trunc('hour', minute, 'UTC') = ANY(:dirty)){where}"
-    )
-    return sql, params
+    # Every bound is a plain range on the tables' leading bucket column, so each branch is
+    # an index range scan; the window never starts after the watermark.
+    watermark = max(read_watermark("hourly") or window.start, window.start)
+    dirty = _dirty_hours(window.start, watermark)
+    params.update(watermark=watermark, dirty=dirty)
+    hourly = (f"SELECT hour AS bucket, {columns}, count FROM logs.{hourly_table}"
+              f" WHERE hour >= :start AND hour < :watermark{where}")
+    minutes = (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
+               f" FROM logs.{minute_table} WHERE minute >= :watermark{where}")
+    if not dirty:
+        return hourly + minutes, params
+    # Dirty hours come from their minutes, one index range per hour, and not from hours.
+    redone = (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
+              f" FROM unnest(CAST(:dirty AS timestamptz[])) AS d (dirty_hour)"
+              f" JOIN logs.{minute_table}"
+              f" ON minute >= dirty_hour AND minute < dirty_hour + interval '1 hour'"
+              f" WHERE true{where}")
+    return hourly + " AND hour <> ALL(:dirty)" + minutes + redone, params
 
 
-def level_counts(window: Window, service: str | None = None) -> list[tuple]:
-    """(bucket, service, level, count) for every non-empty bucket of the window."""
+@dataclass
+class LevelTotals:
+    """A window's line counts summed three ways: what the dashboard and health show."""
+
+    by_bucket_level: dict = field(default_factory=dict)
+    by_service_level: dict = field(default_factory=dict)
+    by_service_bucket: dict = field(default_factory=dict)
+
+
+def level_totals(window: Window, service: str | None = None) -> LevelTotals:
+    """Counts per (bucket, level), (service, level) and (service, bucket) of the window."""
     source, params = counts_source(window, "levels", service)
-    sql = (f"SELECT bucket, service, level, sum(count)::bigint FROM ({source}) AS c"
-           " GROUP BY 1, 2, 3")
-    return [tuple(row) for row in db.session.execute(text(sql), params)]
+    # One pass and a few hundred rows per set, instead of every (bucket, service, level).
+    rows = db.session.execute(text(
+        "SELECT GROUPING(bucket, service, level), bucket, service, level, sum(count)::bigint"
+        f" FROM ({source}) AS c"
+        " GROUP BY GROUPING SETS ((bucket, level), (service, level), (service, bucket))"
+    ), params).all()
+    totals = LevelTotals()
+    for grouping, bucket, name, level, count in rows:
+        if grouping == BUCKET_LEVEL:
+            totals.by_bucket_level[bucket, level] = count
+        elif grouping == SERVICE_LEVEL:
+            totals.by_service_level[name, level] = count
+        else:
+            totals.by_service_bucket[name, bucket] = count
+    return totals
+
+
+def recent_level_counts(window: Window, since: datetime, service: str | None = None) -> list:
+    """(service, level, count in the window, count from `since` on) per non-empty pair."""
+    source, params = counts_source(window, "levels", service)
+    params["since"] = since
+    return db.session.execute(text(
+        "SELECT service, level, sum(count)::bigint,"
+        " coalesce(sum(count) FILTER (WHERE bucket >= :since), 0)::bigint"
+        f" FROM ({source}) AS c GROUP BY 1, 2"
+    ), params).all()
+
+
+def _top_keys(window: Window, limit: int, service, levels) -> list:
+    """The `limit` most frequent (service, level, template) keys with their template rows."""
+    source, params = counts_source(window, "templates", service, levels)
+    params["limit"] = limit
+    # Group and rank the counts alone; only the winners are joined to their texts.
+    return db.session.execute(text(
+        f"WITH c AS ({source})"
+        " SELECT best.service, best.level, best.fingerprint, best.n,"
+        " t.template, t.sample, t.first_seen, t.last_seen"
+        " FROM (SELECT service, level, fingerprint, sum(count)::bigint AS n FROM c"
+        " GROUP BY 1, 2, 3 ORDER BY n DESC, fingerprint, service, level LIMIT :limit) AS best"
+        " LEFT JOIN logs.templates t USING (service, level, fingerprint)"
+        " ORDER BY best.n DESC, best.fingerprint, best.service, best.level"
+    ), params).all()
+
+
+def _series(window: Window, top: list, service, levels) -> dict[tuple, dict]:
+    """Per-bucket counts of each top key: {(service, level, fingerprint): {bucket: n}}."""
+    fingerprints = sorted({r.fingerprint for r in top})
+    source, params = counts_source(window, "templates", service, levels, fingerprints)
+    params.update(top_services=[r.service for r in top], top_levels=[r.level for r in top],
+                  top_fingerprints=[r.fingerprint for r in top])
+    # The fingerprint filter reaches the tables' indexes; a template that other services or
+    # levels share is then dropped here, by its whole key.
+    rows = db.session.execute(text(
+        f"SELECT service, level, fingerprint, bucket, sum(count)::bigint FROM ({source}) AS c"
+        " WHERE (service, level, fingerprint) IN (SELECT * FROM unnest("
+        "CAST(:top_services AS text[]), CAST(:top_levels AS text[]),"
+        " CAST(:top_fingerprints AS text[])))"
+        " GROUP BY 1, 2, 3, 4"
+    ), params).all()
+    series: dict[tuple, dict] = {}
+    for service_name, level, fingerprint, bucket, count in rows:
+        series.setdefault((service_name, level, fingerprint), {})[bucket] = count
+    return series
 
 
 def top_templates(window: Window, limit: int, service=None, levels=None) -> list[dict]:
     """The most frequent templates in the window, with their per-bucket counts."""
-    source, params = counts_source(window, "templates", service, levels)
-    params["limit"] = limit
-    top = db.session.execute(text(
-        f"WITH c AS ({source})"
-        " SELECT c.service, c.level, c.fingerprint, sum(c.count)::bigint AS n,"
-        " t.template, t.sample, t.first_seen, t.last_seen"
-        " FROM c LEFT JOIN logs.templates t USING (service, level, fingerprint)"
-        " GROUP BY 1, 2, 3, 5, 6, 7, 8 ORDER BY n DESC, c.fingerprint, c.service, c.level"
-        " LIMIT :limit"
-    ), params).all()
+    top = _top_keys(window, limit, service, levels)
     if not top:
         return []
-    params["keys"] = [f"{r.service}\x1f{r.level}\x1f{r.fingerprint}" for r in top]
-    series_rows = db.session.execute(text(
-        f"WITH c AS ({source})"
-        " SELECT service, level, fingerprint, bucket, sum(count)::bigint FROM c"
-        " WHERE service || chr(31) || level || chr(31) || fingerprint = ANY(:keys)"
-        " GROUP BY 1, 2, 3, 4"
-    ), params).all()
-    series: dict[tuple, dict] = {}
-    for service_name, level, fingerprint, bucket, count in series_rows:
-        series.setdefault((service_name, level, fingerprint), {})[bucket] = count
+    series = _series(window, top, service, levels)
     buckets = window.buckets()
     return [
         {

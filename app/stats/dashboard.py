@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import LEVELS, AlertViolation
-from app.stats.counts import level_counts, top_templates
+from app.stats.counts import level_totals, top_templates
 from app.stats.health import ERROR_LEVELS, HealthRules, overall, service_health
 from app.stats.windows import Window
 
@@ -21,14 +21,11 @@ def summarize(by_level: dict) -> dict:
             "error_rate": round(errors / total, 6) if total else 0.0}
 
 
-def series(window: Window, rows: list[tuple]) -> dict:
+def series(window: Window, by_bucket_level: dict) -> dict:
     """Counts by level for every bucket of the window, zeros included."""
-    per_bucket: dict = defaultdict(lambda: defaultdict(int))
-    for bucket, _, level, count in rows:
-        per_bucket[bucket][level] += count
     return {
         "bucket": window.bucket,
-        "points": [{"t": b.isoformat(), **{lv: per_bucket[b][lv] for lv in LEVELS}}
+        "points": [{"t": b.isoformat(), **{lv: by_bucket_level.get((b, lv), 0) for lv in LEVELS}}
                    for b in window.buckets()],
     }
 
@@ -52,12 +49,13 @@ def active_violations(service: str | None = None) -> list[dict]:
 
 def dashboard(window: Window, rules: HealthRules, service: str | None = None) -> dict:
     """Everything the dashboard shows for a window (optionally for one service)."""
-    rows = level_counts(window, service)
-    per_service: dict = defaultdict(lambda: defaultdict(int))
+    counts = level_totals(window, service)
+    per_service: dict = defaultdict(dict)
     all_levels: dict = defaultdict(int)
-    for _, name, level, count in rows:
-        per_service[name][level] += count
+    for (name, level), count in counts.by_service_level.items():
+        per_service[name][level] = count
         all_levels[level] += count
+    buckets = window.buckets()
     health = service_health(rules, window.now, service)
     status = {entry["service"]: entry["status"] for entry in health}
     return {
@@ -65,14 +63,29 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
         "window": window.to_dict(),
         "totals": summarize(all_levels),
         "services": [
-            {"service": name, **summarize(per_service[name]), "health": status.get(name, "ok")}
+            {"service": name, **summarize(per_service[name]), "health": status.get(name, "ok"),
+             "series": [counts.by_service_bucket.get((name, b), 0) for b in buckets]}
             for name in sorted(per_service, key=lambda n: (-sum(per_service[n].values()), n))
         ],
-        "series": series(window, rows),
+        "series": series(window, counts.by_bucket_level),
         "top_errors": top_errors(window, 10, service),
         "health": {"status": overall(health), "services": health},
         "active_violations": active_violations(service),
     }
+
+
+def service_dashboard(window: Window, rules: HealthRules, service: str) -> dict:
+    """The dashboard of one service, with its top templates of every level."""
+    body = dashboard(window, rules, service)
+    body["service"] = service
+    body["top_templates"] = top_templates(window, 10, service=service)
+    return body
+
+
+def service_names() -> list[str]:
+    """Every service that has ever sent lines, by name."""
+    return list(db.session.execute(
+        text("SELECT service FROM logs.services ORDER BY service")).scalars())
 
 
 def known_service(name: str) -> bool:
@@ -85,7 +98,7 @@ def known_service(name: str) -> bool:
 def services_overview(window: Window) -> list[dict]:
     """Every known service with first/last seen and its volume in the window."""
     volume: dict = defaultdict(int)
-    for _, name, _, count in level_counts(window):
+    for (name, _), count in level_totals(window).by_service_level.items():
         volume[name] += count
     rows = db.session.execute(
         text("SELECT service, first_seen, last_seen FROM logs.services ORDER BY service")

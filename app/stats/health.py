@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from app.extensions import db
-from app.stats.counts import level_counts
+from app.stats.counts import recent_level_counts
 from app.stats.windows import make_window
 
 ERROR_LEVELS = ("error", "critical")
@@ -44,6 +44,11 @@ class HealthRules:
         }
 
 
+def _plural(count: int, word: str) -> str:
+    """"1 error", "2 errors"."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[str, str]:
     """Status and reason for one service from its last-hour and last-minutes counts."""
     if errors > rules.error_errors:
@@ -55,7 +60,7 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
                            f" (more than {rules.warning_warnings})")
     if recent == 0:
         return "silent", f"no lines in the last {rules.silent_minutes} minutes"
-    return "ok", f"{errors} errors and {warnings} warnings in the last hour"
+    return "ok", f"{_plural(errors, 'error')} and {_plural(warnings, 'warning')} in the last hour"
 
 
 def service_health(rules: HealthRules, now: datetime | None = None,
@@ -64,11 +69,11 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     now = now or datetime.now(UTC)
     hour = make_window("1h", now)
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    recent_start = hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60 else None
-    for bucket, name, level, count in level_counts(hour, service):
+    recent_start = (hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60
+                    else hour.start)
+    for name, level, count, recent in recent_level_counts(hour, recent_start, service):
         per_service[name][level] += count
-        if recent_start is None or bucket >= recent_start:
-            per_service[name]["_recent"] += count
+        per_service[name]["_recent"] += recent
     active = db.session.execute(
         text("SELECT service, last_seen FROM logs.services WHERE last_seen >= :since"
              + (" AND service = :service" if service else "")),
@@ -96,3 +101,9 @@ def overall(report: list[dict]) -> str:
     """The worst status of any service, or ok when there are none."""
     statuses = {entry["status"] for entry in report}
     return next((status for status in SEVERITY if status in statuses), "ok")
+
+
+def health_report(rules: HealthRules) -> dict:
+    """Every service's health, the overall status and the rules that decided them."""
+    report = service_health(rules)
+    return {"status": overall(report), "services": report, "rules": rules.to_dict()}

@@ -1,0 +1,133 @@
+"""The access policy, applied before every request: deny unless a rule allows.
+
+- Probes, the login page and static files are public.
+- Ingest needs a token with the ingest (or admin) scope, unless LOGDASH_OPEN_INGEST is set.
+- Everything else needs a signed-in person or a token: reading needs the read scope or any
+  role; changing needs the admin scope or role. Cookie-authenticated changes need the CSRF
+  token, and WebSocket handshakes must come from this site's own pages (Origin).
+"""
+
+from urllib.parse import urlsplit
+
+from flask import current_app, g, jsonify, redirect, request, session, url_for
+
+from app.auth.credentials import find_token
+from app.auth.csrf import csrf_ok
+from app.extensions import db
+from app.models import User
+from app.security.ratelimit import hit
+
+PUBLIC = {"health.healthz", "health.readyz", "auth.login", "static"}
+INGEST = {"api.ingest_logs"}
+# Changes any signed-in person may make.
+ANY_USER_CHANGES = {"auth.logout"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _deny(status: int, message: str, **headers):
+    """A JSON refusal."""
+    response = jsonify(error=message)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _presented_token() -> str | None:
+    """A token from `Authorization: Bearer T`, or from Basic auth's password, which is all
+    logging.handlers.HTTPHandler can send (its user name is ignored)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    if header[:6].lower() == "basic " and request.authorization is not None:
+        return request.authorization.password or ""
+    return None
+
+
+def _identify():
+    """Find who is asking: a bearer token, or the session's user. A bad token is refused."""
+    g.token, g.user = None, None
+    presented = _presented_token()
+    if presented is not None:
+        g.token = find_token(presented)
+        if g.token is None:
+            return _deny(401, "invalid or revoked API token", **{"WWW-Authenticate": "Bearer"})
+    elif "user_id" in session:
+        g.user = db.session.get(User, session["user_id"])
+    return None
+
+
+def _rate_limited():
+    """429 when a token sends more requests per minute than allowed."""
+    limit = current_app.config["LOGDASH_TOKEN_RATE_PER_MINUTE"]
+    wait = hit(f"token:{g.token.id}", limit, 60)
+    if wait:
+        return _deny(429, f"more than {limit} requests per minute with this token",
+                     **{"Retry-After": str(wait)})
+    return None
+
+
+def _same_origin() -> bool:
+    """Whether a browser request comes from one of this site's pages."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _for_ingest():
+    """Ingest: a token with the ingest or admin scope, or open ingest."""
+    if g.token is not None and g.token.scope in ("ingest", "admin"):
+        return _rate_limited()
+    if current_app.config["LOGDASH_OPEN_INGEST"]:
+        return None
+    if g.token is not None:
+        return _deny(403, f"this token has the {g.token.scope} scope; sending logs needs"
+                          " ingest or admin")
+    return _deny(401, "sending logs needs an API token with the ingest scope"
+                      " (Authorization: Bearer ...)", **{"WWW-Authenticate": "Bearer"})
+
+
+def _for_token():
+    """Reading needs read or admin scope; changing needs admin."""
+    if g.token.scope == "ingest":
+        return _deny(403, "this token may only send logs")
+    if request.method not in SAFE_METHODS and g.token.scope != "admin":
+        return _deny(403, "changing settings needs a token with the admin scope")
+    return _rate_limited()
+
+
+def _for_user():
+    """People: viewers read, admins change; changes by cookie need the CSRF token."""
+    if request.path.startswith("/ws/") and not _same_origin():
+        return _deny(403, "WebSocket connections must come from Logdash's own pages")
+    if request.method in SAFE_METHODS:
+        return None
+    if request.endpoint not in ANY_USER_CHANGES and g.user.role != "admin":
+        return _deny(403, "only admins can change this")
+    if not csrf_ok():
+        return _deny(403, "missing or wrong CSRF token; reload the page and try again")
+    return None
+
+
+def _wants_page() -> bool:
+    """Whether an anonymous request is a browser asking for a page (vs. the API)."""
+    if request.path.startswith(("/api/", "/ws/", "/v1/", "/loki/", "/gelf")):
+        return False
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+def enforce_access():
+    """The before_request hook: None to let the request through, or a refusal."""
+    if request.endpoint in PUBLIC or request.endpoint is None:
+        return None
+    refused = _identify()
+    if refused is not None:
+        return refused
+    if request.endpoint in INGEST:
+        return _for_ingest()
+    if g.token is not None:
+        return _for_token()
+    if g.user is not None:
+        return _for_user()
+    if _wants_page():
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return _deny(401, "sign in or send an API token (Authorization: Bearer ...)",
+                 **{"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,111 @@
+"""Users and tokens: create, check, revoke. Secrets are stored only as hashes."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.models import ROLES, SCOPES, ApiToken, User
+
+TOKEN_PREFIX = "ld_"  # noqa: S105 (a marker that makes tokens recognisable, not a secret)
+MIN_PASSWORD_CHARS = 12
+# Checked against when the user does not exist, so a wrong name takes as long as a
+# wrong password and does not reveal which names exist.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+class CredentialError(ValueError):
+    """A user or token that cannot be created as asked."""
+
+
+def create_user(username: str, password: str, role: str = "viewer") -> User:
+    """Store a user with a slow salted password hash."""
+    username = username.strip() if isinstance(username, str) else ""
+    if not username or len(username) > 100 or not username.isprintable():
+        raise CredentialError("username must be 1 to 100 printable characters")
+    if role not in ROLES:
+        raise CredentialError(f"role must be one of {', '.join(ROLES)}")
+    if len(password or "") < MIN_PASSWORD_CHARS:
+        raise CredentialError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    if db.session.scalars(select(User).where(User.username == username)).first():
+        raise CredentialError(f"user {username!r} exists already")
+    user = User(username=username, password_hash=generate_password_hash(password), role=role)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The user with this name and password, or None."""
+    user = db.session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password):
+        return None
+    user.last_login_at = datetime.now(UTC)
+    db.session.commit()
+    return user
+
+
+def _digest(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(name: str, scope: str, service: str | None = None) -> tuple[ApiToken, str]:
+    """Make a token; the plain value is returned here once and never stored."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 100 or not name.isprintable():
+        raise CredentialError("name must be 1 to 100 printable characters")
+    if service is not None and not isinstance(service, str):
+        raise CredentialError("service must be a string")
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise CredentialError(f"scope must be one of {', '.join(SCOPES)}")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(name=name, token_hash=_digest(plain), prefix=plain[:10], scope=scope,
+                     service=(service or None))
+    db.session.add(token)
+    db.session.commit()
+    return token, plain
+
+
+def find_token(plain: str) -> ApiToken | None:
+    """The live token matching a presented value, noting that it was used."""
+    digest = _digest(plain)
+    token = db.session.scalars(select(ApiToken).where(
+        ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))).first()
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    db.session.execute(update(ApiToken).where(ApiToken.id == token.id)
+                       .values(last_used_at=datetime.now(UTC)))
+    db.session.commit()
+    return token
+
+
+def revoke_token(token_id: int) -> bool:
+    """Revoke a token; False if there is no such live token."""
+    done = db.session.execute(
+        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC)).returning(ApiToken.id)).scalar()
+    db.session.commit()
+    return done is not None
+
+
+def list_tokens() -> list[ApiToken]:
+    """Every token, newest first."""
+    return list(db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())))
+
+
+def token_dict(token: ApiToken) -> dict:
+    """A token as the API and pages show it (never its value)."""
+    return {
+        "id": token.id, "name": token.name, "prefix": token.prefix, "scope": token.scope,
+        "service": token.service, "created_at": token.created_at.isoformat(),
+        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+    }

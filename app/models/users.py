@@ -1,0 +1,49 @@
+"""People who log in, and API tokens for scripts and shippers."""
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+ROLES = ("admin", "viewer")
+SCOPES = ("ingest", "read", "admin")
+
+
+class User(db.Model):
+    """A person: admins may change alert configs and tokens, viewers only look."""
+
+    __tablename__ = "users"
+    __table_args__ = ({"schema": "logs"},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    # scrypt, salted (werkzeug.security): slow on purpose.
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text, server_default=text("'viewer'"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(db.Model):
+    """A bearer token: stored only as a hash; may be pinned to one service (ingest)."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = ({"schema": "logs"},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    # SHA-256 of the token: tokens are long and random, so a fast hash is enough.
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    # The first characters, so people can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

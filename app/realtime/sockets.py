@@ -1,0 +1,74 @@
+"""The WebSocket endpoints: one dashboard (or service) view, or the live tail."""
+
+from flask import Blueprint, current_app, request
+
+from app.extensions import db, sock
+from app.realtime.hub import Hub, View
+from app.realtime.tail import TAIL, render_tail_rows
+from app.search import BadSearch, filters_from_args
+from app.stats.dashboard import known_service
+from app.stats.windows import make_window
+
+bp = Blueprint("live", __name__)
+
+ALERTS = "alerts"
+# 1008 (policy violation) tells htmx not to reconnect: the same URL would fail again.
+CLOSE_BAD_REQUEST = 1008
+# 1012 (service restart) tells htmx to reconnect, which reaches a worker still running.
+CLOSE_RESTARTING = 1012
+# How often an idle socket checks that its client is still there.
+IDLE_CHECK_SECONDS = 1.0
+
+
+def current_hub() -> Hub:
+    """This app's hub."""
+    return current_app.extensions["logdash.live"]
+
+
+def view_from_args(args) -> View:
+    """The view a dashboard socket asks for, checked like the pages check it (ValueError)."""
+    window = make_window(args.get("window") or "1h").name
+    service = args.get("service") or None
+    # Only known services: every distinct view costs a computation per tick.
+    if service is not None and not known_service(service):
+        raise ValueError(f"no service named {service!r} has sent logs")
+    return View(window, service)
+
+
+def pump(ws, subscription, render) -> None:
+    """Send a subscription's frames, rendered, until the client or this process goes away."""
+    # The access check and the view's validation used the database: a socket may stay open
+    # for hours, so give the pooled connection back now rather than when it closes.
+    db.session.remove()
+    hub = current_hub()
+    while ws.connected and not hub.stopping:
+        payload = subscription.outbox.get(timeout=IDLE_CHECK_SECONDS)
+        frame = None if payload is None else render(payload)
+        if frame:
+            ws.send(frame)
+    if hub.stopping:
+        ws.close(reason=CLOSE_RESTARTING, message="server restarting")
+
+
+@sock.route("/ws/logs/dashboard", bp=bp)
+def dashboard_socket(ws):
+    """Push a view's fresh numbers every tick, and alert banners as they happen."""
+    try:
+        view = view_from_args(request.args)
+    except ValueError as error:  # BadWindow, or a service never seen
+        ws.close(reason=CLOSE_BAD_REQUEST, message=str(error)[:120])
+        return
+    with current_hub().subscription({view.topic, ALERTS}, view) as subscription:
+        pump(ws, subscription, render=str)
+
+
+@sock.route("/ws/logs/tail", bp=bp)
+def tail_socket(ws):
+    """Stream new lines passing the service, level and text filters of the query string."""
+    try:
+        filters = filters_from_args(request.args, current_app.config["LOGDASH_SEARCH_MAX_LIMIT"])
+    except BadSearch as error:
+        ws.close(reason=CLOSE_BAD_REQUEST, message=str(error)[:120])
+        return
+    with current_hub().subscription({TAIL}) as subscription:
+        pump(ws, subscription, render=lambda message: render_tail_rows(message, filters))

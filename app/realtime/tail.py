@@ -1,0 +1,78 @@
+"""The live tail: committed lines go to Redis once, each tail socket filters and renders them."""
+
+import json
+import logging
+
+import redis
+from flask import Flask, render_template
+
+from app.ingest.records import Record, truncate_bytes
+from app.realtime.hub import is_watched, publish
+from app.search import SearchFilters
+
+log = logging.getLogger(__name__)
+
+TAIL = "tail"
+# One message carries at most this many lines, so a huge batch never becomes a huge message.
+LINES_PER_PUBLISH = 200
+# Lines of one ingest batch streamed at most; the rest are counted, and search finds them.
+LINES_PER_BATCH = 1000
+# The tail is for reading: longer messages are cut (search shows them whole).
+MESSAGE_BYTES = 4096
+
+
+def tail_line(record: Record) -> dict:
+    """A stored line as the tail shows it: the JSON API's fields a Record has."""
+    return {
+        "timestamp": record.timestamp.isoformat(),
+        "service": record.service,
+        "level": record.level,
+        "message": truncate_bytes(record.message, MESSAGE_BYTES),
+        "fingerprint": record.fingerprint,
+        "host": record.host,
+        "logger": record.logger,
+        "trace_id": record.trace_id,
+        "attributes": json.loads(record.attributes),
+    }
+
+
+def tail_messages(records: list[Record]) -> list[dict]:
+    """Split a batch's newest lines into bounded messages; the first says how many were left out."""
+    shown = records[-LINES_PER_BATCH:]
+    skipped = len(records) - len(shown)
+    return [
+        {"lines": [tail_line(r) for r in shown[start:start + LINES_PER_PUBLISH]],
+         "skipped": skipped if start == 0 else 0}
+        for start in range(0, len(shown), LINES_PER_PUBLISH)
+    ]
+
+
+def publish_lines(app: Flask, records: list[Record]) -> None:
+    """Send a committed batch to the tail sockets of every process, if any socket tails."""
+    try:
+        if not is_watched(app, TAIL):
+            return
+        for message in tail_messages(records):
+            publish(app, TAIL, message)
+    except redis.RedisError:
+        # The lines are committed; failing here would make the sender retry and duplicate them.
+        log.warning("live tail: could not publish %d lines", len(records), exc_info=True)
+
+
+def line_matches(filters: SearchFilters, line: dict) -> bool:
+    """Whether a line passes a tail's filters (the search API's meaning of each)."""
+    if filters.services and line["service"] not in filters.services:
+        return False
+    if filters.levels and line["level"] not in filters.levels:
+        return False
+    if filters.fingerprint and line["fingerprint"] != filters.fingerprint:
+        return False
+    return not filters.q or filters.q.casefold() in line["message"].casefold()
+
+
+def render_tail_rows(message: dict, filters: SearchFilters) -> str | None:
+    """Rows of the lines of one message that pass the filters, or None when none does."""
+    lines = [line for line in message["lines"] if line_matches(filters, line)]
+    if not lines and not message["skipped"]:
+        return None
+    return render_template("live/tail_rows.html", lines=lines, skipped=message["skipped"])

@@ -1,0 +1,7 @@
+"""Server-rendered pages and the HTMX partials they swap in."""
+
+from flask import Blueprint
+
+bp = Blueprint("web", __name__)
+
+from app.web import filters, logs, pages  # noqa: E402, F401  (routes and filters register on bp)

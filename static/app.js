@@ -1,0 +1,201 @@
+// Logdash pages: the levels chart, the live tail's pause/resume, copy buttons, alert
+// banners and the live status. The server renders every piece of text; this file only
+// draws charts from numbers and moves server-rendered elements around.
+(function () {
+  "use strict";
+
+  const LEVELS = ["debug", "info", "warning", "error", "critical"];
+  const CHART_HEIGHT = 220;
+  const TAIL_MAX_ROWS = 500;
+  const MAX_BANNERS = 5;
+  const charts = []; // {host, plot, series}: one per chart on the page
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  // Charts: stacked bars of lines per bucket by level, debug at the bottom.
+
+  // series: {start, step, levels: {debug: [...], info: [...], ...}}, one count per bucket.
+  function stackedData(series) {
+    const counts = series.levels;
+    const times = counts.debug.map((_, i) => series.start + i * series.step);
+    let running = times.map(() => 0);
+    const stacks = LEVELS.map((level) => (running = running.map((sum, i) => sum + counts[level][i])));
+    // uPlot paints series in order: the tallest stack (every level) first, so each shorter
+    // one paints over it and only its own level's part of the bar stays visible.
+    return [times, ...stacks.reverse()];
+  }
+
+  // Times on the axis: 24-hour clock within a day and a half, dates beyond.
+  const clockLabel = uPlot.fmtDate("{HH}:{mm}");
+  const dayLabel = uPlot.fmtDate("{MMM} {D}");
+  const legendTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm} UTC");
+  const utcDate = (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
+
+  function timeLabels(u, splits) {
+    const span = u.scales.x.max - u.scales.x.min;
+    const label = span <= 36 * 3600 ? clockLabel : dayLabel;
+    return splits.map((ts) => label(utcDate(ts)));
+  }
+
+  function chartOptions(chart) {
+    const axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--grid"), width: 1 },
+                   ticks: { stroke: cssVar("--grid"), width: 1 } };
+    const bars = uPlot.paths.bars({ size: [0.85, 40], gap: 1 });
+    return {
+      width: chart.host.clientWidth,
+      height: CHART_HEIGHT,
+      tzDate: utcDate,
+      cursor: { points: { show: false }, drag: { x: false, y: false } },
+      scales: { y: { range: (u, min, max) => [0, Math.max(max, 1)] } },
+      axes: [
+        Object.assign({ values: timeLabels }, axis),
+        // Counts are whole numbers: no 0.5 ticks.
+        Object.assign({ size: 56, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3,
+                                          1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8] }, axis),
+      ],
+      series: [
+        { label: "UTC", value: (u, ts) => (ts == null ? "–" : legendTime(utcDate(ts))) },
+        ...LEVELS.slice().reverse().map((level) => levelSeries(chart, level, bars)),
+      ],
+    };
+  }
+
+  function levelSeries(chart, level, bars) {
+    return {
+      label: level,
+      fill: cssVar("--lv-" + level),
+      stroke: cssVar("--lv-" + level),
+      width: 0,
+      paths: bars,
+      points: { show: false },
+      // The legend shows this level's own count, not the height of its stack.
+      value: (u, v, s, i) => (i == null ? "–" : String(chart.series.levels[level][i])),
+    };
+  }
+
+  function drawChart(chart) {
+    if (chart.plot) chart.plot.destroy();
+    chart.plot = new uPlot(chartOptions(chart), stackedData(chart.series), chart.host);
+  }
+
+  function showChartData(dataElt) {
+    const host = document.getElementById(dataElt.dataset.for);
+    if (!host || typeof uPlot === "undefined") return;
+    const series = JSON.parse(dataElt.dataset.series);
+    forgetRemovedCharts();
+    let chart = charts.find((c) => c.host === host);
+    if (!chart) {
+      chart = { host: host, plot: null, series: series };
+      charts.push(chart);
+      drawChart(chart);
+      return;
+    }
+    chart.series = series;
+    chart.plot.setData(stackedData(series));
+  }
+
+  function forgetRemovedCharts() {
+    for (let i = charts.length - 1; i >= 0; i--) {
+      if (!charts[i].host.isConnected) {
+        charts[i].plot.destroy();
+        charts.splice(i, 1);
+      }
+    }
+  }
+
+  window.addEventListener("resize", () => {
+    charts.forEach((c) => c.plot.setSize({ width: c.host.clientWidth, height: CHART_HEIGHT }));
+  });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    charts.forEach(drawChart);
+  });
+
+  // Live tail: new rows arrive hidden in #tail-incoming; show them unless paused.
+
+  let tailPaused = false;
+
+  function flushTail() {
+    const incoming = document.getElementById("tail-incoming");
+    const list = document.getElementById("tail-list");
+    if (!incoming || !list) return;
+    const pending = document.getElementById("tail-pending");
+    if (tailPaused) {
+      const count = incoming.querySelectorAll(".log-row").length;
+      pending.textContent = count + (count === 1 ? " new line" : " new lines");
+      pending.hidden = count === 0;
+      return;
+    }
+    // Rows arrive oldest first; prepending each leaves the newest on top.
+    Array.from(incoming.children).forEach((row) => list.prepend(row));
+    const waiting = document.getElementById("tail-waiting");
+    if (waiting && list.children.length > 1) waiting.remove();
+    while (list.children.length > TAIL_MAX_ROWS) list.lastElementChild.remove();
+    pending.hidden = true;
+  }
+
+  function toggleTail(button) {
+    tailPaused = !tailPaused;
+    button.textContent = tailPaused ? "Resume" : "Pause";
+    button.setAttribute("aria-pressed", String(tailPaused));
+    flushTail();
+  }
+
+  // Copy buttons and banner close buttons, wherever they are.
+
+  function copyText(button) {
+    const text = document.getElementById(button.dataset.copy).textContent;
+    const done = () => { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+      return;
+    }
+    // Plain http on another host: select the text so Ctrl+C copies it.
+    const range = document.createRange();
+    range.selectNodeContents(document.getElementById(button.dataset.copy));
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+    button.textContent = "Selected: press Ctrl+C";
+  }
+
+  document.addEventListener("click", (event) => {
+    const copy = event.target.closest("[data-copy]");
+    if (copy) copyText(copy);
+    const dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) dismiss.closest(".banner").remove();
+    const toggle = event.target.closest("#tail-toggle");
+    if (toggle) toggleTail(toggle);
+  });
+
+  // Socket state and messages.
+
+  function setLiveStatus(state, text) {
+    const status = document.getElementById("live-status");
+    if (!status) return;
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  document.addEventListener("htmx:wsOpen", () => setLiveStatus("live", "live"));
+  document.addEventListener("htmx:wsClose", () => setLiveStatus("connecting", "reconnecting…"));
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    flushTail();
+    const banners = document.getElementById("alert-banners");
+    while (banners.children.length > MAX_BANNERS) banners.lastElementChild.remove();
+  });
+
+  // Changes made with the session cookie carry the page's CSRF token.
+  document.addEventListener("htmx:configRequest", (event) => {
+    const token = document.querySelector('meta[name="csrf-token"]');
+    if (token) event.detail.headers["X-CSRF-Token"] = token.content;
+  });
+
+  // Newly loaded content (the page, a swapped window, a frame): draw its charts. This
+  // script is deferred, so it runs after htmx and before htmx loads the page.
+  htmx.onLoad((root) => {
+    const found = Array.from(root.querySelectorAll("[data-series]"));
+    if (root.matches("[data-series]")) found.push(root);
+    found.forEach(showChartData);
+  });
+})();

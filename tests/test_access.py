@@ -1,0 +1,231 @@
+"""Access: who may read, change and send logs; sessions, CSRF, tokens, headers, limits."""
+
+import re
+
+import pytest
+
+from app.auth.credentials import create_token, create_user
+from tests.conftest import token_headers
+from tests.helpers import post_logs, scalar
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def browser(app):
+    """A cookie-keeping client over HTTPS, as a person's browser would be."""
+    test_client = app.test_client()
+    test_client.environ_base["wsgi.url_scheme"] = "https"
+    return test_client
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of a page's form."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(browser, username: str, password: str = PASSWORD, next_path: str = ""):
+    """Submit the sign-in form like a person would."""
+    token = csrf_from(browser.get("/login").get_data(as_text=True))
+    return browser.post("/login", data={"username": username, "password": password,
+                                        "csrf_token": token, "next": next_path})
+
+
+def session_csrf(browser) -> str:
+    """The CSRF token of a signed-in session, read from the sign-in form it renders."""
+    return csrf_from(browser.get("/login").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("path", ["/api/logs", "/api/logs/dashboard", "/api/logs/services",
+                                  "/api/logs/alerts/config", "/api/tokens"])
+def test_api_needs_a_token_or_a_session(anonymous_client, path):
+    """Anonymous API calls get a JSON 401 that says how to authenticate."""
+    response = anonymous_client.get(path)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "Bearer" in response.json["error"]
+
+
+def test_pages_send_people_to_sign_in(anonymous_client):
+    """A browser asking for a page is redirected to the sign-in form, then back."""
+    response = anonymous_client.get("/health", headers={"Accept": "text/html"})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=/health")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/login", "/static/app.css"])
+def test_probes_and_sign_in_are_public(anonymous_client, path):
+    """Probes, the form and static files need no sign-in."""
+    with anonymous_client.get(path) as response:
+        assert response.status_code == 200
+
+
+def test_ingest_needs_an_ingest_token(app, anonymous_client):
+    """No token or a wrong one: 401 and nothing stored; read tokens cannot send logs."""
+    line = {"service": "a", "message": "m"}
+    assert post_logs(anonymous_client, line).status_code == 401
+    bad = post_logs(anonymous_client, line, headers={"Authorization": "Bearer ld_nope"})
+    assert bad.status_code == 401
+    assert bad.json["error"] == "invalid or revoked API token"
+    read_only = post_logs(anonymous_client, line, headers=token_headers("read"))
+    assert read_only.status_code == 403
+    assert scalar("SELECT count(*) FROM logs.entries") == 0
+    assert post_logs(anonymous_client, line, headers=token_headers("ingest")).status_code == 202
+
+
+def test_open_ingest_accepts_lines_without_a_token(app, anonymous_client, monkeypatch):
+    """LOGDASH_OPEN_INGEST lets anyone send logs, and nothing else."""
+    monkeypatch.setitem(app.config, "LOGDASH_OPEN_INGEST", True)
+    assert post_logs(anonymous_client, {"service": "a", "message": "m"}).status_code == 202
+    assert anonymous_client.get("/api/logs").status_code == 401
+
+
+def test_token_pinned_to_a_service(anonymous_client):
+    """A pinned token names unnamed lines and refuses lines of other services."""
+    headers = token_headers("ingest", service="billing")
+    response = post_logs(anonymous_client, [{"message": "a"}, {"message": "b", "service": "x"}],
+                         headers=headers)
+    assert response.json["accepted"] == 1
+    assert response.json["errors"] == [
+        {"index": 1, "error": "this token only sends logs for service 'billing'"}]
+    assert scalar("SELECT service FROM logs.entries") == "billing"
+
+
+def test_token_scopes(anonymous_client):
+    """ingest only sends, read only reads, admin does everything."""
+    config = {"service": "api"}
+    ingest, read, admin = (token_headers(s) for s in ("ingest", "read", "admin"))
+    assert anonymous_client.get("/api/logs", headers=ingest).status_code == 403
+    assert anonymous_client.get("/api/logs", headers=read).status_code == 200
+    refused = anonymous_client.post("/api/logs/alerts/config", json=config, headers=read)
+    assert refused.status_code == 403
+    assert "admin scope" in refused.json["error"]
+    created = anonymous_client.post("/api/logs/alerts/config", json=config, headers=admin)
+    assert created.status_code == 201
+
+
+def test_revoked_token_stops_working_and_use_is_recorded(client, anonymous_client):
+    """Tokens made over the API work until revoked; values are shown once only."""
+    made = client.post("/api/tokens", json={"name": "shipper", "scope": "read"})
+    assert made.status_code == 201
+    headers = {"Authorization": f"Bearer {made.json['token']}"}
+    assert anonymous_client.get("/api/logs", headers=headers).status_code == 200
+    listed = {t["id"]: t for t in client.get("/api/tokens").json["tokens"]}
+    assert "token" not in listed[made.json["id"]]
+    assert listed[made.json["id"]]["last_used_at"] is not None
+    assert client.delete(f"/api/tokens/{made.json['id']}").status_code == 204
+    assert anonymous_client.get("/api/logs", headers=headers).status_code == 401
+    assert client.delete(f"/api/tokens/{made.json['id']}").status_code == 404
+    assert client.post("/api/tokens", json={"name": "", "scope": "god"}).status_code == 400
+
+
+def test_requests_per_token_are_limited(app, anonymous_client, monkeypatch):
+    """Past the per-minute limit a token gets 429 with Retry-After."""
+    monkeypatch.setitem(app.config, "LOGDASH_TOKEN_RATE_PER_MINUTE", 3)
+    headers = token_headers("read")
+    statuses = [anonymous_client.get("/api/logs", headers=headers).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = anonymous_client.get("/api/logs", headers=headers)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+
+
+def test_sign_in_session_and_roles(browser):
+    """Viewers read; admins change with the CSRF token; nobody changes without it."""
+    create_user("vera", PASSWORD, "viewer")
+    create_user("ada", PASSWORD, "admin")
+    assert sign_in(browser, "vera", next_path="/api/logs").headers["Location"] == "/api/logs"
+    assert browser.get("/api/logs").status_code == 200
+    token = session_csrf(browser)
+    refused = browser.post("/api/logs/alerts/config", json={"service": "a"},
+                           headers={"X-CSRF-Token": token})
+    assert refused.status_code == 403
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert browser.get("/api/logs").status_code == 401
+
+    sign_in(browser, "ada")
+    no_csrf = browser.post("/api/logs/alerts/config", json={"service": "a"})
+    assert no_csrf.status_code == 403
+    assert "CSRF" in no_csrf.json["error"]
+    made = browser.post("/api/logs/alerts/config", json={"service": "a"},
+                        headers={"X-CSRF-Token": session_csrf(browser)})
+    assert made.status_code == 201
+
+
+def test_wrong_password_and_open_redirects(browser):
+    """Wrong passwords are refused alike for unknown users; `next` stays on this site."""
+    create_user("ada", PASSWORD, "admin")
+    assert sign_in(browser, "ada", "wrong password!").status_code == 401
+    assert sign_in(browser, "nobody", "wrong password!").status_code == 401
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        assert sign_in(browser, "ada", next_path=target).headers["Location"] == "/"
+
+
+def test_sign_in_attempts_are_limited(app, browser, monkeypatch):
+    """Past the limit even the right password waits, with Retry-After."""
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("ada", PASSWORD, "admin")
+    statuses = [sign_in(browser, "ada", "guess number one").status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    blocked = sign_in(browser, "ada")
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+
+
+def test_session_cookie_flags(browser):
+    """The session cookie is HttpOnly, SameSite=Lax and Secure."""
+    create_user("ada", PASSWORD, "admin")
+    cookie = sign_in(browser, "ada").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+def test_forged_form_without_csrf_token_cannot_sign_in(browser):
+    """The sign-in form itself is protected against cross-site posting."""
+    create_user("ada", PASSWORD, "admin")
+    response = browser.post("/login", data={"username": "ada", "password": PASSWORD})
+    assert response.status_code == 400
+    assert browser.get("/api/logs").status_code == 401
+
+
+def test_security_headers(anonymous_client):
+    """CSP allows only the app's own scripts; no sniffing; no framing."""
+    headers = anonymous_client.get("/login").headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_socket_handshake_from_another_site_is_refused(browser):
+    """A page elsewhere cannot open a socket with the person's cookie."""
+    create_user("ada", PASSWORD, "admin")
+    sign_in(browser, "ada")
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    response = browser.get("/ws/logs/dashboard",
+                           headers={"Origin": "https://evil.example", **upgrade})
+    assert response.status_code == 403
+    assert "own pages" in response.json["error"]
+    anonymous = browser.application.test_client().get("/ws/logs/dashboard", headers=upgrade)
+    assert anonymous.status_code == 401
+
+
+def test_cli_users_and_tokens(app):
+    """users create/ensure-admin and tokens create/list/revoke work from the shell."""
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["users", "ensure-admin"])
+    assert first.exit_code == 0 and "admin / " in first.output
+    assert runner.invoke(args=["users", "ensure-admin"]).output == ""
+    made = runner.invoke(args=["users", "create", "vera", "--password", PASSWORD])
+    assert made.exit_code == 0
+    short = runner.invoke(args=["users", "create", "bob", "--password", "short"])
+    assert short.exit_code != 0 and "at least 12" in short.output
+    token = runner.invoke(args=["tokens", "create", "--name", "vector", "--scope", "ingest"])
+    assert token.exit_code == 0 and "ld_" in token.output
+    listed = runner.invoke(args=["tokens", "list"]).output
+    assert "vector" in listed and "live" in listed and token.output.split()[-1] not in listed
+    token_id = token.output.split()[1]
+    assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code == 0
+    assert "revoked" in runner.invoke(args=["tokens", "list"]).output
+    assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code != 0
+    assert create_token("x", "read")[1].startswith("ld_")

@@ -1,0 +1,27 @@
+"""The OpenAPI description is valid and describes every JSON endpoint the app serves."""
+
+import re
+
+from openapi_spec_validator import validate
+
+
+def test_description_is_valid_openapi(client):
+    """The served document passes the OpenAPI 3.1 validator."""
+    spec = client.get("/api/openapi.json").json
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+
+
+def test_every_api_route_is_described(app, client):
+    """No JSON endpoint is missing from the description, nor described but absent."""
+    spec = client.get("/api/openapi.json").json
+    described = {(path, method.upper()) for path, item in spec["paths"].items()
+                 for method in item if method != "parameters"}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.rule == "/api/openapi.json":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).replace("{entry_id}", "{id}")
+        path = path.replace("{delivery_id}", "{id}").replace("{token_id}", "{id}")
+        served |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert served == described

@@ -1,0 +1,431 @@
+"""Live updates against real Redis: one computation per tick, fan-out to every process,
+connection counts, alert banners and the filtered tail.
+
+Each app built here stands for one web process (a gunicorn worker or another machine):
+its own hub, listener thread and sockets, sharing the database and Redis.
+"""
+
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from simple_websocket import Client, ConnectionClosed
+from werkzeug.datastructures import MultiDict
+
+from app.extensions import db
+from app.ingest.records import Limits, normalize
+from app.realtime import close_sockets, live_connections, publish_alert
+from app.realtime.frames import render_view_frame
+from app.realtime.hub import Hub, Outbox, View, keys_of, publish
+from app.realtime.tail import (
+    LINES_PER_BATCH,
+    LINES_PER_PUBLISH,
+    MESSAGE_BYTES,
+    TAIL,
+    line_matches,
+    publish_lines,
+    tail_messages,
+)
+from app.search import filters_from_args
+from tests.conftest import LiveServer, make_app, token_headers
+from tests.helpers import authed, post_logs
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+# Long enough that no tick fires by itself during a test: the test drives the ticks.
+NEVER = 3600.0
+
+
+def wait_until(check, timeout: float = 5.0, interval: float = 0.05):
+    """Call check() until it returns something truthy; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class Cluster:
+    """Several apps (processes) on one Redis prefix of their own, and their servers."""
+
+    def __init__(self, database_url: str, redis_url: str, prefix: str) -> None:
+        """Nothing running yet."""
+        self.database_url, self.redis_url, self.prefix = database_url, redis_url, prefix
+        self.apps: list = []
+        self.servers: list[LiveServer] = []
+        self.clients: list[Client] = []
+        self.hubs: list[Hub] = []
+
+    def process(self, tick: float = NEVER):
+        """A new app, as another web process would build it."""
+        application = make_app(self.database_url, self.redis_url, self.prefix,
+                               LOGDASH_LIVE_TICK_SECONDS=tick)
+        self.apps.append(application)
+        self.hubs.append(hub_of(application))
+        return application
+
+    def serve(self, application) -> LiveServer:
+        """Serve an app over real HTTP (and WebSockets) on a free port."""
+        server = LiveServer(application)
+        self.servers.append(server)
+        return server
+
+    def connect(self, server: LiveServer, path: str) -> Client:
+        """Open a WebSocket to a server."""
+        client = Client.connect(f"ws://127.0.0.1:{server.port}{path}",
+                                headers=token_headers("read"))
+        self.clients.append(client)
+        return client
+
+    def count(self) -> int:
+        """Open sockets across the cluster, as /readyz reports them."""
+        return live_connections(self.apps[0])
+
+    def close(self) -> None:
+        """Close clients, stop every hub at once, stop servers, release connections."""
+        for client in self.clients:
+            if client.connected:  # a client the server closed is closed already
+                client.close()
+        stoppers = [threading.Thread(target=hub.stop) for hub in self.hubs]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        for server in self.servers:
+            server.stop()
+        for application in self.apps:
+            with application.app_context():
+                db.engine.dispose()
+
+
+def hub_of(application) -> Hub:
+    """An app's hub."""
+    return application.extensions["logdash.live"]
+
+
+@pytest.fixture
+def cluster(app, database_url, redis_url, queue_prefix):
+    """A cluster on a prefix of this test's own (removed with the session's keys)."""
+    group = Cluster(database_url, redis_url, f"{queue_prefix}-{uuid.uuid4().hex[:8]}")
+    yield group
+    group.close()
+
+
+def receive_until(client: Client, wanted, timeout: float = 5.0) -> str:
+    """The first frame the client receives that contains `wanted`."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        frame = client.receive(timeout=left)
+        if frame is not None and wanted in frame:
+            return frame
+    raise AssertionError(f"no frame with {wanted!r} within {timeout}s")
+
+
+def send(application, lines: list[dict]) -> None:
+    """Ingest lines through one process's API."""
+    response = post_logs(authed(application.test_client()), lines)
+    assert response.json["accepted"] == len(lines), response.json
+
+
+def counting_renders(hubs: list[Hub]) -> list[str]:
+    """Record the topic of every frame computation the hubs make, in one shared list."""
+    renders: list[str] = []
+
+    def render(application, view):
+        """Count, then compute as usual."""
+        renders.append(view.topic)
+        return render_view_frame(application, view)
+
+    for hub in hubs:
+        hub.render_view = render
+    return renders
+
+
+def test_frames_reach_sockets_in_every_process(cluster):
+    """A line ingested in one process updates the dashboards served by both."""
+    first, second = cluster.process(tick=0.2), cluster.process(tick=0.2)
+    clients = [cluster.connect(cluster.serve(application), "/ws/logs/dashboard?window=1h")
+               for application in (first, second)]
+    wait_until(lambda: cluster.count() == 2)
+    send(first, [{"service": "api", "level": "error", "message": f"boom {i}"} for i in range(3)])
+    for client in clients:
+        frame = receive_until(client, "data-total>3<")
+        assert '<section id="totals" class="cards" aria-label="Totals" hx-swap-oob="true">' in frame
+        assert 'id="services"' in frame and 'id="top-errors"' in frame
+        assert '<span id="ws-count" hx-swap-oob="true">2 live connections</span>' in frame
+
+
+def test_each_view_is_computed_once_per_tick_whatever_the_sockets(cluster):
+    """Five sockets on two processes watching 1h, one watching 24h: one computation each."""
+    first, second = cluster.process(), cluster.process()
+    renders = counting_renders(cluster.hubs)
+    hour, day = View("1h"), View("24h")
+    with ExitStack() as stack:
+        subscriptions = [stack.enter_context(hub.subscription({view.topic}, view))
+                         for hub, view in [(hub_of(first), hour)] * 3
+                         + [(hub_of(second), hour)] * 2 + [(hub_of(second), day)]]
+        for hub in cluster.hubs:
+            assert hub.listening.wait(5)
+        tick = time.time_ns()
+        for number in (tick, tick + 1):
+            for hub in (hub_of(first), hub_of(second), hub_of(first)):
+                hub.run_tick(number)
+        assert sorted(renders) == ["dashboard:1h", "dashboard:1h",
+                                   "dashboard:24h", "dashboard:24h"]
+        for subscription in subscriptions:
+            frames = [subscription.outbox.get(timeout=5) for _ in range(2)]
+            bucket = "minute" if subscription.view == hour else "hour"
+            assert all(f'data-bucket="{bucket}"' in frame for frame in frames)
+
+
+def test_running_tickers_compute_once_per_tick_across_processes(cluster):
+    """With real tickers in two processes, computations follow ticks, not sockets."""
+    tick = 0.25
+    first, second = cluster.process(tick), cluster.process(tick)
+    renders = counting_renders(cluster.hubs)
+    view = View("1h")
+    with ExitStack() as stack:
+        subscriptions = [stack.enter_context(hub.subscription({view.topic}, view))
+                         for hub in [hub_of(first)] * 2 + [hub_of(second)] * 2]
+        started = time.monotonic()
+        time.sleep(2.0)
+        ticks = (time.monotonic() - started) / tick
+        # Once per tick: about 8. Once per process would be about 16, per socket 32.
+        assert ticks / 2 <= len(renders) <= ticks + 1
+        for subscription in subscriptions:
+            assert subscription.outbox.get(timeout=1) is not None
+
+
+def test_connections_are_counted_across_processes(cluster):
+    """Sockets of every process count; a closed one stops counting at once."""
+    first, second = cluster.process(), cluster.process()
+    first_server, second_server = cluster.serve(first), cluster.serve(second)
+    assert cluster.count() == 0
+    leaving = cluster.connect(first_server, "/ws/logs/dashboard")
+    cluster.connect(first_server, "/ws/logs/tail")
+    cluster.connect(second_server, "/ws/logs/dashboard?window=7d")
+    wait_until(lambda: cluster.count() == 3)
+    assert second.test_client().get("/readyz").json["websockets"] == 3
+    footer = authed(second.test_client()).get("/logs").get_data(as_text=True)
+    assert '<span id="ws-count">3 live connections</span>' in footer
+    leaving.close()
+    wait_until(lambda: cluster.count() == 2)
+
+
+def test_sockets_of_a_crashed_process_expire(cluster):
+    """A process that stops refreshing its sockets (it died) stops counting after a while."""
+    crashing = cluster.process(tick=0.1)
+    hub = Hub(crashing, render_view_frame, presence_seconds=0.5)
+    cluster.hubs.append(hub)
+    entered = [hub.subscription({TAIL}) for _ in range(2)]
+    for subscription in entered:
+        subscription.__enter__()
+    assert cluster.count() == 2
+    time.sleep(0.8)
+    assert cluster.count() == 2, "a live process keeps its sockets counted"
+    hub.stop()  # no more heartbeats, and its sockets never say goodbye
+    wait_until(lambda: cluster.count() == 0, timeout=3)
+    for subscription in entered:
+        subscription.__exit__(None, None, None)
+
+
+def test_publish_alert_shows_a_banner_on_every_dashboard_now(cluster):
+    """Firing and resolved banners reach both processes' dashboards without waiting a tick."""
+    first, second = cluster.process(), cluster.process()
+    dashboards = [cluster.connect(cluster.serve(first), "/ws/logs/dashboard"),
+                  cluster.connect(cluster.serve(second), "/ws/logs/dashboard?window=30d")]
+    wait_until(lambda: cluster.count() == 2)
+    for hub in cluster.hubs:
+        assert hub.listening.wait(5)
+    event = {"service": HOSTILE, "level": "error", "event": "firing", "current_count": 120,
+             "threshold": 100, "at": "2026-11-27T10:42:00+00:00"}
+    with first.app_context():
+        assert publish_alert(event) == 2
+    for client in dashboards:
+        banner = receive_until(client, "banner-firing", timeout=2)
+        assert banner.lstrip().startswith('<div hx-swap-oob="afterbegin:#alert-banners">')
+        assert "120/min, threshold 100" in banner and "at 2026-11-27 10:42:00 UTC" in banner
+        assert "&lt;img src=x onerror=alert(1)&gt;" in banner and HOSTILE not in banner
+    with second.app_context():
+        publish_alert({**event, "event": "resolved", "service": "api", "current_count": 3})
+    for client in dashboards:
+        assert "Alert resolved" in receive_until(client, "banner-resolved", timeout=2)
+
+
+def test_publish_alert_without_redis_reports_nothing_sent(database_url, queue_prefix):
+    """A banner is a courtesy: with Redis down it is skipped, not raised."""
+    offline = make_app(database_url, "redis://127.0.0.1:1/0", queue_prefix)
+    with offline.app_context():
+        assert publish_alert({"service": "api", "level": "error", "event": "firing"}) == 0
+        db.engine.dispose()
+
+
+def test_tail_streams_only_matching_lines(cluster):
+    """Server-side filters: service, minimum level and text, case-insensitively."""
+    first, second = cluster.process(), cluster.process()
+    filtered = cluster.connect(cluster.serve(second),
+                               "/ws/logs/tail?service=api&min_level=error&q=BOOM")
+    everything = cluster.connect(cluster.serve(first), "/ws/logs/tail")
+    wait_until(lambda: cluster.count() == 2)
+    send(first, [
+        {"service": "api", "level": "error", "message": "boom one"},
+        {"service": "api", "level": "info", "message": "boom two"},
+        {"service": "web", "level": "error", "message": "boom three"},
+        {"service": "api", "level": "critical", "message": f"{HOSTILE} boom four"},
+        {"service": "api", "level": "error", "message": "nothing to see"},
+    ])
+    frame = receive_until(filtered, "boom one")
+    assert frame.lstrip().startswith('<div hx-swap-oob="beforeend:#tail-incoming">')
+    assert "&lt;img src=x onerror=alert(1)&gt; boom four" in frame and HOSTILE not in frame
+    for absent in ("boom two", "boom three", "nothing to see"):
+        assert absent not in frame
+    every = receive_until(everything, "boom one")
+    assert every.count('class="log-row') == 5
+
+
+def test_a_bad_socket_request_is_refused_for_good(cluster):
+    """Unknown windows, services or levels close with 1008, which htmx does not retry."""
+    server = cluster.serve(cluster.process())
+    for path in ("/ws/logs/dashboard?window=2h", "/ws/logs/dashboard?service=nobody",
+                 "/ws/logs/tail?min_level=loud"):
+        client = cluster.connect(server, path)
+        with pytest.raises(ConnectionClosed) as closed:
+            client.receive(timeout=5)
+        assert closed.value.reason == 1008
+
+
+def test_stopping_process_tells_its_pages_to_reconnect(cluster):
+    """gunicorn's worker_exit hook closes the sockets with 1012, which htmx retries."""
+    application = cluster.process()
+    client = cluster.connect(cluster.serve(application), "/ws/logs/dashboard")
+    wait_until(lambda: cluster.count() == 1)
+    close_sockets(application)
+    with pytest.raises(ConnectionClosed) as closed:
+        client.receive(timeout=5)
+    assert closed.value.reason == 1012
+    wait_until(lambda: cluster.count() == 0)
+
+
+def test_listener_reconnects_when_redis_drops_it(cluster, redis_url):
+    """Killing the listener's Redis connection loses nothing after it reconnects."""
+    application = cluster.process()
+    hub = hub_of(application)
+    name = f"logdash-live-{hub.id}"
+    admin = redis.Redis.from_url(redis_url)
+
+    def listener_id():
+        """The Redis client id of the listener's connection, if connected."""
+        return next((c["id"] for c in admin.client_list() if c.get("name") == name), None)
+
+    with hub.subscription({"probe"}) as subscription:
+        killed = wait_until(listener_id)
+        admin.client_kill_filter(_id=killed)
+        assert wait_until(lambda: listener_id() not in (None, killed))
+        wait_until(lambda: publish(application, "probe", "after") and
+                   subscription.outbox.get(timeout=0.2) == "after")
+    admin.close()
+
+
+def test_lines_are_published_only_while_someone_tails(cluster):
+    """Without a tail socket anywhere, ingest sends nothing to Redis."""
+    application = cluster.process()
+    watcher = redis.Redis.from_url(cluster.redis_url)
+    pubsub = watcher.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys_of(application).channel)
+    send(application, [{"service": "api", "message": "unwatched"}])
+    assert pubsub.get_message(timeout=0.5) is None
+    with hub_of(application).subscription({TAIL}):
+        send(application, [{"service": "api", "message": "watched"}])
+        message = wait_until(lambda: pubsub.get_message(timeout=0.2))
+    assert b"watched" in message["data"]
+    pubsub.close()
+    watcher.close()
+
+
+def records(count: int, message: str = "line {i}") -> list:
+    """Normalised records as ingest makes them."""
+    now = datetime.now(UTC)
+    limits = Limits(max_message_bytes=1_000_000, oldest=now.replace(year=2000), newest=now)
+    return [normalize({"service": "api", "message": message.format(i=i)}, None, limits, now)
+            for i in range(count)]
+
+
+def test_large_batches_are_split_bounded_and_counted():
+    """At most LINES_PER_BATCH newest lines, LINES_PER_PUBLISH a message, the rest counted."""
+    batch = records(LINES_PER_BATCH + 234)
+    messages = tail_messages(batch)
+    assert [len(m["lines"]) for m in messages] == [LINES_PER_PUBLISH] * 5
+    assert [m["skipped"] for m in messages] == [234, 0, 0, 0, 0]
+    assert messages[0]["lines"][0]["message"] == "line 234"
+    assert messages[-1]["lines"][-1]["message"] == f"line {LINES_PER_BATCH + 233}"
+
+
+def test_tail_cuts_long_messages():
+    """A huge message is cut for the tail (search has it whole)."""
+    [line] = tail_messages(records(1, "x" * 20_000))[0]["lines"]
+    assert len(line["message"].encode()) <= MESSAGE_BYTES
+    assert "truncated" in line["message"]
+
+
+@pytest.mark.parametrize(("args", "line", "expected"), [
+    ({}, {}, True),
+    ({"service": ["web"]}, {}, False),
+    ({"service": ["api", "web"]}, {}, True),
+    ({"level": ["warning"]}, {}, False),
+    ({"min_level": ["info"]}, {}, True),
+    ({"min_level": ["error"]}, {"level": "critical"}, True),
+    ({"q": ["DISK"]}, {}, True),
+    ({"q": ["memory"]}, {}, False),
+    ({"fingerprint": ["abc"]}, {}, True),
+    ({"fingerprint": ["def"]}, {}, False),
+])
+def test_tail_filters_mean_what_search_means(args, line, expected):
+    """Each filter of the search API, applied to one streamed line."""
+    base = {"service": "api", "level": "info", "message": "Disk almost full",
+            "fingerprint": "abc"}
+    filters = filters_from_args(MultiDict(args), 1000)
+    assert line_matches(filters, {**base, **line}) is expected
+
+
+def test_tail_publishing_never_breaks_ingest(database_url, queue_prefix):
+    """The lines are committed before the signal: a Redis failure there is only logged."""
+    offline = make_app(database_url, "redis://127.0.0.1:1/0", queue_prefix)
+    publish_lines(offline, records(2))
+    with offline.app_context():
+        db.engine.dispose()
+
+
+def test_outbox_drops_the_oldest_frames_of_a_slow_client():
+    """A client that falls behind gets the newest frames."""
+    outbox = Outbox(size=3)
+    for frame in range(5):
+        outbox.put(frame)
+    assert [outbox.get(timeout=0) for _ in range(4)] == [2, 3, 4, None]
+
+
+def test_listener_and_ticker_start_with_the_first_socket(cluster):
+    """No threads at app creation (gunicorn forks later); one pair however many sockets."""
+    hub = hub_of(cluster.process())
+
+    def threads() -> list[str]:
+        """Names of this hub's running threads."""
+        return sorted(t.name for t in threading.enumerate() if t.name.endswith(hub.id))
+
+    assert threads() == []
+    with hub.subscription({TAIL}), hub.subscription({TAIL}):
+        assert threads() == [f"live-listener-{hub.id}", f"live-ticker-{hub.id}"]
+
+
+def test_malformed_channel_messages_are_ignored(cluster):
+    """Something else publishing on the channel cannot break the listener."""
+    hub = hub_of(cluster.process())
+    with hub.subscription({TAIL}) as subscription:
+        hub.dispatch(b"not json")
+        hub.dispatch(b'{"no": "topic"}')
+        hub.dispatch(b'{"topic": "tail", "data": "ok"}')
+        assert subscription.outbox.get(timeout=1) == "ok"

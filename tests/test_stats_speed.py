@@ -1,0 +1,146 @@
+"""Statistics read the count tiers by index ranges, and every number equals the raw lines."""
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from app.extensions import db
+from app.rollups.aggregate import aggregate_hours
+from app.stats.counts import KINDS, counts_source, level_totals, top_templates
+from app.stats.health import ERROR_LEVELS
+from app.stats.windows import make_window
+from tests.helpers import post_logs, scalar
+
+NOW = datetime.now(UTC)
+COUNT_TABLES = {table for minute, hourly, _ in KINDS.values() for table in (minute, hourly)}
+
+
+def lines(hours_ago: float, service: str, level: str, message: str, count: int) -> list[dict]:
+    """`count` lines of one template at some hours before now."""
+    moment = (NOW - timedelta(hours=hours_ago)).isoformat()
+    return [{"service": service, "level": level, "message": message.format(i=i),
+             "timestamp": moment} for i in range(count)]
+
+
+def send(client, *batches: list[dict]) -> None:
+    """Post every batch and check that all its lines were accepted."""
+    for batch in batches:
+        assert post_logs(client, batch).json["accepted"] == len(batch)
+
+
+def history(client) -> None:
+    """Lines over eight days: hourly-only days, minutes, and a template two services share."""
+    send(client,
+         lines(24 * 6, "api", "error", "disk full on volume {i}", 4),
+         lines(30, "api", "info", "GET /users/{i} 200", 9),
+         lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 5),
+         lines(20.5, "web", "error", "timeout talking to db-{i} after 3000 ms", 7),
+         lines(5.5, "web", "critical", "out of memory in worker {i}", 3),
+         lines(2.5, "api", "warning", "slow query {i}", 6),
+         lines(0, "web", "info", "served asset {i}", 11),
+         lines(0, "api", "error", "timeout talking to db-{i} after 3000 ms", 2))
+
+
+def raw(sql: str, start: datetime) -> list[tuple]:
+    """Rows of a query over the raw lines of a window (the reference, never the app's)."""
+    return [tuple(row) for row in db.session.execute(text(sql), {"start": start})]
+
+
+def expected_totals(window) -> tuple[dict, dict, dict]:
+    """The three sums of level_totals, computed from the raw lines."""
+    by_bucket_level, by_service_level, by_service_bucket = {}, defaultdict(int), defaultdict(int)
+    for bucket, service, level, count in raw(
+            "SELECT date_trunc('hour', timestamp, 'UTC'), service, level, count(*)"
+            " FROM logs.entries WHERE timestamp >= :start GROUP BY 1, 2, 3", window.start):
+        by_bucket_level[bucket, level] = by_bucket_level.get((bucket, level), 0) + count
+        by_service_level[service, level] += count
+        by_service_bucket[service, bucket] += count
+    return by_bucket_level, dict(by_service_level), dict(by_service_bucket)
+
+
+def expected_top(window, limit: int, levels) -> list[tuple]:
+    """(service, level, fingerprint, count, series) of the top templates, from raw lines."""
+    per_bucket: dict = defaultdict(lambda: defaultdict(int))
+    for bucket, service, level, fingerprint, count in raw(
+            "SELECT date_trunc('hour', timestamp, 'UTC'), service, level, fingerprint, count(*)"
+            " FROM logs.entries WHERE timestamp >= :start GROUP BY 1, 2, 3, 4", window.start):
+        if levels is None or level in levels:
+            per_bucket[service, level, fingerprint][bucket] += count
+    totals = {key: sum(counts.values()) for key, counts in per_bucket.items()}
+    ranked = sorted(totals, key=lambda k: (-totals[k], k[2], k[0], k[1]))[:limit]
+    return [(*key, totals[key], [per_bucket[key].get(b, 0) for b in window.buckets()])
+            for key in ranked]
+
+
+def check_exact(window_names=("24h", "7d")) -> None:
+    """level_totals and top_templates equal the raw lines, for every window and filter."""
+    for name in window_names:
+        window = make_window(name)
+        totals = level_totals(window)
+        assert (totals.by_bucket_level, totals.by_service_level,
+                totals.by_service_bucket) == expected_totals(window)
+        for limit, levels in ((1, list(ERROR_LEVELS)), (10, list(ERROR_LEVELS)), (10, None)):
+            got = [(t["service"], t["level"], t["fingerprint"], t["count"], t["series"])
+                   for t in top_templates(window, limit, levels=levels)]
+            assert got == expected_top(window, limit, levels)
+
+
+def test_counts_are_exact_before_and_after_aggregation(client):
+    """A scheduler a week behind (minutes only), then caught up: the raw lines' numbers."""
+    aggregate_hours(NOW - timedelta(days=8))
+    history(client)
+    assert scalar("SELECT count(*) FROM logs.rollup_hourly") == 0
+    check_exact()
+    aggregate_hours()
+    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 0
+    check_exact()
+
+
+def test_counts_are_exact_with_dirty_hours(client):
+    """Late lines in aggregated hours are read from minutes until the job redoes them."""
+    history(client)
+    aggregate_hours()
+    send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 3),
+         lines(5.5, "web", "info", "late asset {i}", 2))
+    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 2
+    check_exact()
+    aggregate_hours()
+    check_exact()
+
+
+def test_top_template_series_leave_out_other_services_of_the_template(client):
+    """A template shared by two services: the top one's series counts its own lines only."""
+    history(client)
+    aggregate_hours()
+    (top,) = top_templates(make_window("24h"), 1, levels=list(ERROR_LEVELS))
+    assert (top["service"], top["count"], sum(top["series"])) == ("api", 7, 7)
+
+
+def scans(plan: dict) -> list[dict]:
+    """Every node of a JSON plan that reads one of the count tables."""
+    found = [plan] if plan.get("Relation Name") in COUNT_TABLES else []
+    for child in plan.get("Plans", []):
+        found += scans(child)
+    return found
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_counts_read_every_tier_by_an_index_range(client, late):
+    """Each branch of a window's source is an index range; minutes read only what they keep."""
+    history(client)
+    aggregate_hours()
+    if late:
+        send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 1))
+    # The tables are tiny here; without this the planner would rightly scan them whole.
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    for kind, (minute_table, _, _) in KINDS.items():
+        source, params = counts_source(make_window("7d"), kind)
+        plan = db.session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {source}"),
+                                  params).scalar()
+        for node in scans(plan[0]["Plan"]):
+            assert "Index Cond" in node or "Recheck Cond" in node, node
+            if node["Relation Name"] == minute_table:
+                # Minutes before the watermark are the hourly tier's: not even looked at.
+                assert node.get("Rows Removed by Filter", 0) == 0, node
