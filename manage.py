@@ -21,6 +21,9 @@ VENV = ROOT / ".venv"
 INSTANCE = Path(os.environ.get("LOGDASH_INSTANCE_PATH", ROOT / "instance")).resolve()
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PROCESSES = ("web", "worker", "scheduler")
+# The Procfile's syslog/GELF listener opens more ports; the embedded run starts it only
+# when asked (LOGDASH_SYSLOG_ENABLE=1).
+LISTENER = "syslog"
 
 
 def venv_python() -> Path:
@@ -68,6 +71,11 @@ def procfile_commands() -> dict[str, str]:
         if sep and not line.startswith("#"):
             commands[name.strip()] = command.strip()
     return commands
+
+
+def wanted_processes(env: dict) -> tuple[str, ...]:
+    """The Procfile processes the embedded run starts: the listener only when enabled."""
+    return PROCESSES + ((LISTENER,) if env.get("LOGDASH_SYSLOG_ENABLE") == "1" else ())
 
 
 def start_embedded_postgres() -> str:
@@ -127,6 +135,7 @@ def run() -> int:
         # keep the session cookie working over plain http.
         env.setdefault("LOGDASH_OPEN_INGEST", "1")
         env.setdefault("LOGDASH_SECURE_COOKIES", "0")
+        env.setdefault("LOGDASH_LISTEN_BIND", env["LOGDASH_BIND"])
     flask = [str(BIN / "flask"), "--app", "app"]
     subprocess.run([*flask, "db", "upgrade"], check=True, env=env, cwd=ROOT)
     subprocess.run([*flask, "users", "ensure-admin"], check=True, env=env, cwd=ROOT)
@@ -136,7 +145,7 @@ def run() -> int:
     children = {
         # The Procfile is shell syntax (${PORT:-8000}); exec keeps one process per line.
         name: subprocess.Popen(["/bin/sh", "-c", f"exec {commands[name]}"], env=env, cwd=ROOT)
-        for name in PROCESSES
+        for name in wanted_processes(env)
     }
     print(f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/  (Ctrl-C stops)\n",
           flush=True)

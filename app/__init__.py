@@ -52,17 +52,20 @@ def create_app(config: dict | None = None) -> Flask:
     init_redis(app)
 
     from app.api import bp as api_bp
+    from app.api.receivers import bp as receivers_bp
     from app.auth import bp as auth_bp
     from app.auth.access import enforce_access
     from app.auth.csrf import csrf_token
     from app.cli import register_commands
     from app.errors import register_error_handlers
     from app.health import bp as health_bp
+    from app.metrics import init_app as init_metrics
     from app.realtime import init_app as init_realtime
     from app.security.headers import init_app as init_security_headers
     from app.web import bp as web_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(receivers_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(auth_bp)
@@ -71,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = csrf_token
     init_security_headers(app)
     init_realtime(app)
+    init_metrics(app)
     register_error_handlers(app)
     register_commands(app)
 

@@ -1,4 +1,5 @@
-"""Flask commands: partitions, scheduler, users and tokens (`flask --app app --help`)."""
+"""Flask commands: partitions, scheduler, users, tokens, listen, logs import and demo
+(`flask --app app --help`)."""
 
 import click
 from flask import Flask
@@ -18,15 +19,16 @@ def register_commands(app: Flask) -> None:
             click.echo(name)
 
     register_access_commands(app)
+    register_ingest_commands(app)
 
     @app.cli.command("scheduler")
     def scheduler_command():
         """Register the periodic jobs and run the scheduler until stopped."""
-        from app.jobs.schedule import make_scheduler, reconcile
+        from app.jobs.schedule import make_scheduler, reconcile, run_forever
 
         scheduler = make_scheduler()
         click.echo(f"periodic jobs: {reconcile(scheduler)}")
-        scheduler.run()
+        run_forever(scheduler)
 
 
 def register_access_commands(app: Flask) -> None:
@@ -101,3 +103,175 @@ def register_access_commands(app: Flask) -> None:
 
     app.cli.add_command(users)
     app.cli.add_command(tokens)
+
+
+PORT_OPTIONS = ("syslog_udp", "syslog_tcp", "gelf_udp", "gelf_tcp")
+
+
+def register_ingest_commands(app: Flask) -> None:
+    """`flask listen`, `flask logs import` and `flask demo`."""
+    from app.ingest.importer import FORMATS
+
+    @app.cli.command("listen")
+    @click.option("--bind", default=None, help="Address to listen on [LOGDASH_LISTEN_BIND].")
+    @click.option("--syslog-udp-port", "syslog_udp", default=None,
+                  help="0 or off disables [LOGDASH_SYSLOG_UDP_PORT, 5514].")
+    @click.option("--syslog-tcp-port", "syslog_tcp", default=None,
+                  help="[LOGDASH_SYSLOG_TCP_PORT, 5514]")
+    @click.option("--gelf-udp-port", "gelf_udp", default=None,
+                  help="[LOGDASH_GELF_UDP_PORT, 12201]")
+    @click.option("--gelf-tcp-port", "gelf_tcp", default=None,
+                  help="[LOGDASH_GELF_TCP_PORT, 12201]")
+    def listen_command(bind, **ports):
+        """Receive syslog and GELF over UDP and TCP until stopped."""
+        import asyncio
+        import logging
+
+        from app.listeners.server import serve
+        from app.listeners.settings import listener_settings, parse_port
+
+        overrides = {name: parse_port(f"--{name.replace('_', '-')}-port", value)
+                     for name, value in ports.items() if value is not None}
+        if bind:
+            overrides["bind"] = bind
+        try:
+            settings = listener_settings(app.config, **overrides)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+        def started(addresses: dict) -> None:
+            """Say where each receiver listens."""
+            for name, (host, port) in addresses.items():
+                click.echo(f"listening: {name} on {host}:{port}")
+            if not addresses:
+                click.echo("no receiver is enabled; nothing to do")
+
+        asyncio.run(serve(app, settings, on_start=started))
+
+    logs = click.Group("logs", help="Work with stored logs.")
+
+    @logs.command("import")
+    @click.argument("files", nargs=-1, required=True)
+    @click.option("--service", required=True,
+                  help="Service of lines that do not name one (all plain lines).")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto",
+                  show_default=True)
+    @click.option("--resume", is_flag=True,
+                  help="Continue each file after its last committed batch (in the batch"
+                       " size of that import).")
+    @click.option("--batch-size", type=click.IntRange(1, 50_000), default=1000,
+                  show_default=True)
+    def import_command(files, service, fmt, resume, batch_size):
+        """Import log files (.gz too; - for standard input) through the ingest path."""
+        import time
+        from pathlib import Path
+
+        from app.ingest.importer import ResumeError
+
+        state_folder = Path(app.instance_path) / "imports"
+        totals = [0, 0]
+        for name in files:
+            started = time.monotonic()
+            try:
+                summary = _import_one(app, name, service, fmt, state_folder, resume,
+                                      batch_size)
+            except (OSError, ResumeError) as error:
+                raise click.ClickException(str(error)) from None
+            totals[0] += summary.accepted
+            totals[1] += summary.rejected
+            _echo_summary(summary, time.monotonic() - started)
+        if len(files) > 1:
+            click.echo(f"total: {totals[0]} accepted, {totals[1]} rejected")
+
+    app.cli.add_command(logs)
+
+    @app.cli.command("demo")
+    @click.option("--lines", type=click.IntRange(0), default=10_000, show_default=True,
+                  help="Lines of history to add.")
+    @click.option("--hours", type=click.FloatRange(0.1, 24 * 29), default=2.0,
+                  show_default=True, help="Spread them over this many past hours.")
+    @click.option("--bursts", type=click.IntRange(0), default=3, show_default=True,
+                  help="Error bursts within those hours.")
+    @click.option("--follow", is_flag=True, help="Then keep sending lines until stopped.")
+    @click.option("--rate", type=click.FloatRange(0.1, 1000), default=5.0, show_default=True,
+                  help="Lines per second with --follow.")
+    @click.option("--stop-after", type=float, default=None,
+                  help="With --follow: stop after this many seconds (for scripts).")
+    @click.option("--seed", type=int, default=None, help="Make the traffic repeatable.")
+    @click.option("--force", is_flag=True, help="Add demo lines even if logs exist.")
+    def demo_command(lines, hours, bursts, follow, rate, stop_after, seed, force):
+        """Fill an empty instance with realistic traffic (Loghub samples)."""
+        _run_demo(app, lines, hours, bursts, follow, rate, stop_after, seed, force)
+
+
+def _import_one(app: Flask, name, service, fmt, state_folder, resume, batch_size):
+    """Import one file with a progress bar on standard error."""
+    import sys
+
+    from app.ingest.importer import Source, import_source
+
+    source = Source(name)
+    try:
+        with click.progressbar(length=source.size or 0, label=name, file=sys.stderr,
+                               show_eta=True, show_percent=True) as bar:
+
+            def advance(position: int) -> None:
+                """Move the bar to the bytes read so far."""
+                bar.update(position - bar.pos)
+
+            return import_source(source, service, fmt, app.config, state_folder, resume,
+                                 batch_size, on_progress=advance)
+    finally:
+        source.close()
+
+
+def _echo_summary(summary, seconds: float) -> None:
+    """Print what one file's import did."""
+    resumed = f", resumed at byte {summary.resumed_from}" if summary.resumed_from else ""
+    replayed = (f", {summary.replayed_batches} batches already stored by an interrupted run"
+                if summary.replayed_batches else "")
+    click.echo(f"{summary.name}: {summary.accepted} accepted, {summary.rejected} rejected"
+               f" in {seconds:.1f} s{resumed}{replayed}")
+    for error in summary.errors:
+        click.echo(f"  {error}")
+    if summary.rejected > len(summary.errors):
+        click.echo(f"  ... and {summary.rejected - len(summary.errors)} more")
+
+
+def _run_demo(app: Flask, lines, hours, bursts, follow, rate, stop_after, seed, force):
+    """The demo command: history first, then the trickle with --follow."""
+    import random
+    import signal
+    import time
+    from datetime import UTC, datetime
+
+    from app import demo
+
+    if not force and not demo.instance_is_empty():
+        raise click.ClickException("this instance already has logs; --force adds demo"
+                                   " traffic anyway")
+    rng = random.Random(seed)  # noqa: S311  (made-up traffic, not secrets)
+    pools, origin = demo.load_pools(app, rng)
+    click.echo(f"demo: {len(pools)} services from {origin}")
+    history, described = demo.history(pools, lines, hours, bursts, rng, datetime.now(UTC))
+    accepted, rejected = demo.store(app, history, rng)
+    click.echo(f"demo: {accepted} lines over the last {hours:g} h ({rejected} rejected)")
+    for burst in described:
+        click.echo(f"  error burst: {burst}")
+    if not follow:
+        return
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+
+    def keep_going() -> bool:
+        """Until SIGTERM, Ctrl-C or --stop-after."""
+        return not stopping and (deadline is None or time.monotonic() < deadline)
+
+    click.echo(f"demo: sending about {rate:g} lines a second (Ctrl-C stops)")
+    try:
+        sent = demo.follow(app, pools, rate, rng, keep_going, click.echo)
+    except KeyboardInterrupt:
+        sent = None
+    click.echo("demo: stopped" + (f" after {sent} more lines" if sent is not None else ""))

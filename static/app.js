@@ -191,6 +191,21 @@
     if (token) event.detail.headers["X-CSRF-Token"] = token.content;
   });
 
+  // A refused change (signed out, expired CSRF token, already deleted) says why rather than
+  // doing nothing: the server's JSON error, set as text, in the page's #request-error.
+  document.addEventListener("htmx:responseError", (event) => {
+    const box = document.getElementById("request-error");
+    if (!box) return;
+    let message = "The server refused this (" + event.detail.xhr.status + "); reload the page.";
+    try {
+      message = JSON.parse(event.detail.xhr.responseText).error || message;
+    } catch (notJson) {
+      // An HTML error page: keep the generic message.
+    }
+    box.textContent = message;
+    box.hidden = false;
+  });
+
   // Newly loaded content (the page, a swapped window, a frame): draw its charts. This
   // script is deferred, so it runs after htmx and before htmx loads the page.
   htmx.onLoad((root) => {

@@ -100,6 +100,8 @@ def test_token_scopes(anonymous_client):
     refused = anonymous_client.post("/api/logs/alerts/config", json=config, headers=read)
     assert refused.status_code == 403
     assert "admin scope" in refused.json["error"]
+    assert anonymous_client.get("/api/tokens", headers=read).status_code == 403
+    assert anonymous_client.get("/api/tokens", headers=admin).status_code == 200
     created = anonymous_client.post("/api/logs/alerts/config", json=config, headers=admin)
     assert created.status_code == 201
 
@@ -136,6 +138,7 @@ def test_sign_in_session_and_roles(browser):
     create_user("ada", PASSWORD, "admin")
     assert sign_in(browser, "vera", next_path="/api/logs").headers["Location"] == "/api/logs"
     assert browser.get("/api/logs").status_code == 200
+    assert browser.get("/api/tokens").status_code == 403
     token = session_csrf(browser)
     refused = browser.post("/api/logs/alerts/config", json={"service": "a"},
                            headers={"X-CSRF-Token": token})

@@ -163,13 +163,13 @@ class Tab:
         assert self.page.evaluate("window.loadedOnce") is True
 
 
-def sign_in(browser, web: Web) -> dict:
-    """Sign in as the viewer through the login page; return the browser's cookies."""
+def sign_in(browser, web: Web, person: tuple[str, str] = VIEWER) -> dict:
+    """Sign in (as the viewer by default) through the login page; return the cookies."""
     ctx = browser.new_context()
     page = ctx.new_page()
     page.goto(f"{web.url}/login")
-    page.fill('input[name="username"]', VIEWER[0])
-    page.fill('input[name="password"]', VIEWER[1])
+    page.fill('input[name="username"]', person[0])
+    page.fill('input[name="password"]', person[1])
     page.click('button[type="submit"]')
     expect(page).to_have_url(f"{web.url}/")
     state = ctx.storage_state()

@@ -6,6 +6,7 @@ import pytest
 from flask import current_app
 from rq import SimpleWorker
 
+from app.extensions import db
 from app.ingest.partitions import partition_name
 from app.jobs.schedule import SCHEDULE, make_scheduler, reconcile, schedule_id
 from tests.helpers import scalar
@@ -68,3 +69,42 @@ def test_scheduler_keys_are_prefixed(app, scheduler):
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]
     assert scheduler.scheduled_jobs_key.startswith(prefix)
     assert scheduler.scheduler_lock_key.startswith(prefix)
+
+
+def test_scheduler_puts_the_schedule_back_and_outlives_redis(app, scheduler):
+    """Each round reconciles (a Redis restarted empty gets the jobs back); Redis errors
+    are waited out instead of ending the scheduler."""
+    from app.jobs.schedule import run_forever
+
+    scheduler._interval = 0.05
+    rounds = iter(range(3))
+    run_forever(scheduler, should_stop=lambda: next(rounds, None) is None)
+    assert len(list(scheduler.get_jobs())) == len(SCHEDULE)
+    app.redis.delete(scheduler.scheduled_jobs_key)  # as if Redis restarted empty
+    rounds = iter(range(2))
+    run_forever(scheduler, should_stop=lambda: next(rounds, None) is None)
+    assert len(list(scheduler.get_jobs())) == len(SCHEDULE)
+
+    import redis
+    from rq_scheduler import Scheduler
+
+    dead = Scheduler(queue_name="x", connection=redis.Redis(port=1, socket_connect_timeout=0.2),
+                     interval=0.05)
+    rounds = iter(range(3))
+    run_forever(dead, should_stop=lambda: next(rounds, None) is None)  # returns, no raise
+
+
+def test_runs_abandoned_by_a_dead_worker_are_closed(app):
+    """A run still 'running' hours later is marked failed by the retention job."""
+    from app.jobs.executions import close_abandoned_runs
+    from app.models import JobExecution
+
+    now = datetime.now(UTC)
+    db.session.add_all([
+        JobExecution(job_type="old", status="running", started_at=now - timedelta(hours=3)),
+        JobExecution(job_type="new", status="running", started_at=now),
+    ])
+    db.session.commit()
+    assert close_abandoned_runs() == 1
+    assert scalar("SELECT status FROM logs.job_executions WHERE job_type = 'old'") == "failed"
+    assert scalar("SELECT status FROM logs.job_executions WHERE job_type = 'new'") == "running"

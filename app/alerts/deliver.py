@@ -141,13 +141,17 @@ def _next_attempt(delivery: AlertDelivery, at: datetime | None) -> AlertDelivery
     return retry
 
 
+# Outcomes after which a notification may be sent again by hand.
+RESENDABLE = ("failed", "cancelled")
+
+
 class NotResendable(ValueError):
     """Only failed or cancelled attempts can be sent again."""
 
 
 def resend(delivery: AlertDelivery) -> AlertDelivery:
     """Queue a new attempt of a failed notification now, with the same delivery id."""
-    if delivery.status not in ("failed", "cancelled"):
+    if delivery.status not in RESENDABLE:
         raise NotResendable(f"delivery {delivery.id} is {delivery.status}, not failed")
     retry = _next_attempt(delivery, None)
     db.session.commit()

@@ -87,6 +87,24 @@ def enqueue_delivery(delivery: AlertDelivery) -> None:
                                     job_timeout=120)
 
 
+class NoChannels(ValueError):
+    """A config with neither an email address nor a webhook URL has nowhere to send to."""
+
+
+def send_test(config: AlertConfig) -> list[AlertDelivery]:
+    """Queue a test notification on every channel of the config, once, without retries."""
+    if not channels(config):
+        raise NoChannels("the config has no email address or webhook URL")
+    sample = AlertViolation(id=None, service=config.service, level="error", current_count=0,
+                            peak_count=0, threshold_value=config.error_threshold_per_min,
+                            timestamp=datetime.now(UTC))
+    body = {**payload(sample, "test"), "event": "test"}
+    deliveries = create_deliveries(config, body, "test", None)
+    for delivery in deliveries:
+        enqueue_delivery(delivery)
+    return deliveries
+
+
 def announce(item: AlertEvent) -> None:
     """Tell listeners (the live pages) about a firing or resolved violation."""
     violation = item.violation

@@ -1,7 +1,5 @@
 """Alert JSON API: configs, a check on demand, violations and the delivery log."""
 
-from datetime import UTC, datetime
-
 from flask import jsonify, request
 from sqlalchemy import select
 
@@ -18,11 +16,11 @@ from app.alerts.configs import (
 )
 from app.alerts.deliver import NotResendable, resend
 from app.alerts.evaluate import evaluate
-from app.alerts.notify import create_deliveries, enqueue_delivery, notify, payload
+from app.alerts.notify import NoChannels, notify, send_test
 from app.alerts.views import delivery_dict, list_deliveries, list_violations, violation_dict
 from app.api import bp
 from app.extensions import db
-from app.models import AlertDelivery, AlertViolation
+from app.models import AlertDelivery
 from app.search import BadSearch
 
 
@@ -111,15 +109,10 @@ def test_alert(service: str):
     config, missing = _config_or_404(service)
     if missing:
         return missing
-    sample = AlertViolation(id=None, service=config.service, level="error", current_count=0,
-                            peak_count=0, threshold_value=config.error_threshold_per_min,
-                            timestamp=datetime.now(UTC))
-    body = {**payload(sample, "test"), "event": "test"}
-    deliveries = create_deliveries(config, body, "test", None)
-    if not deliveries:
-        return jsonify(error="the config has no email address or webhook URL"), 400
-    for delivery in deliveries:
-        enqueue_delivery(delivery)
+    try:
+        deliveries = send_test(config)
+    except NoChannels as error:
+        return jsonify(error=str(error)), 400
     return jsonify(deliveries=[delivery_dict(d) for d in deliveries]), 202
 
 

@@ -1,6 +1,9 @@
 """The access policy, applied before every request: deny unless a rule allows.
 
 - Probes, the login page and static files are public.
+- /metrics is read like the API (a read token, as Prometheus' `authorization` sends, or a
+  session), unless LOGDASH_METRICS_PUBLIC=1 makes it public for a scraper on a private
+  network.
 - Ingest needs a token with the ingest (or admin) scope, unless LOGDASH_OPEN_INGEST is set.
 - Everything else needs a signed-in person or a token: reading needs the read scope or any
   role; changing needs the admin scope or role. Cookie-authenticated changes need the CSRF
@@ -18,9 +21,14 @@ from app.models import User
 from app.security.ratelimit import hit
 
 PUBLIC = {"health.healthz", "health.readyz", "auth.login", "static"}
-INGEST = {"api.ingest_logs"}
+# Other shippers' formats (app/api/receivers.py) feed the same ingest path.
+INGEST = {"api.ingest_logs", "receivers.otlp_logs", "receivers.loki_push",
+          "receivers.gelf_messages"}
+METRICS = "metrics.metrics"
 # Changes any signed-in person may make.
 ANY_USER_CHANGES = {"auth.logout"}
+# Reads only admins may make: tokens say who sends what, and from where.
+ADMIN_READS = {"api.list_api_tokens", "web.tokens_page"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -89,8 +97,9 @@ def _for_token():
     """Reading needs read or admin scope; changing needs admin."""
     if g.token.scope == "ingest":
         return _deny(403, "this token may only send logs")
-    if request.method not in SAFE_METHODS and g.token.scope != "admin":
-        return _deny(403, "changing settings needs a token with the admin scope")
+    if g.token.scope != "admin" and (request.method not in SAFE_METHODS
+                                     or request.endpoint in ADMIN_READS):
+        return _deny(403, "this needs a token with the admin scope")
     return _rate_limited()
 
 
@@ -98,6 +107,8 @@ def _for_user():
     """People: viewers read, admins change; changes by cookie need the CSRF token."""
     if request.path.startswith("/ws/") and not _same_origin():
         return _deny(403, "WebSocket connections must come from Logdash's own pages")
+    if request.endpoint in ADMIN_READS and g.user.role != "admin":
+        return _deny(403, "only admins can see this")
     if request.method in SAFE_METHODS:
         return None
     if request.endpoint not in ANY_USER_CHANGES and g.user.role != "admin":
@@ -117,6 +128,8 @@ def _wants_page() -> bool:
 def enforce_access():
     """The before_request hook: None to let the request through, or a refusal."""
     if request.endpoint in PUBLIC or request.endpoint is None:
+        return None
+    if request.endpoint == METRICS and current_app.config["LOGDASH_METRICS_PUBLIC"]:
         return None
     refused = _identify()
     if refused is not None:

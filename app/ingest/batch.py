@@ -1,5 +1,6 @@
 """One ingest request, from raw body to stored lines and an answer for the sender."""
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -9,6 +10,7 @@ from app.ingest.bodies import LineError
 from app.ingest.records import InvalidLine, Limits, Record, normalize
 from app.ingest.signals import lines_stored
 from app.ingest.store import KeyClaim, store_records
+from app.metrics import count_ingest
 
 MAX_LISTED_ERRORS = 100
 
@@ -34,12 +36,15 @@ class IngestResult:
 
 def ingest_items(items: list, default_service: str | None, config,
                  idempotency: tuple[str, str] | None = None,
-                 pinned_service: str | None = None) -> tuple[dict, bool]:
+                 pinned_service: str | None = None,
+                 receiver: str = "http") -> tuple[dict, bool]:
     """Normalise decoded objects, store the valid ones, and report on every one.
 
     Returns the answer for the sender and whether it replays an earlier request that used
     the same (scope, Idempotency-Key). A token pinned to a service only sends its lines.
+    `receiver` (http, syslog, gelf, otlp, loki, import, ...) labels the /metrics counts.
     """
+    started = time.perf_counter()
     received = datetime.now(UTC)
     limits = Limits.from_config(config, received)
     result = IngestResult()
@@ -63,6 +68,7 @@ def ingest_items(items: list, default_service: str | None, config,
     earlier = store_records(records, claim)
     if earlier is not None:
         return earlier, True
+    count_ingest(receiver, result.accepted, result.rejected, time.perf_counter() - started)
     if records:
         lines_stored.send(current_app._get_current_object(), records=records)
     return answer, False

@@ -1,7 +1,9 @@
 """Record every job run in logs.job_executions."""
 
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
 
 from app.extensions import db
 from app.models import JobExecution
@@ -25,3 +27,16 @@ def recorded(job_type: str):
     execution.status = "success"
     execution.completed_at = datetime.now(UTC)
     db.session.commit()
+
+
+def close_abandoned_runs(older_than_hours: int = 1) -> int:
+    """Mark runs still 'running' long after any job timeout as failed: their worker died."""
+    cutoff = datetime.now(UTC) - timedelta(hours=older_than_hours)
+    closed = db.session.execute(
+        update(JobExecution)
+        .where(JobExecution.status == "running", JobExecution.started_at < cutoff)
+        .values(status="failed", completed_at=datetime.now(UTC),
+                error_message="did not finish: the worker running it stopped")
+    ).rowcount
+    db.session.commit()
+    return closed

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from app.ingest.partitions import ensure_partitions_ahead
-from app.jobs.executions import recorded
+from app.jobs.executions import close_abandoned_runs, recorded
 from app.rollups.aggregate import aggregate_days, aggregate_hours
 from app.rollups.retention import delete_old_counts, drop_old_partitions
 
@@ -36,4 +36,5 @@ def apply_retention() -> dict:
         return {
             "partitions_dropped": drop_old_partitions(config["LOGDASH_RETAIN_RAW_DAYS"], now),
             **delete_old_counts(config, now),
+            "abandoned_runs_closed": close_abandoned_runs(),
         }

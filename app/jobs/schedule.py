@@ -2,9 +2,12 @@
 
 import hashlib
 import json
+import logging
+import time
 from datetime import UTC, datetime
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
 # Each entry: the job function's import path, its interval in seconds and its timeout.
@@ -73,3 +76,19 @@ def _add(scheduler: Scheduler, job_id: str, entry: dict) -> None:
         id=job_id,
         result_ttl=entry["interval"] * 2,
     )
+
+
+def run_forever(scheduler: Scheduler, should_stop=lambda: False) -> None:
+    """Move due jobs to the queue every few seconds, surviving Redis going away.
+
+    The schedule is reconciled on every round, so a Redis that restarts empty gets it back
+    within one interval instead of waiting for the scheduler to be restarted.
+    """
+    log = logging.getLogger(__name__)
+    while not should_stop():
+        try:
+            reconcile(scheduler)
+            scheduler.run(burst=True)
+        except RedisError as error:
+            log.warning("scheduler: Redis unavailable (%s); retrying", error)
+        time.sleep(scheduler._interval)

@@ -21,12 +21,12 @@ def summarize(by_level: dict) -> dict:
             "error_rate": round(errors / total, 6) if total else 0.0}
 
 
-def series(window: Window, by_bucket_level: dict) -> dict:
+def series(window: Window, by_slot_level: dict) -> dict:
     """Counts by level for every bucket of the window, zeros included."""
     return {
         "bucket": window.bucket,
-        "points": [{"t": b.isoformat(), **{lv: by_bucket_level.get((b, lv), 0) for lv in LEVELS}}
-                   for b in window.buckets()],
+        "points": [{"t": b.isoformat(), **{lv: by_slot_level.get((i, lv), 0) for lv in LEVELS}}
+                   for i, b in enumerate(window.buckets())],
     }
 
 
@@ -55,7 +55,6 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
     for (name, level), count in counts.by_service_level.items():
         per_service[name][level] = count
         all_levels[level] += count
-    buckets = window.buckets()
     health = service_health(rules, window.now, service)
     status = {entry["service"]: entry["status"] for entry in health}
     return {
@@ -64,10 +63,10 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
         "totals": summarize(all_levels),
         "services": [
             {"service": name, **summarize(per_service[name]), "health": status.get(name, "ok"),
-             "series": [counts.by_service_bucket.get((name, b), 0) for b in buckets]}
+             "series": counts.service_series(name)}
             for name in sorted(per_service, key=lambda n: (-sum(per_service[n].values()), n))
         ],
-        "series": series(window, counts.by_bucket_level),
+        "series": series(window, counts.by_slot_level),
         "top_errors": top_errors(window, 10, service),
         "health": {"status": overall(health), "services": health},
         "active_violations": active_violations(service),

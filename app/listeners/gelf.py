@@ -1,0 +1,102 @@
+"""GELF's UDP and TCP transport: chunk reassembly and compression.
+
+What a GELF document means (its fields, host, level, `_extra` fields) is decided by
+`app.ingest.gelf.parse_messages`, shared with the HTTP GELF input (POST /gelf); this module
+only turns datagrams and TCP frames into the JSON documents it reads.
+"""
+
+import time
+import zlib
+from collections import OrderedDict
+
+from app.ingest.bodies import LineError
+from app.ingest.gelf import parse_messages
+
+CHUNK_MAGIC = b"\x1e\x0f"
+CHUNK_HEADER = 12  # magic (2), message id (8), sequence number (1), sequence count (1)
+MAX_CHUNKS = 128  # the GELF spec's limit
+CHUNK_TIMEOUT_SECONDS = 5.0  # the spec: drop a message whose chunks do not all arrive by then
+MAX_PENDING_MESSAGES = 1000  # partial messages kept at once; the oldest go first
+
+
+class GelfError(ValueError):
+    """A datagram or frame that holds no usable GELF document."""
+
+
+def decompress(data: bytes, max_bytes: int) -> bytes:
+    """Undo gzip or zlib compression (told apart by their headers); plain JSON passes."""
+    if data[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(31)
+    elif len(data) > 1 and data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0:
+        inflater = zlib.decompressobj(15)
+    else:
+        return data
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as error:
+        raise GelfError(f"not valid compressed data: {error}") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise GelfError(f"decompressed message is larger than {max_bytes} bytes")
+    if not inflater.eof:
+        raise GelfError("compressed data is truncated")
+    return out
+
+
+class ChunkAssembler:
+    """Collect the chunks of chunked GELF datagrams until each message is whole."""
+
+    def __init__(self, timeout: float = CHUNK_TIMEOUT_SECONDS,
+                 max_pending: int = MAX_PENDING_MESSAGES) -> None:
+        """Start with no partial messages."""
+        self._pending: OrderedDict[bytes, tuple[float, dict[int, bytes], int]] = OrderedDict()
+        self._timeout = timeout
+        self._max_pending = max_pending
+
+    def add(self, datagram: bytes) -> bytes | None:
+        """Take one datagram; return a whole message when it is one or completes one."""
+        if not datagram.startswith(CHUNK_MAGIC):
+            return datagram
+        if len(datagram) < CHUNK_HEADER:
+            raise GelfError("chunk is shorter than its header")
+        message_id = datagram[2:10]
+        number, count = datagram[10], datagram[11]
+        if not 0 < count <= MAX_CHUNKS or number >= count:
+            raise GelfError(f"chunk {number} of {count} is out of range")
+        self._expire()
+        if message_id not in self._pending:
+            # Kept in order of first chunk, so the oldest are expired or evicted first.
+            self._pending[message_id] = (time.monotonic(), {}, count)
+            if len(self._pending) > self._max_pending:
+                self._pending.popitem(last=False)
+        _, parts, expected = self._pending[message_id]
+        if expected != count:
+            raise GelfError("chunks of one message disagree on their count")
+        parts[number] = datagram[CHUNK_HEADER:]
+        if len(parts) < count:
+            return None
+        del self._pending[message_id]
+        return b"".join(parts[i] for i in range(count))
+
+    def _expire(self) -> None:
+        """Forget partial messages older than the timeout."""
+        deadline = time.monotonic() - self._timeout
+        while self._pending:
+            message_id, (started, _, _) = next(iter(self._pending.items()))
+            if started >= deadline:
+                break
+            del self._pending[message_id]
+
+    def __len__(self) -> int:
+        """How many messages are waiting for chunks."""
+        return len(self._pending)
+
+
+def gelf_items(payload: bytes, max_bytes: int) -> list:
+    """The log objects of one whole GELF message; a LineError stands for an unusable one."""
+    try:
+        return parse_messages(decompress(payload, max_bytes))
+    except Exception as error:
+        # Whatever a sender put in a datagram, the listener keeps running: the message is
+        # counted as refused, with the reason.
+        return [LineError(f"not a GELF message: {str(error)[:120]}")]
+

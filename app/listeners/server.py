@@ -1,0 +1,206 @@
+"""The UDP and TCP servers of `flask --app app listen`, on one asyncio event loop.
+
+Each received message is parsed into log objects and queued on its receiver's Batcher.
+Nothing a sender does (garbage, a half-sent frame, a dropped connection) can stop the
+loop: a message that cannot be read is counted as refused and the rest goes on.
+"""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from flask import Flask
+
+from app.ingest.bodies import LineError
+from app.listeners.batcher import Batcher
+from app.listeners.framing import FrameError, StreamFramer
+from app.listeners.gelf import ChunkAssembler, gelf_items
+from app.listeners.settings import MAX_FRAME_BYTES, ListenerSettings
+from app.listeners.syslog import parse_syslog
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 64 * 1024
+# How long stopping waits for open TCP connections to hand over what they received.
+CLOSE_SECONDS = 2.0
+# Parses one message (bytes) from a peer (its IP address) into log objects.
+Handler = Callable[[bytes, str | None], list]
+
+
+def _safely(handle: Handler, data: bytes, peer: str | None) -> list:
+    """Run a parser; a failure it did not foresee refuses that message, never the loop."""
+    try:
+        return handle(data, peer)
+    except Exception as error:
+        log.warning("could not read a message from %s", peer, exc_info=True)
+        return [LineError(f"message could not be read: {error.__class__.__name__}")]
+
+
+def syslog_handler(data: bytes, peer: str | None) -> list:
+    """One syslog message."""
+    return [parse_syslog(data, peer)]
+
+
+def gelf_udp_handler() -> Handler:
+    """GELF datagrams: whole messages, or chunks collected until complete."""
+    chunks = ChunkAssembler()
+
+    def handle(data: bytes, peer: str | None) -> list:
+        """One datagram."""
+        payload = chunks.add(data)
+        return [] if payload is None else gelf_items(payload, MAX_FRAME_BYTES)
+
+    return handle
+
+
+def gelf_tcp_handler(data: bytes, peer: str | None) -> list:
+    """One NUL-terminated GELF frame."""
+    return gelf_items(data, MAX_FRAME_BYTES)
+
+
+class DatagramReceiver(asyncio.DatagramProtocol):
+    """A UDP endpoint: each datagram is one message (or one GELF chunk)."""
+
+    def __init__(self, handle: Handler, batcher: Batcher) -> None:
+        """Parse with `handle`, queue on `batcher`."""
+        self.handle = handle
+        self.batcher = batcher
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        """Parse and queue one datagram; empty ones are ignored."""
+        if data.strip(b" \r\n\x00"):
+            self.batcher.add(_safely(self.handle, data, addr[0]))
+
+    def error_received(self, exc: Exception) -> None:
+        """An ICMP error for an earlier send: nothing to do for a receiver."""
+        log.debug("UDP error: %s", exc)
+
+
+def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], StreamFramer],
+                  connections: dict):
+    """A TCP connection handler that frames the stream and queues each message.
+
+    `connections` maps each open connection's task to its writer, so stopping can close
+    them and wait for what they already received.
+    """
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read until the sender closes, a frame is impossible, or the listener stops."""
+        peername = writer.get_extra_info("peername")
+        peer = peername[0] if peername else None
+        frames = framer()
+        connections[asyncio.current_task()] = writer
+        try:
+            while data := await reader.read(READ_BYTES):
+                for frame in frames.feed(data):
+                    batcher.add(_safely(handle, frame, peer))
+                await batcher.room()
+            last = frames.flush()
+            if last is not None:
+                batcher.add(_safely(handle, last, peer))
+        except FrameError as error:
+            log.warning("closing the connection from %s: %s", peer, error)
+        except ConnectionError:
+            pass
+        finally:
+            connections.pop(asyncio.current_task(), None)
+            writer.close()
+
+    return serve
+
+
+def syslog_framer() -> StreamFramer:
+    """RFC 6587 framing: octet counting, or LF (NUL for Python's SysLogHandler)."""
+    return StreamFramer(b"\n\x00", octet_counting=True, max_frame=MAX_FRAME_BYTES)
+
+
+def gelf_framer() -> StreamFramer:
+    """GELF TCP: each message ends with NUL."""
+    return StreamFramer(b"\x00", octet_counting=False, max_frame=MAX_FRAME_BYTES)
+
+
+class Listener:
+    """The enabled receivers and their batchers, started and stopped together."""
+
+    def __init__(self, app: Flask, settings: ListenerSettings) -> None:
+        """Prepare (nothing is bound until start)."""
+        self.app = app
+        self.settings = settings
+        self.batchers: dict[str, Batcher] = {}
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._closers: list = []
+        self._tasks: list[asyncio.Task] = []
+        self._connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+    def _batcher(self, receiver: str) -> Batcher:
+        """The batcher of a receiver (syslog or gelf), shared by its UDP and TCP servers."""
+        if receiver not in self.batchers:
+            batcher = Batcher(self.app, receiver, self.settings.batch_lines,
+                              self.settings.batch_seconds)
+            self.batchers[receiver] = batcher
+            self._tasks.append(asyncio.create_task(batcher.run()))
+        return self.batchers[receiver]
+
+    async def _udp(self, name: str, port: int, handle: Handler, receiver: str) -> None:
+        """Bind one UDP receiver."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: DatagramReceiver(handle, self._batcher(receiver)),
+            local_addr=(self.settings.bind, port))
+        self._closers.append(transport)
+        self.addresses[name] = transport.get_extra_info("sockname")[:2]
+
+    async def _tcp(self, name: str, port: int, handle: Handler, receiver: str,
+                   framer: Callable[[], StreamFramer]) -> None:
+        """Bind one TCP receiver."""
+        server = await asyncio.start_server(
+            stream_server(handle, self._batcher(receiver), framer, self._connections),
+            self.settings.bind, port, limit=READ_BYTES)
+        self._closers.append(server)
+        self.addresses[name] = server.sockets[0].getsockname()[:2]
+
+    async def start(self) -> dict[str, tuple[str, int]]:
+        """Bind every enabled receiver; return each one's address."""
+        s = self.settings
+        if s.syslog_udp:
+            await self._udp("syslog/udp", s.syslog_udp, syslog_handler, "syslog")
+        if s.syslog_tcp:
+            await self._tcp("syslog/tcp", s.syslog_tcp, syslog_handler, "syslog", syslog_framer)
+        if s.gelf_udp:
+            await self._udp("gelf/udp", s.gelf_udp, gelf_udp_handler(), "gelf")
+        if s.gelf_tcp:
+            await self._tcp("gelf/tcp", s.gelf_tcp, gelf_tcp_handler, "gelf", gelf_framer)
+        return self.addresses
+
+    async def stop(self) -> None:
+        """Stop receiving, store everything already received, release the threads."""
+        for closer in self._closers:
+            closer.close()
+        for writer in list(self._connections.values()):
+            writer.close()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=CLOSE_SECONDS)
+        for batcher in self.batchers.values():
+            batcher.close()
+        await asyncio.gather(*self._tasks)
+        for batcher in self.batchers.values():
+            batcher.shutdown()
+
+
+async def serve(app: Flask, settings: ListenerSettings,
+                on_start: Callable[[dict], None] | None = None) -> None:
+    """Run the listener until SIGTERM or SIGINT, then store what was received and return."""
+    listener = Listener(app, settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stopping.set)
+    try:
+        addresses = await listener.start()
+        if on_start is not None:
+            on_start(addresses)
+        if addresses:
+            await stopping.wait()
+    finally:
+        await listener.stop()

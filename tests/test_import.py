@@ -1,0 +1,170 @@
+"""`flask logs import`: real files of every format, gzip, stdin, and resuming after a crash."""
+
+import csv
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.extensions import db
+from app.ingest import importer
+from app.ingest.importer import guess_level
+from app.ingest.levels import normalize_level
+
+LOGHUB = Path(__file__).resolve().parent.parent.parent / "shared/data/loghub"
+
+
+@pytest.fixture
+def run_import(app, tmp_path, monkeypatch):
+    """Invoke `flask logs import ...`, keeping resume state under the test's folder."""
+    monkeypatch.setattr(app, "instance_path", str(tmp_path / "instance"))
+    runner = app.test_cli_runner()
+
+    def run(*args, stdin: bytes | None = None, ok: bool = True):
+        """Run the command; by default insist it succeeded."""
+        result = runner.invoke(args=["logs", "import", *map(str, args)], input=stdin)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def lines(where: str = "TRUE") -> list[dict]:
+    """Stored lines, oldest id first."""
+    rows = db.session.execute(text(
+        "SELECT service, level, message, host, attributes FROM logs.entries"
+        f" WHERE {where} ORDER BY id")).mappings().all()
+    db.session.rollback()
+    return [dict(row) for row in rows]
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    ("2024-01-02 ERROR db down", "error"),
+    ("[warn] disk 91% full", "warning"),
+    ("level=debug msg=tick", "debug"),
+    ("FATAL: out of memory", "critical"),
+    ("an error was corrected", "info"),  # lower-case prose is not a level marker
+    ("all quiet", "info"),
+])
+def test_guess_level_reads_common_markers(line, level):
+    """Upper-case level words anywhere near the start, lower-case ones only where marked."""
+    assert guess_level(line) == level
+
+
+def test_plain_file(run_import, tmp_path):
+    """One line per message; levels guessed; blank lines skipped; the summary counts."""
+    path = tmp_path / "app.log"
+    path.write_text("ERROR db down\n\n[warn] disk 91% full\r\nstarted in 3 s\n")
+    result = run_import(path, "--service", "legacy")
+    assert f"{path}: 3 accepted, 0 rejected" in result.stdout
+    assert [(line["service"], line["level"], line["message"]) for line in lines()] == [
+        ("legacy", "error", "ERROR db down"), ("legacy", "warning", "[warn] disk 91% full"),
+        ("legacy", "info", "started in 3 s")]
+
+
+def test_ndjson_gzip_with_bad_lines_named(run_import, tmp_path):
+    """Gzip is detected by its bytes; bad lines are refused and named by line number."""
+    path = tmp_path / "events.ndjson.gz"
+    path.write_bytes(gzip.compress(
+        b'{"service": "api", "level": "error", "message": "boom", "order": 7}\n'
+        b'not json\n'
+        b'{"message": "uses the default service"}\n'
+        b'{"service": "api", "level": "loud", "message": "bad level"}\n'))
+    result = run_import(path, "--service", "fallback")
+    assert "2 accepted, 2 rejected" in result.stdout
+    assert "line 2: not valid JSON" in result.stdout
+    assert "line 4: unknown level 'loud'" in result.stdout
+    stored = lines()
+    assert [(line["service"], line["message"]) for line in stored] == [
+        ("api", "boom"), ("fallback", "uses the default service")]
+    assert stored[0]["attributes"] == {"order": 7}
+
+
+def test_stdin_json_document(run_import):
+    """`-` reads standard input; a JSON array is one document."""
+    document = json.dumps([{"message": f"m{n}", "level": "warning"} for n in range(3)])
+    result = run_import("-", "--service", "piped", "--format", "json",
+                        stdin=document.encode())
+    assert "-: 3 accepted, 0 rejected" in result.stdout
+    assert {(line["service"], line["level"]) for line in lines()} == {("piped", "warning")}
+
+
+def test_syslog_file(run_import, tmp_path):
+    """Syslog lines keep their own tag and host; untagged ones get --service."""
+    path = tmp_path / "messages"
+    path.write_text("<11>1 2026-01-01T00:00:00Z db1 postgres - - - checkpoint slow\n"
+                    "<14>no tag here\n")
+    # The first line's date is long past: it is refused like any line older than 30 days.
+    result = run_import(path, "--service", "box")
+    assert "1 accepted, 1 rejected" in result.stdout and "line 1: timestamp" in result.stdout
+    assert [(line["service"], line["level"], line["host"]) for line in lines()] == [
+        ("box", "info", None)]
+
+
+@pytest.mark.skipif(not LOGHUB.is_dir(), reason="Loghub samples not present")
+def test_loghub_file_as_plain_text(run_import, tmp_path):
+    """A real Loghub log (Hadoop) as plain text: every line stored, levels as labelled."""
+    with (LOGHUB / "Hadoop_2k.log_structured.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    path = tmp_path / "hadoop.log"
+    path.write_text("".join(f"{row['Level']} {row['Content']}\n" for row in rows))
+    result = run_import(path, "--service", "hadoop", "--batch-size", "500")
+    assert f"{len(rows)} accepted, 0 rejected" in result.stdout
+    stored = Counter(line["level"] for line in lines())
+    assert stored == Counter(normalize_level(row["Level"]) for row in rows)
+
+
+def test_resume_after_a_crash_stores_every_line_once(run_import, tmp_path, monkeypatch):
+    """A crash after a batch commits but before its offset is saved: --resume re-sends that
+    batch, which its idempotency key turns into a no-op, and finishes the file."""
+    path = tmp_path / "big.log"
+    path.write_text("".join(f"INFO line {n}\n" for n in range(2500)))
+    real_save = importer.ImportState.save
+    saves = []
+
+    def crash_on_third_save(state):
+        """Save the start and the first batch, then die as the second is saved."""
+        saves.append(state.position.offset)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        real_save(state)
+
+    monkeypatch.setattr(importer.ImportState, "save", crash_on_third_save)
+    crashed = run_import(path, "--service", "big", "--batch-size", "1000", ok=False)
+    assert crashed.exit_code != 0
+    assert len(lines()) == 2000  # two batches committed, only the first one's offset saved
+    monkeypatch.setattr(importer.ImportState, "save", real_save)
+
+    # A different --batch-size on resume is ignored: the re-sent batch must match.
+    result = run_import(path, "--service", "big", "--batch-size", "700", "--resume")
+    assert "1 batches already stored by an interrupted run" in result.stdout
+    assert "resumed at byte" in result.stdout
+    stored = [line["message"] for line in lines()]
+    assert len(stored) == 2500 and len(set(stored)) == 2500
+
+    # Resuming a finished file adds nothing; lines appended since are imported.
+    with path.open("a") as handle:
+        handle.write("ERROR appended later\n")
+    run_import(path, "--service", "big", "--resume")
+    assert [line["message"] for line in lines("level = 'error'")] == ["ERROR appended later"]
+    assert len(lines()) == 2501
+
+
+def test_resume_refuses_a_different_file(run_import, tmp_path):
+    """A file whose start changed (replaced, rotated) is not resumed at an old offset."""
+    path = tmp_path / "rotating.log"
+    path.write_text("first generation\n")
+    run_import(path, "--service", "r")
+    path.write_text("second generation\n")
+    result = run_import(path, "--service", "r", "--resume", ok=False)
+    assert result.exit_code == 1 and "not the file imported before" in result.output
+
+
+def test_missing_file_is_a_clear_error(run_import, tmp_path):
+    """A path that cannot be opened stops the command with its name."""
+    result = run_import(tmp_path / "nope.log", "--service", "x", ok=False)
+    assert result.exit_code == 1 and "nope.log" in result.output

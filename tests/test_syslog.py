@@ -1,0 +1,486 @@
+"""Syslog (RFC 5424 / 3164) and GELF over UDP and TCP: real senders (util-linux `logger`,
+logging.handlers.SysLogHandler, graypy) against the listener, stored through ingest."""
+
+import asyncio
+import gzip
+import json
+import logging
+import logging.handlers
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import graypy
+import pytest
+from sqlalchemy import text
+
+from app.extensions import db
+from app.listeners import batcher as batcher_module
+from app.listeners.batcher import Batcher
+from app.listeners.framing import FrameError, StreamFramer
+from app.listeners.gelf import ChunkAssembler, GelfError, decompress
+from app.listeners.server import Listener
+from app.listeners.settings import ListenerSettings, listener_settings
+from app.listeners.syslog import parse_syslog
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGGER = shutil.which("logger")
+needs_logger = pytest.mark.skipif(LOGGER is None, reason="util-linux logger is not installed")
+HOSTNAME = socket.gethostname()
+
+
+# ---- parsing, framing and chunking (no network) --------------------------------------
+
+def test_rfc5424_fields_become_service_level_host_and_attributes():
+    """APP-NAME, severity, HOSTNAME, PROCID, MSGID and structured data are all kept."""
+    item = parse_syslog(b'<11>1 2026-01-02T03:04:05.678Z web1 billing 42 ID47'
+                        b' [origin ip="10.0.0.1"][meta a="x\\]y" a="2"] \xef\xbb\xbfcard declined',
+                        "192.0.2.9")
+    assert item["service"] == "billing" and item["level"] == "err" and item["host"] == "web1"
+    assert item["message"] == "card declined"
+    assert item["timestamp"] == "2026-01-02T03:04:05.678Z"
+    assert item["attributes"] == {"procid": "42", "msgid": "ID47", "facility": "user",
+                                  "origin": {"ip": "10.0.0.1"}, "meta": {"a": ["x]y", "2"]}}
+
+
+def test_rfc5424_nil_values_fall_back_to_defaults():
+    """`-` fields: the peer is the host, the default service, no timestamp (arrival time)."""
+    item = parse_syslog(b"<165>1 - - - - - - hello", "192.0.2.9")
+    assert item == {"message": "hello", "service": "syslog", "host": "192.0.2.9",
+                    "attributes": {"facility": "local4"}, "level": "notice"}
+
+
+@pytest.mark.parametrize(("data", "service", "host", "message"), [
+    (b"<34>Oct 11 22:14:15 mymachine su[231]: 'su root' failed", "su", "mymachine",
+     "'su root' failed"),
+    (b"<34>Oct 11 22:14:15 su: no hostname here", "su", "192.0.2.9", "no hostname here"),
+    (b"<11>payments: card declined\x00", "payments", "192.0.2.9", "card declined"),
+    (b"<11>just a message\n", "syslog", "192.0.2.9", "just a message"),
+    (b"<13>2026-01-02T03:04:05Z host7 app: iso time", "app", "host7", "iso time"),
+    (b"no priority at all", "syslog", "192.0.2.9", "no priority at all"),
+    (b"<13>Feb 30 10:00:00 not a date", "syslog", "192.0.2.9", "Feb 30 10:00:00 not a date"),
+])
+def test_rfc3164_and_loose_forms(data, service, host, message):
+    """BSD syslog with and without its optional parts, as real senders write it."""
+    item = parse_syslog(data, "192.0.2.9")
+    assert (item["service"], item["host"], item["message"]) == (service, host, message)
+
+
+def test_rfc3164_time_without_year_is_never_far_in_the_future():
+    """Dec 31 read on Jan 1 is last year's; the time is this machine's local time."""
+    item = parse_syslog(b"<13>Jan  1 00:00:00 h t: x")
+    assert item["timestamp"] < f"{time.gmtime().tm_year + 1}-01-02"
+
+
+def test_octet_counting_and_newline_framing_mixed_and_split():
+    """Messages cut anywhere across reads come out whole, in either framing."""
+    framer = StreamFramer(b"\n\x00", octet_counting=True, max_frame=1000)
+    stream = b"12 <13>1 - a b\n<13>second\r\n<13>third\x0012 <13>fourth!!"
+    frames = [frame for i in range(len(stream)) for frame in framer.feed(stream[i:i + 1])]
+    assert frames == [b"<13>1 - a b\n", b"<13>second\r", b"<13>third", b"<13>fourth!!"]
+    assert framer.flush() is None
+
+
+def test_framing_refuses_oversized_frames():
+    """A frame over the limit closes the connection instead of buffering without end."""
+    with pytest.raises(FrameError):
+        StreamFramer(b"\n", octet_counting=True, max_frame=100).feed(b"999 <13>x")
+    with pytest.raises(FrameError):
+        StreamFramer(b"\x00", octet_counting=False, max_frame=100).feed(b"{" + b"x" * 200)
+    assert StreamFramer(b"\x00", False, 100).feed(b"{}\x00{\"a\"") == [b"{}"]
+
+
+def _chunks(message: bytes, size: int, message_id: bytes = b"12345678") -> list[bytes]:
+    """Split a GELF message into chunked datagrams."""
+    parts = [message[i:i + size] for i in range(0, len(message), size)]
+    return [b"\x1e\x0f" + message_id + bytes([n, len(parts)]) + p for n, p in enumerate(parts)]
+
+
+def test_gelf_chunks_reassemble_in_any_order_and_expire():
+    """Out-of-order chunks make one message; an incomplete one is forgotten in time."""
+    message = os.urandom(5000)
+    assembler = ChunkAssembler(timeout=0.05)
+    chunks = _chunks(message, 600)
+    random.shuffle(chunks)
+    results = [assembler.add(chunk) for chunk in chunks]
+    assert results[-1] == message and results[:-1] == [None] * (len(chunks) - 1)
+    assembler.add(_chunks(message, 600, b"abcdefgh")[0])
+    assert len(assembler) == 1
+    time.sleep(0.06)
+    assert assembler.add(b"{}") == b"{}" and assembler.add(_chunks(b"x" * 10, 4)[0]) is None
+    assert len(assembler) == 1  # the stale one expired, the new one waits
+    with pytest.raises(GelfError):
+        assembler.add(b"\x1e\x0f" + b"12345678" + bytes([5, 3]) + b"x")
+
+
+def test_gelf_decompression_detects_gzip_zlib_and_plain():
+    """Compression is told from the bytes; a bomb is refused."""
+    document = b'{"short_message": "hi"}'
+    assert decompress(gzip.compress(document), 1000) == document
+    assert decompress(zlib.compress(document), 1000) == document
+    assert decompress(document, 1000) == document
+    with pytest.raises(GelfError):
+        decompress(zlib.compress(b"0" * 10_000), 1000)
+    with pytest.raises(GelfError):
+        decompress(zlib.compress(document)[:-4], 1000)
+
+
+def test_settings_read_ports_and_switches(monkeypatch):
+    """Ports default to 5514 / 12201; 0 or off disables one; a bad value is named."""
+    monkeypatch.setenv("LOGDASH_SYSLOG_TCP_PORT", "off")
+    monkeypatch.setenv("LOGDASH_LISTEN_BATCH_MS", "50")
+    settings = listener_settings({"LOGDASH_GELF_UDP_PORT": "0"})
+    assert (settings.syslog_udp, settings.syslog_tcp, settings.gelf_udp, settings.gelf_tcp) \
+        == (5514, None, None, 12201)
+    assert settings.batch_seconds == 0.05
+    with pytest.raises(ValueError, match="LOGDASH_GELF_TCP_PORT"):
+        listener_settings({"LOGDASH_GELF_TCP_PORT": "70000"})
+
+
+# ---- the listener, on real sockets ---------------------------------------------------
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port nobody uses right now (for both UDP and TCP)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+class RunningListener:
+    """The listener on its own event loop in a thread, as `flask listen` runs it."""
+
+    def __init__(self, app, settings: ListenerSettings) -> None:
+        """Start it and wait until every receiver is bound."""
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.listener = Listener(app, settings)
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        """Bind, serve until stopped, then store what is queued."""
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.listener.start())
+        ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.listener.stop())
+        self.loop.close()
+
+    def stop(self) -> None:
+        """Stop the loop and wait for the thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(15)
+
+
+@pytest.fixture
+def listener(app):
+    """Syslog and GELF receivers on free loopback ports, batching every 50 ms."""
+    syslog_port = free_port()
+    gelf_port = free_port()
+    while gelf_port == syslog_port:  # the kernel may hand out a just-freed port again
+        gelf_port = free_port()
+    running = RunningListener(app, ListenerSettings(
+        bind="127.0.0.1", syslog_udp=syslog_port, syslog_tcp=syslog_port, gelf_udp=gelf_port,
+        gelf_tcp=gelf_port, batch_lines=1000, batch_seconds=0.05))
+    yield running
+    running.stop()
+
+
+def stored(where: str = "TRUE", **params) -> list[dict]:
+    """Stored lines matching a condition, oldest first."""
+    rows = db.session.execute(text(
+        "SELECT service, level, host, message, attributes FROM logs.entries"
+        f" WHERE {where} ORDER BY timestamp, id"), params).mappings().all()
+    db.session.rollback()
+    return [dict(row) for row in rows]
+
+
+def wait_for(count: int, where: str = "TRUE", timeout: float = 10, **params) -> list[dict]:
+    """Poll until at least `count` lines match (the listener stores asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = stored(where, **params)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def run_logger(port: int, *args: str, message: str | None = None, stdin: str | None = None):
+    """Send with util-linux logger to the listener."""
+    command = [LOGGER, "--server", "127.0.0.1", "--port", str(port), *args]
+    subprocess.run([*command, *([message] if message else [])], input=stdin, text=True,
+                   check=True, timeout=10)
+
+
+@needs_logger
+@pytest.mark.parametrize("transport", ["--udp", "--tcp"])
+def test_logger_rfc5424(listener, transport):
+    """`logger --rfc5424`: tag → service, priority → level, host, structured data."""
+    port = listener.settings.syslog_udp
+    run_logger(port, transport, "--rfc5424", "-t", "billing", "-p", "user.err", "--id=42",
+               "--msgid", "ID47", "--sd-id", "order@32473", "--sd-param", 'id="1234"',
+               message="card declined")
+    [line] = wait_for(1)
+    assert (line["service"], line["level"], line["message"]) == ("billing", "error",
+                                                                 "card declined")
+    assert line["host"] in (HOSTNAME, HOSTNAME.split(".")[0])
+    attributes = line["attributes"]
+    assert attributes["order@32473"] == {"id": "1234"} and attributes["procid"] == "42"
+    assert attributes["msgid"] == "ID47" and attributes["facility"] == "user"
+
+
+@needs_logger
+@pytest.mark.parametrize("transport", ["--udp", "--tcp"])
+def test_logger_rfc3164(listener, transport):
+    """`logger --rfc3164`: the BSD format, tag and host read from the header."""
+    run_logger(listener.settings.syslog_udp, transport, "--rfc3164", "-t", "cron",
+               "-p", "daemon.warning", message="job late")
+    [line] = wait_for(1)
+    assert (line["service"], line["level"], line["message"]) == ("cron", "warning", "job late")
+    assert line["host"] in (HOSTNAME, HOSTNAME.split(".")[0])
+    assert line["attributes"]["facility"] == "daemon"
+
+
+@needs_logger
+@pytest.mark.parametrize("framing", [[], ["--octet-count"]])
+def test_logger_tcp_many_lines_on_one_connection(listener, framing):
+    """Several messages on one TCP connection, newline-terminated or octet-counted."""
+    run_logger(listener.settings.syslog_tcp, "--tcp", "--rfc5424", *framing, "-t", "batch",
+               "-p", "local0.info", stdin="".join(f"line {n}\n" for n in range(50)))
+    lines = wait_for(50)
+    assert [line["message"] for line in lines] == [f"line {n}" for n in range(50)]
+    assert {line["service"] for line in lines} == {"batch"}
+
+
+@pytest.mark.parametrize("socktype", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_python_sysloghandler(listener, socktype):
+    """The standard library's SysLogHandler over UDP and TCP: levels map, ident names the
+    service, and the sender's address is the host (the handler names none)."""
+    handler = logging.handlers.SysLogHandler(("127.0.0.1", listener.settings.syslog_udp),
+                                             socktype=socktype)
+    handler.ident = "payments: "
+    logger = logging.getLogger(f"test.syslog.{socktype}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
+                      logging.CRITICAL):
+            logger.log(level, "charge %s", logging.getLevelName(level))
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    lines = wait_for(5)
+    assert [(line["service"], line["level"], line["message"], line["host"]) for line in lines] \
+        == [("payments", level, f"charge {name}", "127.0.0.1") for level, name in (
+            ("debug", "DEBUG"), ("info", "INFO"), ("warning", "WARNING"), ("error", "ERROR"),
+            ("critical", "CRITICAL"))]
+
+
+def gelf_logger(handler: logging.Handler) -> logging.Logger:
+    """A logger that sends only to the handler."""
+    logger = logging.getLogger(f"test.gelf.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    return logger
+
+
+def test_graypy_udp_plain_and_chunked(listener):
+    """graypy over UDP: zlib-compressed, and chunked when larger than the chunk size."""
+    handler = graypy.GELFUDPHandler("127.0.0.1", listener.settings.gelf_udp,
+                                    facility="checkout", localname="shop-7")
+    logger = gelf_logger(handler)
+    big = os.urandom(8000).hex()  # random: still ~8 KB compressed, so several 1420-byte chunks
+    try:
+        logger.error("order %s failed", 7, extra={"order_id": 7})
+        logger.warning(big)
+    finally:
+        handler.close()
+    lines = wait_for(2, "service = 'checkout'")
+    assert [(line["level"], line["message"][:20]) for line in lines] == [
+        ("error", "order 7 failed"), ("warning", big[:20])]
+    assert lines[1]["message"] == big and lines[0]["attributes"]["order_id"] == 7
+    assert lines[0]["host"] == "shop-7"
+
+
+def test_graypy_tcp(listener):
+    """graypy over TCP: NUL-terminated JSON."""
+    handler = graypy.GELFTCPHandler("127.0.0.1", listener.settings.gelf_tcp, facility="cart")
+    logger = gelf_logger(handler)
+    try:
+        for n in range(3):
+            logger.info("item %d added", n)
+    finally:
+        handler.close()
+    lines = wait_for(3, "service = 'cart'")
+    assert [line["message"] for line in lines] == ["item 0 added", "item 1 added",
+                                                   "item 2 added"]
+
+
+def _junk(rng: random.Random) -> bytes:
+    """A datagram that is garbage in one of several ways."""
+    choice = rng.randrange(6)
+    size = rng.randint(0, 3000)
+    if choice == 0:
+        return rng.randbytes(size)
+    if choice == 1:  # a chunk header with random ids, counts and numbers
+        return b"\x1e\x0f" + rng.randbytes(rng.randint(0, 20))
+    if choice == 2:  # a zlib or gzip header followed by garbage
+        return rng.choice([b"\x78\x9c", b"\x1f\x8b"]) + rng.randbytes(size)
+    if choice == 3:  # JSON that is not GELF
+        return json.dumps(rng.choice([[], {}, {"level": "x"}, 5, "s", {"short_message": []}]
+                                     )).encode()
+    if choice == 4:  # syslog-looking prefixes with broken rest
+        return rng.choice([b"<", b"<999>", b"<13>1 ", b"<13>1 - - - - - [", b"<13>Jan"]) \
+            + rng.randbytes(rng.randint(0, 50))
+    return zlib.compress(rng.randbytes(size))
+
+
+def test_malformed_input_never_stops_the_listener(listener):
+    """Hundreds of garbage datagrams and connections, then good messages still arrive."""
+    rng = random.Random(5424)
+    ports = (listener.settings.syslog_udp, listener.settings.gelf_udp)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for _ in range(400):
+            udp.sendto(_junk(rng), ("127.0.0.1", rng.choice(ports)))
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", rng.choice(ports)), timeout=5) as tcp:
+            tcp.sendall(rng.choice([b"99999999999 x", b"12 <13>cut", b"{\x00}\x00"])
+                        + _junk(rng) + rng.choice([b"", b"\n", b"\x00"]))
+    time.sleep(0.3)
+    assert listener.thread.is_alive()
+    before = len(stored())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"<11>1 - h survivor - - - still here", ("127.0.0.1", ports[0]))
+        udp.sendto(json.dumps({"version": "1.1", "host": "h", "short_message": "gelf ok",
+                               "_service": "survivor"}).encode(), ("127.0.0.1", ports[1]))
+    survivors = wait_for(2, "service = 'survivor'")
+    assert sorted(line["message"] for line in survivors) == ["gelf ok", "still here"]
+    assert len(stored()) >= before + 2
+
+
+def test_batches_go_at_the_line_limit_and_after_the_wait(app, monkeypatch):
+    """A full batch goes at once; a partial one after max_seconds; both in order."""
+    calls = []
+    monkeypatch.setattr(batcher_module, "ingest_items",
+                        lambda items, *a, **k: (calls.append((len(items), k)) or (
+                            {"accepted": len(items), "rejected": 0, "errors": []}, False)))
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=10, max_seconds=0.2)
+        task = asyncio.create_task(batcher.run())
+        batcher.add([{"message": str(n)} for n in range(25)])
+        await asyncio.sleep(0.05)
+        full = list(calls)
+        await asyncio.sleep(0.3)
+        batcher.close()
+        await task
+        batcher.shutdown()
+        return full
+
+    full = asyncio.run(scenario())
+    assert [size for size, _ in full] == [10, 10]
+    assert [size for size, _ in calls] == [10, 10, 5]
+    assert calls[0][1] == {"receiver": "syslog"}
+
+
+def test_storing_retries_while_the_database_is_away(app, monkeypatch):
+    """An unreachable database delays a batch, it is not lost; a bug drops only that batch."""
+    from sqlalchemy.exc import OperationalError
+
+    outcomes = [OperationalError("COPY", {}, Exception("server closed the connection")),
+                None, ValueError("a bug"), None]
+    stored_sizes = []
+
+    def fake_ingest(items, *args, **kwargs):
+        """Fail as scripted, else store."""
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        stored_sizes.append(len(items))
+        return {"accepted": len(items), "rejected": 0, "errors": []}, False
+
+    monkeypatch.setattr(batcher_module, "ingest_items", fake_ingest)
+    monkeypatch.setattr(batcher_module, "RETRY_FIRST_SECONDS", 0.01)
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=2, max_seconds=0.01)
+        task = asyncio.create_task(batcher.run())
+        batcher.add([{}, {}])
+        await asyncio.sleep(0.1)
+        batcher.add([{}, {}, {}])
+        batcher.close()
+        await task
+        batcher.shutdown()
+        return batcher.dropped
+
+    assert asyncio.run(scenario()) == 2
+    assert stored_sizes == [2, 1]
+
+
+def test_listen_command_runs_until_sigterm(database_url, redis_url, queue_prefix, app):
+    """`flask --app app listen` binds the configured ports, stores lines, stops cleanly."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "SECRET_KEY": "test", "LOGDASH_QUEUE_PREFIX": queue_prefix,
+           "LOGDASH_LISTEN_BIND": "127.0.0.1", "LOGDASH_SYSLOG_UDP_PORT": str(port),
+           "LOGDASH_SYSLOG_TCP_PORT": "off", "LOGDASH_GELF_UDP_PORT": "0",
+           "LOGDASH_GELF_TCP_PORT": str(free_port())}
+    flask = Path(sys.executable).parent / "flask"
+    process = subprocess.Popen([str(flask), "--app", "app", "listen"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        announced = [process.stdout.readline().strip() for _ in range(2)]
+        assert announced == [f"listening: syslog/udp on 127.0.0.1:{port}",
+                             f"listening: gelf/tcp on 127.0.0.1:{env['LOGDASH_GELF_TCP_PORT']}"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"<12>1 - edge1 nginx - - - upstream slow", ("127.0.0.1", port))
+        [line] = wait_for(1)
+        assert (line["service"], line["level"], line["host"]) == ("nginx", "warning", "edge1")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+
+
+# ---- how it is started and documented ------------------------------------------------
+
+def test_embedded_run_starts_the_listener_only_when_enabled():
+    """manage.py run starts the Procfile's syslog line only with LOGDASH_SYSLOG_ENABLE=1."""
+    import manage
+
+    assert manage.procfile_commands()["syslog"] == "flask --app app listen"
+    assert "syslog" not in manage.wanted_processes({})
+    assert "syslog" not in manage.wanted_processes({"LOGDASH_SYSLOG_ENABLE": "0"})
+    assert manage.wanted_processes({"LOGDASH_SYSLOG_ENABLE": "1"})[-1] == "syslog"
+
+
+def test_every_setting_is_documented():
+    """Each LOGDASH_* variable the code reads is in .env.example and docs/configuration.md."""
+    import re
+
+    sources = [*ROOT.joinpath("app").rglob("*.py"), ROOT / "manage.py", ROOT / "Procfile"]
+    used = {name for path in sources
+            for name in re.findall(r"\bLOGDASH_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
+    assert "LOGDASH_SYSLOG_UDP_PORT" in used
+    for document in (ROOT / ".env.example", ROOT / "docs/configuration.md"):
+        text_of_doc = document.read_text()
+        assert {name for name in used if name not in text_of_doc} == set(), document
