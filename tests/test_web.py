@@ -350,3 +350,14 @@ def test_filters_format_numbers_for_people():
     # 720 hourly buckets become 60 of 12 hours each, keeping every line.
     merged = sparkline([1] * 720).split()
     assert len(merged) == 60 and merged[0] == "0.0,1.0"
+
+
+def test_api_docs_page_lists_every_operation(client):
+    """The docs page shows each operation of the OpenAPI description, escaped."""
+    from app.api.openapi import SPEC
+
+    page = client.get("/docs/api").get_data(as_text=True)
+    for path in SPEC["paths"]:
+        assert f"<code>{path}</code>" in page
+    assert "/api/openapi.json" in page
+    assert "Authorization: Bearer &lt;token&gt;" in page
