@@ -232,3 +232,12 @@ def test_cli_users_and_tokens(app):
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
     assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code != 0
     assert create_token("x", "read")[1].startswith("ld_")
+
+
+def test_token_pin_follows_the_service_name_rules(client):
+    """A pin must be a name a line could carry."""
+    bad = client.post("/api/tokens", json={"name": "x", "scope": "ingest", "service": "a\nb"})
+    assert bad.status_code == 400
+    assert "control characters" in bad.json["error"]
+    good = client.post("/api/tokens", json={"name": "x", "scope": "ingest", "service": " api "})
+    assert good.json["service"] == "api"

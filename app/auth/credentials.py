@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
+from app.ingest.records import InvalidLine, service_name
 from app.models import ROLES, SCOPES, ApiToken, User
 
 TOKEN_PREFIX = "ld_"  # noqa: S105 (a marker that makes tokens recognisable, not a secret)
@@ -62,8 +63,11 @@ def create_token(name: str, scope: str, service: str | None = None) -> tuple[Api
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 100 or not name.isprintable():
         raise CredentialError("name must be 1 to 100 printable characters")
-    if service is not None and not isinstance(service, str):
-        raise CredentialError("service must be a string")
+    if service:
+        try:
+            service = service_name(service)
+        except InvalidLine as error:
+            raise CredentialError(str(error)) from None
     if not isinstance(scope, str) or scope not in SCOPES:
         raise CredentialError(f"scope must be one of {', '.join(SCOPES)}")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
