@@ -190,6 +190,8 @@ def save_plot(path: Path, phases: dict[str, list[float]], title: str) -> str:
     plt = pyplot()
     if plt is None:
         return NO_MATPLOTLIB
+    from matplotlib import ticker
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, latencies in phases.items():
         ordered = sorted(ms * 1000 for ms in latencies)
@@ -197,6 +199,9 @@ def save_plot(path: Path, phases: dict[str, list[float]], title: str) -> str:
         ax.plot(ordered, share, label=f"{label} (p95 {percentile(ordered, 0.95):.0f} ms)")
     ax.axhline(95, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("latency, ms (log scale)")
     ax.set_ylabel("% of requests at or under")
     ax.set_title(title, fontsize=10)

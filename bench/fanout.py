@@ -339,10 +339,10 @@ def summarize(phase: Phase, published: dict[str, float], phase_published: dict[s
     received = [sum(1 for _, m in s.frames if m in in_window) for s in phase.sockets]
     lags = [arrived - in_window[m] for s in phase.sockets for arrived, m in s.frames
             if m in in_window]
-    # Ticks from the phase's first frame to its last: a ticker woken late can compute a
-    # tick early, so frames are counted against the clock, not against their own times.
-    times = sorted(phase_published.values())
-    per_tick = round((times[-1] - times[0]) / tick) + 1 if times else 1
+    # Work per computation (every frame the phase published; the ticks while sockets connect
+    # and close are uneven), times computations per tick over the measured ticks.
+    computations = max(len(phase_published), 1)
+    per_tick = len(in_window) / len(phase.ticks)
     scans, rows = phase.scans["ticks"]
     return {
         "clients": phase.clients,
@@ -356,10 +356,10 @@ def summarize(phase: Phase, published: dict[str, float], phase_published: dict[s
         "lag_p50_ms": statistics.median(lags) * 1000 if lags else float("nan"),
         "lag_p95_ms": percentile(lags, 0.95) * 1000 if lags else float("nan"),
         "lag_max_ms": max(lags) * 1000 if lags else float("nan"),
-        "ticks": per_tick,
-        "frames_per_tick": len(phase_published) / per_tick,
-        "scans_per_tick": scans / per_tick,
-        "rows_per_tick": rows / per_tick,
+        "frames_per_tick": per_tick,
+        "scans_per_frame": scans / computations,
+        "scans_per_tick": scans / computations * per_tick,
+        "rows_per_tick": rows / computations * per_tick,
         "handshake_scans": phase.scans["handshakes"][0] / phase.clients,
         "client_cpu": phase.client_cpu / seconds,
         "server_cpu": phase.server_cpu / seconds,
@@ -421,7 +421,7 @@ def save_plot(path: Path, results: list[dict], tick: float) -> str:
         ax.set_title(title, fontsize=10)
         highest = max([reference, *(r[key] for key in series.values() for r in results)])
         ax.set_ylim(0, highest * 1.25)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="center left")
     fig.suptitle(f"/ws/logs/dashboard?window={WINDOW}, tick {tick:g} s", fontsize=10)
     return save_figure(plt, fig, path)
 
@@ -436,18 +436,19 @@ def report(args, results: list[dict], peaks: list[int], frame_bytes: list[int]) 
         print(f"{r['clients']:>7} {spread:>11} {r['clients'] / r['connect_s']:>10.0f} {frames:>7}"
               f" {r['fps_min']:>7.2f} {r['fps_median']:>7.2f} {r['delivered']:>9.1%}"
               f" {r['lag_p50_ms']:>7.0f} {r['lag_p95_ms']:>7.0f} {r['lag_max_ms']:>7.0f}")
-    print(f"\n{'sockets':>7} {'frames/tick':>11} {'scans/tick':>10} {'rows/tick':>9}"
-          f" {'handshake scans':>15} {'server cpu':>10} {'client cpu':>10}")
+    print(f"\n{'sockets':>7} {'frames/tick':>11} {'scans/frame':>11} {'scans/tick':>10}"
+          f" {'rows/tick':>9} {'handshake scans':>15} {'server cpu':>10} {'client cpu':>10}")
     for r in results:
-        print(f"{r['clients']:>7} {r['frames_per_tick']:>11.2f} {r['scans_per_tick']:>10.1f}"
-              f" {r['rows_per_tick']:>9.0f} {r['handshake_scans']:>15.1f}"
-              f" {r['server_cpu']:>10.0%} {r['client_cpu']:>10.0%}")
+        print(f"{r['clients']:>7} {r['frames_per_tick']:>11.2f} {r['scans_per_frame']:>11.1f}"
+              f" {r['scans_per_tick']:>10.1f} {r['rows_per_tick']:>9.0f}"
+              f" {r['handshake_scans']:>15.1f} {r['server_cpu']:>10.0%} {r['client_cpu']:>10.0%}")
     print(f"frames: published / ticks measured (tick {args.tick:g} s); fps: frames per client"
           f" per second (target {1 / args.tick:g}); delivered: frames received / (sockets x"
           " frames published); lag: ms from publication (a Redis subscriber's receipt) to the"
-          " socket's; scans, rows: sequential + index scans and rows read in the logs tables"
-          " but the token tables, per tick; handshake scans: in the token tables, per socket;"
-          " cpu: of one core, gunicorn workers and this client")
+          " socket's; frames/tick: computations per measured tick; scans, rows: sequential +"
+          " index scans and rows read in the logs tables but the token tables, per frame the"
+          " phase computed, and that times frames/tick; handshake scans: in the token tables,"
+          " per socket; cpu: of one core, gunicorn workers and this client")
     print(f"frame size {statistics.median(frame_bytes) / 1024:.1f} KiB; gunicorn worker peak"
           " RSS (VmHWM) " + ", ".join(f"{kib / 1024:.0f} MiB" for kib in peaks)
           + f"; LOGDASH_WEB_THREADS {args.threads}: at most {2 * args.threads} open sockets,"
