@@ -15,10 +15,8 @@ import argparse
 import math
 import os
 import random
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,14 +27,12 @@ from ingest import (
     ROOT,
     BenchError,
     app_env,
-    create_database,
-    drop_database,
     free_port,
     make_app,
     run_flask,
+    run_throwaway,
     start_web,
     stop_web,
-    tail,
     token_headers,
     wait_healthy,
     with_database,
@@ -620,25 +616,8 @@ def report(args: argparse.Namespace, results: dict, rows: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Set up the throwaway database, run the benchmark, and always clean up."""
-    args = parse_args(argv)
-    token = secrets.token_hex(6)
-    name = f"logdash_bench_{token}"
-    log_fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".gunicorn.log")
-    os.close(log_fd)
-    failed = True
-    create_database(args.database_url, name)
-    try:
-        benchmark(args, name, token, log_path)
-        failed = False
-    except BenchError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        print(f"--- gunicorn log ({log_path}) ---\n{tail(log_path)}", file=sys.stderr)
-    finally:
-        drop_database(args.database_url, name)
-        if not failed:
-            os.unlink(log_path)
-    return 1 if failed else 0
+    """Run the benchmark on a throwaway database."""
+    return run_throwaway(parse_args(argv), benchmark)
 
 
 if __name__ == "__main__":

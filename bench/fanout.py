@@ -19,10 +19,8 @@ import json
 import math
 import os
 import re
-import secrets
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,16 +36,14 @@ from ingest import (
     BenchError,
     PeakRss,
     app_env,
-    create_database,
-    drop_database,
     free_port,
     make_app,
     ndjson_bodies,
     run_flask,
     run_http,
+    run_throwaway,
     start_web,
     stop_web,
-    tail,
     token_headers,
     wait_healthy,
     with_database,
@@ -510,40 +506,6 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
         rss.stop()
         stop_web(web)
     report(args, results, sorted(rss.peaks.values(), reverse=True), publications.sizes)
-
-
-def forget_redis_keys(redis_url: str, prefix: str) -> int:
-    """Delete what the run left in Redis under its queue prefix, RQ's jobs included."""
-    client = redis.Redis.from_url(redis_url)
-    keys = {*client.scan_iter(f"{prefix}:*"), *client.scan_iter(f"rq:*:{prefix}-*")}
-    for queue in [k for k in keys if k.startswith(b"rq:queue:")]:
-        keys.update(b"rq:job:" + job for job in client.lrange(queue, 0, -1))
-        client.srem("rq:queues", queue)
-    deleted = client.delete(*keys) if keys else 0
-    client.close()
-    return deleted
-
-
-def run_throwaway(args: argparse.Namespace, benchmark) -> int:
-    """Run benchmark(args, name, token, log_path) on a new database, always dropped; exit code."""
-    token = secrets.token_hex(6)
-    name = f"logdash_bench_{token}"
-    log_fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".gunicorn.log")
-    os.close(log_fd)
-    failed = True
-    create_database(args.database_url, name)
-    try:
-        benchmark(args, name, token, log_path)
-        failed = False
-    except BenchError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        print(f"--- gunicorn log ({log_path}) ---\n{tail(log_path)}", file=sys.stderr)
-    finally:
-        drop_database(args.database_url, name)
-        forget_redis_keys(args.redis_url, f"logdash-bench-{token}")
-        if not failed:
-            os.unlink(log_path)
-    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import psycopg
+import redis
 import requests
 from psycopg import sql
 
@@ -470,9 +471,20 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
     print(f"ratio http/raw_copy = {http_rate / copy_rate:.2f} (target >= {TARGET_RATIO})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Set up the throwaway database, run the benchmark, and always clean up."""
-    args = parse_args(argv)
+def forget_redis_keys(redis_url: str, prefix: str) -> int:
+    """Delete what the run left in Redis under its queue prefix, RQ's jobs included."""
+    client = redis.Redis.from_url(redis_url)
+    keys = {*client.scan_iter(f"{prefix}:*"), *client.scan_iter(f"rq:*:{prefix}-*")}
+    for queue_key in [k for k in keys if k.startswith(b"rq:queue:")]:
+        keys.update(b"rq:job:" + job for job in client.lrange(queue_key, 0, -1))
+        client.srem("rq:queues", queue_key)
+    deleted = client.delete(*keys) if keys else 0
+    client.close()
+    return deleted
+
+
+def run_throwaway(args: argparse.Namespace, benchmark) -> int:
+    """Run benchmark(args, name, token, log_path) on a new database, always dropped; exit code."""
     token = secrets.token_hex(6)
     name = f"logdash_bench_{token}"
     log_fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".gunicorn.log")
@@ -487,9 +499,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--- gunicorn log ({log_path}) ---\n{tail(log_path)}", file=sys.stderr)
     finally:
         drop_database(args.database_url, name)
+        forget_redis_keys(args.redis_url, f"logdash-bench-{token}")
         if not failed:
             os.unlink(log_path)
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark on a throwaway database."""
+    return run_throwaway(parse_args(argv), benchmark)
 
 
 if __name__ == "__main__":
