@@ -13,8 +13,9 @@ from tests.helpers import authed
 EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violations", "services",
                    "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
                    "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
-                   "ingest_keys", "users", "api_tokens",
-                   "job_executions"}
+                   "ingest_keys", "users", "api_tokens", "alert_rate_windows",
+                   "alert_silences", "alert_maintenance_windows", "alert_violations_archive",
+                   "alert_deliveries_archive", "job_executions"}
 
 
 @pytest.fixture

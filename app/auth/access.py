@@ -145,3 +145,12 @@ def enforce_access():
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     return _deny(401, "sign in or send an API token (Authorization: Bearer ...)",
                  **{"WWW-Authenticate": "Bearer"})
+
+
+def actor() -> str:
+    """Who is making this request, as recorded on what they create: a user or a token."""
+    if g.get("user") is not None:
+        return g.user.username
+    if g.get("token") is not None:
+        return f"token {g.token.name}"
+    return "anonymous"

@@ -1,6 +1,15 @@
 """Tables, by area; importing this package registers them all with the metadata."""
 
-from app.models.alerts import AlertConfig, AlertDelivery, AlertViolation
+from app.models.alerts import (
+    AlertConfig,
+    AlertDelivery,
+    AlertViolation,
+    ArchivedDelivery,
+    ArchivedViolation,
+    MaintenanceWindow,
+    RateWindow,
+    Silence,
+)
 from app.models.entries import LEVELS, Entry, IngestKey, RollupMinute, Service
 from app.models.jobs import JobExecution
 from app.models.rollups import (
@@ -23,15 +32,20 @@ __all__ = [
     "AlertDelivery",
     "AlertViolation",
     "ApiToken",
+    "ArchivedDelivery",
+    "ArchivedViolation",
     "DirtyDay",
     "DirtyHour",
     "Entry",
     "IngestKey",
     "JobExecution",
+    "MaintenanceWindow",
+    "RateWindow",
     "RollupDaily",
     "RollupHourly",
     "RollupMinute",
     "Service",
+    "Silence",
     "Template",
     "TemplateHourly",
     "TemplateMinute",
