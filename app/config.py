@@ -63,6 +63,8 @@ class Config:
         # Retention per tier, in days; raw lines go by whole daily partitions.
         self.LOGDASH_RETAIN_RAW_DAYS = _int("LOGDASH_RETAIN_RAW_DAYS", 14)
         self.LOGDASH_RETAIN_MINUTE_DAYS = _int("LOGDASH_RETAIN_MINUTE_DAYS", 2)
+        # Per-minute service x level counts, read by alert checks and the 7-day backtest.
+        self.LOGDASH_RETAIN_MINUTE_COUNTS_DAYS = _int("LOGDASH_RETAIN_MINUTE_COUNTS_DAYS", 8)
         self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90)
         self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730)
         # How long an ingest Idempotency-Key is remembered.
@@ -81,6 +83,12 @@ class Config:
         self.LOGDASH_WEBHOOK_TIMEOUT_SECONDS = _float("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", 10)
         # Non-public webhook destinations that are allowed anyway: CIDRs and host names.
         self.LOGDASH_WEBHOOK_ALLOW = os.environ.get("LOGDASH_WEBHOOK_ALLOW", "")
+        # The daily job moves violations resolved this long ago, and deliveries as old, to
+        # the archive tables (or deletes them with LOGDASH_ALERT_ARCHIVE=0).
+        self.LOGDASH_ALERT_ARCHIVE_DAYS = _int("LOGDASH_ALERT_ARCHIVE_DAYS", 90)
+        self.LOGDASH_ALERT_ARCHIVE = os.environ.get("LOGDASH_ALERT_ARCHIVE", "1") != "0"
+        # Runs recorded in logs.job_executions are kept this long.
+        self.LOGDASH_JOB_HISTORY_DAYS = _int("LOGDASH_JOB_HISTORY_DAYS", 30)
         # Flask-Mail reads these names.
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
         self.MAIL_PORT = _int("MAIL_PORT", 25)

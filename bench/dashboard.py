@@ -379,8 +379,10 @@ def check_counts(db_url: str, expected: int) -> dict[str, int]:
             "SELECT (SELECT coalesce(sum(count), 0) FROM logs.rollup_daily)"
             " = (SELECT coalesce(sum(count), 0) FROM logs.rollup_hourly WHERE hour < %s)",
             (daily,)).fetchone()
+        # Service counts per minute are kept longer than template counts per minute.
         (minutes,) = conn.execute(
-            "SELECT (SELECT sum(count) FROM logs.rollup_minute)"
+            "SELECT (SELECT sum(count) FROM logs.rollup_minute"
+            " WHERE minute >= (SELECT min(minute) FROM logs.template_minute))"
             " = (SELECT sum(count) FROM logs.template_minute)").fetchone()
         rows = {t: conn.execute(f"SELECT count(*) FROM logs.{t}").fetchone()[0]
                 for t in COUNT_TABLES}
@@ -611,8 +613,11 @@ def report(args: argparse.Namespace, results: dict, rows: dict) -> None:
     for window in WINDOWS:
         ratio = results["large", window][1] / results["small", window][1]
         print(f"ratio large/small p95 ({window}) = {ratio:.2f} (target <= {TARGET_GROWTH})")
-    ratio = results["naive", "24h"][0] / results["large", "24h"][0]
-    print(f"ratio naive/ours p50 at large (24h) = {ratio:.1f} (target >= {TARGET_NAIVE})")
+    # Both windows the issue names; 24h last, as the smallest (the one the target binds).
+    for window in sorted(WINDOWS, key=lambda w: w == "24h"):
+        ratio = results["naive", window][0] / results["large", window][0]
+        print(f"ratio naive/ours p50 at large ({window}) = {ratio:.1f}"
+              f" (target >= {TARGET_NAIVE})")
 
 
 def main(argv: list[str] | None = None) -> int:

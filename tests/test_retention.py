@@ -37,11 +37,12 @@ def test_old_raw_partitions_are_dropped_counts_kept(client):
 
 def test_counts_past_retention_are_deleted(app):
     """Each tier keeps its configured number of days; minutes only once aggregated."""
-    three_days = floor_hour(NOW - timedelta(days=3))
-    for minute in (three_days, three_days + timedelta(hours=1)):
+    # Past the minute counts' retention (LOGDASH_RETAIN_MINUTE_COUNTS_DAYS, 8).
+    nine_days = floor_hour(NOW - timedelta(days=9))
+    for minute in (nine_days, nine_days + timedelta(hours=1)):
         put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)", m=minute)
     put("INSERT INTO logs.watermarks VALUES ('hourly', :w)", w=floor_hour(NOW))
-    put("INSERT INTO logs.dirty_hours VALUES (:h)", h=three_days + timedelta(hours=1))
+    put("INSERT INTO logs.dirty_hours VALUES (:h)", h=nine_days + timedelta(hours=1))
     put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 7)",
         h=floor_hour(NOW - timedelta(days=91)))
     put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 8)",
@@ -69,7 +70,7 @@ def test_counts_past_retention_are_deleted(app):
 def test_minutes_not_yet_aggregated_are_kept(client):
     """Without an hourly run, no minute is deleted however old, so nothing is lost."""
     put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)",
-        m=floor_hour(NOW - timedelta(days=5)))
+        m=floor_hour(NOW - timedelta(days=10)))
     assert delete_old_counts(current_app.config, NOW)["rollup_minute"] == 0
     aggregate_hours()
     assert delete_old_counts(current_app.config, NOW)["rollup_minute"] == 1

@@ -1,11 +1,16 @@
-"""Storage upkeep jobs: partitions ahead, aggregation into coarser tiers, retention."""
+"""Storage upkeep jobs: partitions ahead, aggregation into coarser tiers, retention, and
+the archive of alert history."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import delete
 
+from app.alerts.archive import archive_alerts
+from app.extensions import db
 from app.ingest.partitions import ensure_partitions_ahead
 from app.jobs.executions import close_abandoned_runs, recorded
+from app.models import JobExecution
 from app.rollups.aggregate import aggregate_days, aggregate_hours
 from app.rollups.retention import delete_old_counts, drop_old_partitions
 
@@ -37,4 +42,25 @@ def apply_retention() -> dict:
             "partitions_dropped": drop_old_partitions(config["LOGDASH_RETAIN_RAW_DAYS"], now),
             **delete_old_counts(config, now),
             "abandoned_runs_closed": close_abandoned_runs(),
+        }
+
+
+def _prune_job_history(keep_days: int, now: datetime) -> int:
+    """Delete recorded job runs that started more than keep_days ago."""
+    pruned = db.session.execute(delete(JobExecution).where(
+        JobExecution.started_at < now - timedelta(days=keep_days))).rowcount
+    db.session.commit()
+    return pruned
+
+
+def archive_alert_history() -> dict:
+    """Archive (or delete) old violations and deliveries, and prune old job runs."""
+    with recorded("archive_alerts"):
+        now = datetime.now(UTC)
+        config = current_app.config
+        return {
+            **archive_alerts(now, config["LOGDASH_ALERT_ARCHIVE_DAYS"],
+                             keep=config["LOGDASH_ALERT_ARCHIVE"]),
+            "job_executions_pruned": _prune_job_history(config["LOGDASH_JOB_HISTORY_DAYS"],
+                                                        now),
         }

@@ -21,6 +21,10 @@ SCHEDULE = [
     # (as soon as its last hour is).
     {"func": "app.jobs.maintenance.aggregate_daily", "interval": 3600, "timeout": 900},
     {"func": "app.jobs.maintenance.apply_retention", "interval": 3600, "timeout": 900},
+    # Alert history: daily, as nothing is urgent about rows already months old. Each run
+    # works through the whole backlog in committed batches, so a first run on years of
+    # history, or a run cut short by its timeout, loses nothing: the next one carries on.
+    {"func": "app.jobs.maintenance.archive_alert_history", "interval": 86400, "timeout": 1800},
     # The seed's CheckThresholds: a backstop to the checks ingest asks for.
     {"func": "app.jobs.alerts.check_thresholds", "interval": 60, "timeout": 120},
 ]

@@ -1,4 +1,8 @@
-"""Drop what is older than each tier keeps: raw partitions, minute, hourly and daily counts."""
+"""Drop what is older than each tier keeps: raw partitions, minute, hourly and daily counts.
+
+Service counts per minute (rollup_minute) outlive template counts per minute: alert
+checks and the 7-day alert backtest read them, and they are small.
+"""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -38,20 +42,28 @@ def _delete(sql: str, **params) -> int:
     return db.session.execute(text(sql), params).rowcount
 
 
+def minute_cutoffs(config, now: datetime) -> dict:
+    """Per minute table, the time before which rows are past retention and aggregated."""
+    hourly_done = read_watermark("hourly") or datetime.min.replace(tzinfo=UTC)
+    template_days = config["LOGDASH_RETAIN_MINUTE_DAYS"]
+    # Ingest writes both minute tables up to LOGDASH_RETAIN_MINUTE_DAYS back (minute_horizon),
+    # so service counts are never kept for less than that, whatever the setting says.
+    counts_days = max(config["LOGDASH_RETAIN_MINUTE_COUNTS_DAYS"], template_days)
+    return {
+        "rollup_minute": min(now - timedelta(days=counts_days), hourly_done),
+        "template_minute": min(now - timedelta(days=template_days), hourly_done),
+    }
+
+
 def delete_old_counts(config, now: datetime) -> dict:
     """Delete counts past their tier's retention; minutes only once their hour is aggregated."""
-    hourly_done = read_watermark("hourly") or datetime.min.replace(tzinfo=UTC)
-    minute_cutoff = min(now - timedelta(days=config["LOGDASH_RETAIN_MINUTE_DAYS"]), hourly_done)
     hour_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_HOURLY_DAYS"])
     day_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_DAILY_DAYS"])
     not_dirty = ("AND date_trunc('hour', minute, 'UTC') NOT IN"
                  " (SELECT hour FROM logs.dirty_hours)")
     removed = {
-        "rollup_minute": _delete(
-            f"DELETE FROM logs.rollup_minute WHERE minute < :cut {not_dirty}", cut=minute_cutoff),
-        "template_minute": _delete(
-            f"DELETE FROM logs.template_minute WHERE minute < :cut {not_dirty}",
-            cut=minute_cutoff),
+        **{table: _delete(f"DELETE FROM logs.{table} WHERE minute < :cut {not_dirty}", cut=cut)
+           for table, cut in minute_cutoffs(config, now).items()},
         "rollup_hourly": _delete("DELETE FROM logs.rollup_hourly WHERE hour < :cut",
                                  cut=hour_cutoff),
         "template_hourly": _delete("DELETE FROM logs.template_hourly WHERE hour < :cut",
