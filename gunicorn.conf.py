@@ -8,3 +8,16 @@ def worker_exit(server, worker):
     from app.realtime import close_sockets
 
     close_sockets(worker.wsgi)
+
+
+def post_worker_init(worker):
+    """Move everything the app built at start-up out of the garbage collector's sight.
+
+    create_app() leaves about 136 000 tracked objects that live as long as the worker; a
+    full collection walks them all (about 85 ms here) every few requests that allocate a
+    lot, which is most of the dashboard's p95. Frozen objects are never collected, which is
+    right for them, and forked workers keep sharing their memory pages.
+    """
+    import gc
+
+    gc.freeze()
