@@ -1,5 +1,6 @@
 """The alerts and tokens pages in headless Chromium, served by gunicorn as the Procfile says:
-forms that create, edit (an error shown inline first), disable and delete an alert config;
+forms that create, edit (an error shown inline first, a backtest preview as thresholds are
+typed), disable and delete an alert config; a violation's page explained and acknowledged;
 a token made and revoked; a firing alert's banner appearing live on an open dashboard.
 
 Every tab fails its test on any console error, Content-Security-Policy violations included.
@@ -8,17 +9,21 @@ LOGDASH_SCREENSHOTS=1 also saves docs/screenshots/alerts.png.
 
 import os
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import expect
+from sqlalchemy import text
 
 from app.alerts.configs import create_config
 from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify
+from app.alerts.silences import create_silence, create_window
 from app.auth.credentials import create_token, create_user
 from app.extensions import db
+from app.rollups.tiers import floor_minute
 from tests import test_browser
 from tests.alert_fixtures import Receiver, run_jobs
 from tests.conftest import make_app, with_database
@@ -202,6 +207,75 @@ def test_a_firing_alert_shows_its_banner_live(web, context, api):
     dashboard.check_clean()
 
 
+def seed(web: Web, redis_url: str, sql: str, rows: list[dict]) -> None:
+    """Run one statement per row on the served installation's database."""
+    application = served_app(web, redis_url)
+    with application.app_context():
+        db.session.execute(text(sql), rows)
+        db.session.commit()
+        db.engine.dispose()
+
+
+def test_edit_form_previews_how_often_a_threshold_would_have_fired(web, redis_url,
+                                                                   admin_context, api):
+    """Typing a threshold shows, before saving, how often it would have fired."""
+    service = unique("preview")
+    now = floor_minute(datetime.now(UTC))
+    counts = {now - timedelta(days=8): 1, **{now - timedelta(hours=3, minutes=i): 15
+                                             for i in range(4)},
+              **{now - timedelta(days=2, minutes=i): 40 for i in range(9)}}
+    seed(web, redis_url, "INSERT INTO logs.rollup_minute (minute, service, level, count)"
+         " VALUES (:minute, :service, 'error', :count)",
+         [{"minute": m, "service": service, "count": n} for m, n in counts.items()])
+    seed(web, redis_url, "INSERT INTO logs.services (service, first_seen, last_seen)"
+         " VALUES (:service, now(), now())", [{"service": service}])
+    config_id = api.post("/api/logs/alerts/config", json={
+        "service": service, "error_threshold_per_min": 100}).json()["id"]
+    tab = Tab(admin_context, web, f"/alerts?edit={config_id}")
+    preview = tab.page.locator(f"#alert-config-{config_id}-backtest #backtest-error")
+    expect(preview).to_have_text("Would not have fired in the last 7 days")
+    tab.page.locator(f"#alert-config-{config_id}-error_threshold_per_min").fill("10")
+    expect(preview).to_have_text("Would have fired 2 times in the last 7 days,"
+                                 " longest episode 9 min")
+    tab.page.locator(f"#alert-config-{config_id}-for_minutes").fill("5")
+    expect(preview).to_have_text("Would have fired once in the last 7 days,"
+                                 " longest episode 9 min")
+    assert api.config(service).json()["error_threshold_per_min"] == 100
+    tab.check_clean()
+
+
+def test_violation_page_shows_hostile_templates_as_text_and_acknowledges(web, redis_url,
+                                                                         admin_context, api):
+    """Template text is shown literally (no dialog, no console error); Acknowledge works."""
+    service = unique("explained")
+    started = floor_minute(datetime.now(UTC)) - timedelta(minutes=20)
+    hostile = "<img src=x onerror=alert(1)> payment failed"
+    seed(web, redis_url, "INSERT INTO logs.rollup_minute (minute, service, level, count)"
+         " VALUES (:minute, :service, 'error', 9)",
+         [{"minute": started + timedelta(minutes=i), "service": service} for i in range(3)])
+    seed(web, redis_url, "INSERT INTO logs.template_minute (minute, service, level, fingerprint,"
+         " count) VALUES (:minute, :service, 'error', 'f00d', 9)",
+         [{"minute": started + timedelta(minutes=i), "service": service} for i in range(3)])
+    seed(web, redis_url, "INSERT INTO logs.templates (service, level, fingerprint, template,"
+         " sample, first_seen, last_seen) VALUES (:service, 'error', 'f00d', :t, :t, now(),"
+         " now())", [{"service": service, "t": hostile}])
+    seed(web, redis_url, "INSERT INTO logs.alert_violations (service, level, current_count,"
+         " peak_count, threshold_value, timestamp) VALUES (:service, 'error', 9, 9, 5, :at)",
+         [{"service": service, "at": started}])
+    violation = requests.get(f"{api.url}/api/logs/alerts/violations?service={service}",
+                             headers=api.headers, timeout=10).json()["violations"][0]
+    tab = Tab(admin_context, web, f"/alerts/violations/{violation['id']}")
+    templates = tab.page.locator("#violation-templates tbody tr").first
+    expect(templates).to_contain_text(hostile)
+    expect(templates).to_contain_text("27")
+    expect(tab.page.locator("#violation-templates img")).to_have_count(0)
+    tab.page.get_by_role("button", name="Acknowledge").click()
+    expect(tab.page.locator("#acknowledge")).to_contain_text(f"Acknowledged by {ADMIN[0]}")
+    assert requests.get(f"{api.url}/api/logs/alerts/violations/{violation['id']}",
+                        headers=api.headers, timeout=10).json()["acknowledged_by"] == ADMIN[0]
+    assert tab.dialogs == [] and tab.errors == []
+
+
 @pytest.mark.skipif(os.environ.get("LOGDASH_SCREENSHOTS") != "1",
                     reason="set LOGDASH_SCREENSHOTS=1 to refresh docs/screenshots/")
 def test_save_alerts_screenshots(postgres_admin_url, redis_url, queue_prefix, browser, tmp_path):
@@ -229,12 +303,23 @@ def test_save_alerts_screenshots(postgres_admin_url, redis_url, queue_prefix, br
                 create_config(fields)
             notify(evaluate())
             run_jobs()
+            create_silence({"service": "checkout", "duration_minutes": 120,
+                            "comment": "deploying checkout 4.2"}, ADMIN[0])
+            create_window({"weekdays": ["sat"], "start_time": "22:00", "end_time": "02:00",
+                           "time_zone": "Europe/Berlin", "comment": "database upkeep"},
+                          ADMIN[0])
+            violation_id = db.session.scalars(text(
+                "SELECT id FROM logs.alert_violations WHERE service = 'billing'")).first()
+            db.session.remove()
             db.engine.dispose()
         ctx = new_context(browser, sign_in(browser, demo, ADMIN))
         tab = Tab(ctx, demo, "/alerts")
         expect(tab.page.locator("#alert-deliveries .badge", has_text="failed")).to_have_count(1)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         tab.page.screenshot(path=SCREENSHOTS / "alerts.png", full_page=True)
+        tab.check_clean()
+        tab = Tab(ctx, demo, f"/alerts/violations/{violation_id}")
+        tab.page.screenshot(path=SCREENSHOTS / "alert-violation.png", full_page=True)
         tab.check_clean()
         ctx.close()
     finally:

@@ -118,7 +118,8 @@ def test_viewers_see_alerts_without_any_control(client, viewer):
     for method, path in [("post", "/alerts"), ("put", f"/alerts/{config_id}"),
                          ("delete", f"/alerts/{config_id}"), ("post", f"/alerts/{config_id}/test"),
                          ("post", f"/alerts/{config_id}/rotate-secret"),
-                         ("post", "/alerts/deliveries/1/resend")]:
+                         ("post", "/alerts/deliveries/1/resend"),
+                         ("post", "/alerts/violations/1/acknowledge")]:
         refused = getattr(viewer, method)(path, data={"service": "x", "enabled": "false"})
         assert refused.status_code == 403, path
         assert refused.json["error"] == "only admins can change this"
@@ -192,6 +193,26 @@ def test_edit_shows_a_bad_value_inline_then_saves_a_good_one(admin):
     assert saved.startswith(f'<article id="alert-config-{config.id}"')
     assert "more than 35 a minute" in saved and "ops@example.com" in saved
     assert admin.get("/api/logs/alerts/config/api").json["error_threshold_per_min"] == 35
+
+
+def test_config_forms_ask_for_a_backtest_preview_as_values_change(admin):
+    """Each form has a preview box that asks again as inputs change, sending the form's
+    service and thresholds; the edit form, which has no service field, sends its service."""
+    config = new_config(service=HOSTILE_SERVICE)
+    edit_form = body(admin.get(f"/alerts/{config.id}/edit"))
+    for html, form_id in [(edit_form, f"alert-config-{config.id}"),
+                          (page(admin, "/alerts"), "alert-create")]:
+        box = element(html, f"{form_id}-backtest")
+        assert 'hx-get="/partials/alerts/backtest" hx-target="this" hx-swap="innerHTML"' in box
+        assert f'hx-trigger="load, input changed delay:400ms from:#{form_id}"' in box
+        included = re.search(r'hx-include="([^"]+)"', box).group(1).split(", ")
+        names = [sel.removeprefix(f"#{form_id}-") for sel in included]
+        assert names == ["service", "error_threshold_per_min", "warning_threshold_per_min",
+                         "for_minutes"]
+        present = [name for name in names if f'id="{form_id}-{name}"' in html]
+        assert present == (names if form_id == "alert-create" else names[1:])
+    edit_box = element(edit_form, f"alert-config-{config.id}-backtest")
+    assert "hx-vals='{\"service\": \"\\u003cscript\\u003ealert(\\u0027svc\\u0027)" in edit_box
 
 
 def test_cancel_puts_the_card_back_and_edit_links_open_the_form(admin):
@@ -425,6 +446,7 @@ def test_every_change_without_the_csrf_token_is_refused(app):
         ("post", f"/alerts/{config.id}/test", {}),
         ("post", f"/alerts/{config.id}/rotate-secret", {}),
         ("post", "/alerts/deliveries/1/resend", {}),
+        ("post", "/alerts/violations/1/acknowledge", {}),
         ("post", "/settings/tokens", {"name": "forged"}),
         ("delete", f"/settings/tokens/{token.id}", {}),
     ]:

@@ -14,10 +14,13 @@ from app.models import AlertConfig, AlertDelivery, AlertViolation
 from app.security.outbound import Allowlist, BlockedAddress, check_url_host
 
 FIELDS = ("error_threshold_per_min", "warning_threshold_per_min", "alert_email",
-          "alert_webhook_url", "enabled", "repeat_interval_minutes")
+          "alert_webhook_url", "enabled", "repeat_interval_minutes", "for_minutes",
+          "min_evaluation_interval_seconds", "rate_limit_count", "rate_limit_minutes")
 DEFAULTS = {"error_threshold_per_min": 100, "warning_threshold_per_min": 50,
             "alert_email": None, "alert_webhook_url": None, "enabled": True,
-            "repeat_interval_minutes": 60}
+            "repeat_interval_minutes": 60, "for_minutes": 1,
+            "min_evaluation_interval_seconds": 0, "rate_limit_count": 10,
+            "rate_limit_minutes": 10}
 MAX_THRESHOLD = 1_000_000_000
 MAX_REPEAT_MINUTES = 7 * 24 * 60
 _EMAIL = re.compile(r"^[^@\s,;<>\"\x00-\x1f\x7f]+@[^@\s,;<>\"\x00-\x1f\x7f]+"
@@ -33,16 +36,17 @@ class InvalidConfig(ValueError):
         self.fields = fields
 
 
-def _threshold(value, maximum: int = MAX_THRESHOLD) -> int:
-    """A whole number from 1 to maximum."""
+def _whole(value, minimum: int = 1, maximum: int = MAX_THRESHOLD) -> int:
+    """A whole number from minimum to maximum (a string of digits is accepted too)."""
+    problem = f"must be a whole number from {minimum} to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"must be a whole number from 1 to {maximum}")
+        raise ValueError(problem)
     if isinstance(value, str):
         if not value.strip().isdigit():
-            raise ValueError(f"must be a whole number from 1 to {maximum}")
+            raise ValueError(problem)
         value = int(value)
-    if not 1 <= value <= maximum:
-        raise ValueError(f"must be a whole number from 1 to {maximum}")
+    if not minimum <= value <= maximum:
+        raise ValueError(problem)
     return value
 
 
@@ -92,12 +96,16 @@ def _enabled(value) -> bool:
 
 
 VALIDATORS = {
-    "error_threshold_per_min": _threshold,
-    "warning_threshold_per_min": _threshold,
+    "error_threshold_per_min": _whole,
+    "warning_threshold_per_min": _whole,
     "alert_email": _emails,
     "alert_webhook_url": _webhook_url,
     "enabled": _enabled,
-    "repeat_interval_minutes": lambda v: _threshold(v, MAX_REPEAT_MINUTES),
+    "repeat_interval_minutes": lambda v: _whole(v, 1, MAX_REPEAT_MINUTES),
+    "for_minutes": lambda v: _whole(v, 1, 60),
+    "min_evaluation_interval_seconds": lambda v: _whole(v, 0, 3600),
+    "rate_limit_count": lambda v: _whole(v, 1, 1000),
+    "rate_limit_minutes": lambda v: _whole(v, 1, 1440),
 }
 
 
@@ -205,6 +213,7 @@ def close_open_violations(config: AlertConfig, reason: str) -> None:
     )
     db.session.execute(
         update(AlertDelivery)
-        .where(AlertDelivery.config_id == config.id, AlertDelivery.status == "pending")
+        .where(AlertDelivery.config_id == config.id,
+               AlertDelivery.status.in_(("pending", "held")))
         .values(status="cancelled", error=reason, completed_at=now)
     )

@@ -6,6 +6,7 @@ delivery id, so receivers can drop duplicates and the log shows every attempt.
 """
 
 import random
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -64,7 +65,9 @@ def deliver(delivery_id: int) -> str:
     if delivery is None:
         return "skipped"
     config = db.session.get(AlertConfig, delivery.config_id) if delivery.config_id else None
-    if config is None or (not config.enabled and delivery.event != "test"):
+    # Tests are sent on request, and digests carry what was already promised: neither
+    # waits for the config to be enabled.
+    if config is None or (not config.enabled and delivery.event not in ("test", "digest")):
         return _finish(delivery, "cancelled", error="alert config deleted or disabled")
     started = time.monotonic()
     try:
@@ -114,9 +117,20 @@ def _failed(delivery: AlertDelivery, error: TransportError) -> str:
         return _finish(delivery, "failed", **fields)
     retry = _next_attempt(delivery, next_at)
     _finish(delivery, "retrying", next_attempt_at=next_at, **fields)
-    make_scheduler().enqueue_at(next_at.replace(tzinfo=None), deliver_job_path(), retry.id,
-                                queue_name=current_app.alert_queue.name, timeout=120)
+    schedule_at(next_at, deliver_job_path(), retry.id)
     return "retrying"
+
+
+def schedule_at(when: datetime, func: str, *args, key: str | None = None) -> None:
+    """Run an alert job at `when` (rq-scheduler); calls with the same key schedule it once."""
+    job_id = None
+    if key is not None:
+        # Job ids are global in Redis: the prefix keeps installations apart.
+        prefix = re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["LOGDASH_QUEUE_PREFIX"])
+        job_id = f"{prefix}-{key}"
+    make_scheduler().enqueue_at(when.astimezone(UTC).replace(tzinfo=None), func, *args,
+                                queue_name=current_app.alert_queue.name, timeout=120,
+                                job_id=job_id)
 
 
 def deliver_job_path() -> str:

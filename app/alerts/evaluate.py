@@ -1,21 +1,30 @@
 """Threshold evaluation and the violation lifecycle: ok → firing → resolved.
 
-Counts come from the minute rollup: a threshold is per UTC minute, and the check looks at
-the minute now filling (so a crossing is seen within seconds) and the one before it (so a
-burst late in a minute still counts after the minute turns). An episode resolves once a
-full minute and the current one are both at or under the threshold.
+Counts come from the minute rollup: a threshold is per UTC minute. A minute is "over" when
+its count is above the threshold; an episode fires once `for_minutes` consecutive minutes
+are over, looking at the minute now filling (so a crossing is seen within seconds) and the
+ones before it (so a burst late in a minute still counts after the minute turns). An
+episode resolves once a full minute and the current one are both at or under the threshold.
+
+While a silence or maintenance window holds a (service, level), violations are recorded as
+usual but nothing is delivered; one notification is owed for the episode, sent when the hold
+ends if it is still firing then (and not acknowledged meanwhile).
 
 Every change of state is claimed with a conditional statement (a unique index for
 opening, `WHERE resolved_at IS NULL` for resolving, `WHERE last_notified_at < ...` for
-repeats), so evaluators running at once never notify twice for one thing.
+repeats, `WHERE notification_held` for the notice owed after a silence, and
+`last_evaluated_at` for the minimum evaluation interval), so evaluators running at once
+never notify twice for one thing.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
+from app.alerts.silences import Hold, SilenceBook
 from app.extensions import db
 from app.models import AlertConfig, AlertViolation
 from app.rollups.tiers import MINUTE, floor_minute
@@ -29,99 +38,204 @@ ALERT_LEVELS = {
 
 @dataclass
 class AlertEvent:
-    """A notification to send: a violation firing (first or repeat) or resolved."""
+    """A notification to send: a violation firing (first or repeat) or resolved.
+
+    `silenced` events are recorded and announced but not delivered; `held_until` is when
+    the hold that silenced a firing ends, so an evaluation can be scheduled then.
+    """
 
     event: str
     violation: AlertViolation
     config: AlertConfig
     repeat: bool = False
+    silenced: bool = False
+    held_until: datetime | None = None
+    after_silence: bool = False
 
 
-def minute_counts(services: list[str], now: datetime) -> dict:
-    """Per (service, alert level): the larger count of the current and previous minute."""
+def over_runs(over: Sequence[bool], for_minutes: int) -> list[tuple[int, int]]:
+    """The [start, end) index ranges of runs of at least for_minutes consecutive over-minutes.
+
+    Each run is one episode under the shared `for` semantics: it fires at index
+    start + for_minutes - 1 and closes at index end (the first minute not over).
+    """
+    runs, start = [], None
+    for index, is_over in enumerate([*over, False]):
+        if is_over and start is None:
+            start = index
+        elif not is_over and start is not None:
+            if index - start >= for_minutes:
+                runs.append((start, index))
+            start = None
+    return runs
+
+
+def fires_now(over: Sequence[bool], for_minutes: int) -> bool:
+    """True when a run of for_minutes over-minutes ends at the last or next-to-last minute."""
+    return any(end >= len(over) - 1 for _, end in over_runs(over, for_minutes))
+
+
+def minute_series(services: list[str], now: datetime, minutes: int) -> dict:
+    """Per (service, alert level): counts of the `minutes` minutes up to now's, oldest first."""
     current = floor_minute(now)
+    first = current - (minutes - 1) * MINUTE
     rows = db.session.execute(
         text("SELECT service, minute, level, count FROM logs.rollup_minute"
-             " WHERE minute >= :previous AND minute <= :current AND service = ANY(:services)"),
-        {"previous": current - MINUTE, "current": current, "services": services},
+             " WHERE minute >= :first AND minute <= :current AND service = ANY(:services)"),
+        {"first": first, "current": current, "services": services},
     )
-    per_minute: dict = defaultdict(int)
+    series: dict = defaultdict(lambda: [0] * minutes)
     for service, minute, level, count in rows:
         for alert_level, (levels, _) in ALERT_LEVELS.items():
             if level in levels:
-                per_minute[(service, alert_level, minute)] += count
-    counts: dict = defaultdict(int)
-    for (service, alert_level, _), count in per_minute.items():
-        counts[(service, alert_level)] = max(counts[(service, alert_level)], count)
-    return counts
+                series[(service, alert_level)][(minute - first) // MINUTE] += count
+    return series
 
 
-def _open(config: AlertConfig, level: str, count: int, threshold: int,
-          now: datetime) -> AlertViolation | None:
-    """Open a violation unless one is already open for this service and level."""
+def _claim_configs(now: datetime) -> list[AlertConfig]:
+    """The enabled configs due for evaluation, claimed by moving last_evaluated_at to now.
+
+    One conditional UPDATE, committed at once: of two evaluators at the same moment only
+    one gets a config with a minimum interval, and no row lock outlives the claim.
+    """
+    ids = db.session.execute(
+        text("UPDATE logs.alert_configs SET last_evaluated_at = :now WHERE enabled"
+             " AND (min_evaluation_interval_seconds = 0 OR last_evaluated_at IS NULL"
+             " OR last_evaluated_at <= :now - make_interval("
+             "secs => min_evaluation_interval_seconds))"
+             " RETURNING id"),
+        {"now": now},
+    ).scalars().all()
+    db.session.commit()
+    if not ids:
+        return []
+    return list(db.session.scalars(
+        select(AlertConfig).where(AlertConfig.id.in_(ids)).order_by(AlertConfig.id)))
+
+
+def _open(config: AlertConfig, level: str, count: int, threshold: int, now: datetime,
+          hold: Hold | None) -> AlertViolation | None:
+    """Open a violation unless one is already open; a held one owes a notification."""
     row = db.session.execute(
         text("INSERT INTO logs.alert_violations (config_id, service, level, current_count,"
-             " peak_count, threshold_value, timestamp, last_notified_at)"
-             " VALUES (:config, :service, :level, :count, :count, :threshold, :now, :now)"
+             " peak_count, threshold_value, timestamp, last_notified_at, silenced,"
+             " notification_held)"
+             " VALUES (:config, :service, :level, :count, :count, :threshold, :now, :now,"
+             " :held, :held)"
              " ON CONFLICT (service, level) WHERE resolved_at IS NULL DO NOTHING"
              " RETURNING id"),
         {"config": config.id, "service": config.service, "level": level, "count": count,
-         "threshold": threshold, "now": now},
+         "threshold": threshold, "now": now, "held": hold is not None},
     ).scalar()
     return db.session.get(AlertViolation, row) if row else None
 
 
+# A repeat is due when the interval has passed and nobody acknowledged the episode.
+_REPEAT_DUE = "(last_notified_at <= :due AND acknowledged_at IS NULL)"
+
+
 def _claim_repeat(violation: AlertViolation, config: AlertConfig, count: int,
-                  now: datetime) -> bool:
-    """Note the peak, and claim a repeat notification if the repeat interval has passed."""
+                  now: datetime, hold: Hold | None) -> bool:
+    """Note the peak, and claim a repeat notification if one is due (held if silenced)."""
     due = now - timedelta(minutes=config.repeat_interval_minutes)
     claimed = db.session.execute(
         text("UPDATE logs.alert_violations SET peak_count = greatest(peak_count, :count),"
-             " last_notified_at = CASE WHEN last_notified_at <= :due THEN :now"
-             " ELSE last_notified_at END"
+             f" last_notified_at = CASE WHEN {_REPEAT_DUE} THEN :now"
+             " ELSE last_notified_at END,"
+             f" notification_held = notification_held OR ({_REPEAT_DUE} AND :held),"
+             f" silenced = silenced OR ({_REPEAT_DUE} AND :held)"
              " WHERE id = :id AND resolved_at IS NULL RETURNING last_notified_at = :now"),
-        {"count": count, "due": due, "now": now, "id": violation.id},
+        {"count": count, "due": due, "now": now, "id": violation.id,
+         "held": hold is not None},
     ).scalar()
     return bool(claimed)
 
 
-def _resolve(violation: AlertViolation, now: datetime) -> bool:
-    """Resolve an open violation; False if another evaluator already did."""
+def _claim_owed(violation: AlertViolation, count: int, now: datetime) -> bool | None:
+    """Claim the notice owed since a hold ended: send it (True), drop it (False), or None.
+
+    False means the episode was acknowledged meanwhile; None that nothing was owed.
+    """
     return db.session.execute(
-        text("UPDATE logs.alert_violations SET resolved_at = :now, resolution = 'recovered'"
-             " WHERE id = :id AND resolved_at IS NULL RETURNING id"),
-        {"now": now, "id": violation.id},
-    ).scalar() is not None
+        text("UPDATE logs.alert_violations SET notification_held = false,"
+             " peak_count = greatest(peak_count, :count), last_notified_at = :now"
+             " WHERE id = :id AND notification_held AND resolved_at IS NULL"
+             " RETURNING acknowledged_at IS NULL"),
+        {"count": count, "now": now, "id": violation.id},
+    ).scalar()
+
+
+def _resolve(violation: AlertViolation, now: datetime, hold: Hold | None) -> bool | None:
+    """Resolve an open violation; whether to deliver the resolution, None if already done.
+
+    It stays quiet (False) while held, and when nobody was told the silenced episode fired:
+    no firing notice went out and nobody acknowledged it.
+    """
+    return db.session.execute(
+        text("UPDATE logs.alert_violations AS v SET resolved_at = :now,"
+             " resolution = 'recovered', notification_held = false,"
+             " silenced = silenced OR :held"
+             " WHERE id = :id AND resolved_at IS NULL"
+             " RETURNING NOT :held AND (NOT v.silenced OR v.acknowledged_at IS NOT NULL"
+             " OR EXISTS (SELECT 1"
+             " FROM logs.alert_deliveries d WHERE d.violation_id = v.id"
+             " AND d.event = 'firing'))"),
+        {"now": now, "id": violation.id, "held": hold is not None},
+    ).scalar()
+
+
+def _check(config: AlertConfig, level: str, counts: list[int],
+           violation: AlertViolation | None, book: SilenceBook,
+           now: datetime) -> AlertEvent | None:
+    """Apply one (service, level)'s recent counts to its episode; the event, if any."""
+    threshold = getattr(config, ALERT_LEVELS[level][1])
+    recent = counts[-config.for_minutes - 1:]
+    count = max(recent[-2:])
+    hold = book.hold(config.service, level)
+    held = {"silenced": hold is not None, "held_until": hold.until if hold else None}
+    if violation is None:
+        if not fires_now([c > threshold for c in recent], config.for_minutes):
+            return None
+        opened = _open(config, level, count, threshold, now, hold)
+        return AlertEvent("firing", opened, config, **held) if opened else None
+    if count <= threshold:
+        told = _resolve(violation, now, hold)
+        if told is None:
+            return None
+        return AlertEvent("resolved", violation, config, silenced=not told)
+    if hold is None:
+        owed = _claim_owed(violation, count, now)
+        if owed is not None:
+            # An acknowledgement during the silence drops the owed notice.
+            return AlertEvent("firing", violation, config, repeat=True,
+                              after_silence=True) if owed else None
+    if _claim_repeat(violation, config, count, now, hold):
+        return AlertEvent("firing", violation, config, repeat=True, **held)
+    return None
 
 
 def evaluate(now: datetime | None = None) -> list[AlertEvent]:
-    """Check every enabled config against its last two minutes; commit; return the events."""
+    """Check the enabled configs due for evaluation; commit; return the events."""
     now = now or datetime.now(UTC)
-    configs = list(db.session.scalars(select(AlertConfig).where(AlertConfig.enabled)))
+    configs = _claim_configs(now)
     if not configs:
         return []
     services = [config.service for config in configs]
-    counts = minute_counts(services, now)
+    # The minute now filling, the previous one, and enough before them for the longest `for`.
+    series = minute_series(services, now, max(c.for_minutes for c in configs) + 1)
     open_violations = {
         (v.service, v.level): v
         for v in db.session.scalars(select(AlertViolation).where(
             AlertViolation.resolved_at.is_(None), AlertViolation.service.in_(services)))
     }
+    book = SilenceBook(now)
     events = []
     for config in configs:
-        for level, (_, threshold_field) in ALERT_LEVELS.items():
-            threshold = getattr(config, threshold_field)
-            count = counts.get((config.service, level), 0)
-            violation = open_violations.get((config.service, level))
-            if count > threshold and violation is None:
-                opened = _open(config, level, count, threshold, now)
-                if opened is not None:
-                    events.append(AlertEvent("firing", opened, config))
-            elif count > threshold:
-                if _claim_repeat(violation, config, count, now):
-                    events.append(AlertEvent("firing", violation, config, repeat=True))
-            elif violation is not None and _resolve(violation, now):
-                events.append(AlertEvent("resolved", violation, config))
+        for level in ALERT_LEVELS:
+            event = _check(config, level, series[(config.service, level)],
+                           open_violations.get((config.service, level)), book, now)
+            if event is not None:
+                events.append(event)
     db.session.commit()
     for event in events:
         db.session.refresh(event.violation)

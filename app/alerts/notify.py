@@ -1,12 +1,19 @@
-"""Turn alert events into deliveries: one row and one job per channel per event."""
+"""Turn alert events into deliveries: one row and one job per channel per event.
+
+Each channel of a config has a rate window (at most rate_limit_count notifications per
+rate_limit_minutes); notifications over it are stored as 'held' and sent together as one
+digest when the window ends.
+"""
 
 import uuid
-from datetime import UTC, datetime
-from urllib.parse import quote
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlencode
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 
+from app.alerts.deliver import schedule_at
 from app.alerts.evaluate import ALERT_LEVELS, AlertEvent
 from app.alerts.signals import alert_changed
 from app.extensions import db
@@ -15,6 +22,8 @@ from app.rollups.tiers import MINUTE, floor_minute
 
 PAYLOAD_VERSION = 1
 TOP_TEMPLATES = 5
+EVALUATE_JOB = "app.jobs.alerts.evaluate_thresholds"
+DIGEST_JOB = "app.jobs.alerts.send_digests"
 
 
 def channels(config: AlertConfig) -> list[tuple[str, str]]:
@@ -45,9 +54,22 @@ def top_templates(service: str, level: str, moment: datetime) -> list[dict]:
             for fp, n, template, sample in rows]
 
 
-def payload(violation: AlertViolation, event: str, repeat: bool = False) -> dict:
-    """What every channel says about one event (the webhook body, minus its delivery id)."""
+def links(service: str, level: str, violation_id: int | None) -> dict:
+    """The links every notification carries: dashboard, silence for 1 h, the violation."""
     base = current_app.config["LOGDASH_BASE_URL"].rstrip("/")
+    query = urlencode({"service": service, "level": level, "minutes": 60}, quote_via=quote)
+    violation_url = f"{base}/alerts/violations/{violation_id}" if violation_id else None
+    return {
+        "dashboard_url": f"{base}/services/{quote(service, safe='')}",
+        "silence_url": f"{base}/alerts/silences/new?{query}",
+        "violation_url": violation_url,
+        "acknowledge_url": f"{violation_url}#acknowledge" if violation_url else None,
+    }
+
+
+def payload(violation: AlertViolation, event: str, repeat: bool = False,
+            after_silence: bool = False) -> dict:
+    """What every channel says about one event (the webhook body, minus its delivery id)."""
     moment = violation.timestamp if event == "firing" and not repeat else datetime.now(UTC)
     return {
         "version": PAYLOAD_VERSION,
@@ -62,22 +84,78 @@ def payload(violation: AlertViolation, event: str, repeat: bool = False) -> dict
         "window_seconds": 60,
         "started_at": violation.timestamp.isoformat(),
         "resolved_at": violation.resolved_at.isoformat() if violation.resolved_at else None,
-        "dashboard_url": f"{base}/services/{quote(violation.service, safe='')}",
+        # A silence or maintenance window held back some of this episode's notifications;
+        # after_silence: this one was owed and is sent now that the hold has ended.
+        "silenced": bool(violation.silenced),
+        "after_silence": after_silence,
+        "acknowledged_at": (violation.acknowledged_at.isoformat()
+                            if violation.acknowledged_at else None),
+        **links(violation.service, violation.level, violation.id),
         "top_templates": top_templates(violation.service, violation.level, moment),
     }
 
 
+def _delivery(config: AlertConfig, channel: str, target: str, event: str, body: dict,
+              violation_id: int | None, held_until: datetime | None = None,
+              delivery_id: str | None = None) -> AlertDelivery:
+    """A first attempt: pending, or held for the digest when held_until is set."""
+    return AlertDelivery(delivery_id=delivery_id or uuid.uuid4().hex, violation_id=violation_id,
+                         config_id=config.id, service=config.service, channel=channel,
+                         target=target, event=event, attempt=1,
+                         status="held" if held_until else "pending", payload=body,
+                         held_until=held_until)
+
+
 def create_deliveries(config: AlertConfig, body: dict, event: str,
                       violation_id: int | None) -> list[AlertDelivery]:
-    """One pending first attempt per channel of the config; committed."""
-    rows = [
-        AlertDelivery(delivery_id=uuid.uuid4().hex, violation_id=violation_id,
-                      config_id=config.id, service=config.service, channel=channel,
-                      target=target, event=event, attempt=1, status="pending", payload=body)
-        for channel, target in channels(config)
-    ]
+    """One pending first attempt per channel of the config, outside any limit; committed."""
+    rows = [_delivery(config, channel, target, event, body, violation_id)
+            for channel, target in channels(config)]
     db.session.add_all(rows)
     db.session.commit()
+    return rows
+
+
+def _take_slot(config: AlertConfig, channel: str, now: datetime) -> tuple[datetime, int]:
+    """Count one notification in the channel's rate window; (window end, its number).
+
+    The upsert locks the window's row until commit, so two workers cannot both take the
+    last slot; a window that has ended gives way to a new one starting now.
+    """
+    length = timedelta(minutes=config.rate_limit_minutes)
+    start, sent = db.session.execute(
+        text("INSERT INTO logs.alert_rate_windows AS w (config_id, channel, window_start, sent)"
+             " VALUES (:config, :channel, :now, 1)"
+             " ON CONFLICT (config_id, channel) DO UPDATE SET"
+             " window_start = CASE WHEN w.window_start <= :now - :length THEN :now"
+             " ELSE w.window_start END,"
+             " sent = CASE WHEN w.window_start <= :now - :length THEN 1 ELSE w.sent + 1 END"
+             " RETURNING window_start, sent"),
+        {"config": config.id, "channel": channel, "now": now, "length": length},
+    ).one()
+    return start + length, sent
+
+
+def create_limited(config: AlertConfig, body: dict, event: str,
+                   violation_id: int | None) -> list[AlertDelivery]:
+    """One attempt per channel: pending within the rate limit, else held for the digest.
+
+    The first notification held in a window schedules that window's digest; committed.
+    """
+    now = datetime.now(UTC)
+    rows, digests_due = [], []
+    for channel, target in channels(config):
+        window_end, number = _take_slot(config, channel, now)
+        held = number > config.rate_limit_count
+        rows.append(_delivery(config, channel, target, event, body, violation_id,
+                              held_until=window_end if held else None))
+        if number == config.rate_limit_count + 1:
+            digests_due.append((channel, window_end))
+    db.session.add_all(rows)
+    db.session.commit()
+    for channel, window_end in digests_due:
+        schedule_at(window_end, DIGEST_JOB,
+                    key=f"digest-{config.id}-{channel}-{int(window_end.timestamp())}")
     return rows
 
 
@@ -117,12 +195,92 @@ def announce(item: AlertEvent) -> None:
 
 
 def notify(events: list[AlertEvent]) -> list[AlertDelivery]:
-    """Create and queue the deliveries for a list of events, and announce them."""
+    """Create and queue the deliveries for a list of events, and announce them.
+
+    Silenced events are announced only; one held back by a hold that ends schedules an
+    evaluation then, so the notice owed for a still-firing episode goes out promptly (the
+    every-minute check covers a lost job).
+    """
     deliveries = []
     for item in events:
         announce(item)
-        body = payload(item.violation, item.event, item.repeat)
-        for delivery in create_deliveries(item.config, body, item.event, item.violation.id):
-            enqueue_delivery(delivery)
+        if item.silenced:
+            if item.held_until is not None:
+                schedule_at(item.held_until, EVALUATE_JOB,
+                            key=f"evaluate-at-{int(item.held_until.timestamp())}")
+            continue
+        body = payload(item.violation, item.event, item.repeat, item.after_silence)
+        for delivery in create_limited(item.config, body, item.event, item.violation.id):
+            if delivery.status == "pending":
+                enqueue_delivery(delivery)
             deliveries.append(delivery)
     return deliveries
+
+
+def _digest_body(config: AlertConfig, held: list[AlertDelivery]) -> dict:
+    """The digest payload: every held notification, and "+N more: ..." by kind."""
+    groups = Counter((d.payload["service"], d.payload["level"], d.event) for d in held)
+    ordered = sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+    kinds = ", ".join(f"{service} {level} {event} x{count}"
+                      for (service, level, event), count in ordered)
+    return {
+        "version": PAYLOAD_VERSION,
+        "event": "digest",
+        "service": config.service,
+        "held_count": len(held),
+        "summary": f"+{len(held)} more: {kinds}",
+        "groups": [{"service": service, "level": level, "event": event, "count": count}
+                   for (service, level, event), count in ordered],
+        "notifications": [
+            {"delivery_id": d.delivery_id, "violation_id": d.violation_id,
+             "level": d.payload["level"], "event": d.event,
+             "repeat": d.payload.get("repeat", False),
+             "current_count": d.payload["current_count"],
+             "threshold": d.payload["threshold"], "started_at": d.payload["started_at"],
+             "held_at": d.created_at.isoformat()}
+            for d in held],
+        "dashboard_url": links(config.service, "error", None)["dashboard_url"],
+    }
+
+
+def _digest(config: AlertConfig, channel: str, now: datetime) -> AlertDelivery | None:
+    """Claim the channel's held notifications that are due and make one digest of them."""
+    digest_id = uuid.uuid4().hex
+    # The conditional UPDATE claims the rows: a concurrent run finds none left to send.
+    claimed = db.session.scalars(
+        update(AlertDelivery)
+        .where(AlertDelivery.config_id == config.id, AlertDelivery.channel == channel,
+               AlertDelivery.status == "held", AlertDelivery.held_until <= now)
+        .values(status="digested", digest_id=digest_id, completed_at=now)
+        .returning(AlertDelivery.id)
+    ).all()
+    if not claimed:
+        db.session.commit()
+        return None
+    held = list(db.session.scalars(
+        select(AlertDelivery).where(AlertDelivery.id.in_(claimed)).order_by(AlertDelivery.id)
+        .execution_options(populate_existing=True)))
+    target = dict(channels(config)).get(channel, held[-1].target)
+    digest = _delivery(config, channel, target, "digest", _digest_body(config, held), None,
+                       delivery_id=digest_id)
+    db.session.add(digest)
+    db.session.commit()
+    return digest
+
+
+def send_due_digests(now: datetime | None = None) -> list[AlertDelivery]:
+    """Send one digest per (config, channel) whose held notifications' window has ended."""
+    now = now or datetime.now(UTC)
+    due = db.session.execute(
+        select(AlertDelivery.config_id, AlertDelivery.channel).distinct()
+        .where(AlertDelivery.status == "held", AlertDelivery.held_until <= now,
+               AlertDelivery.config_id.is_not(None))
+    ).all()
+    digests = []
+    for config_id, channel in due:
+        config = db.session.get(AlertConfig, config_id)
+        digest = _digest(config, channel, now) if config else None
+        if digest is not None:
+            enqueue_delivery(digest)
+            digests.append(digest)
+    return digests

@@ -84,15 +84,23 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def send_email(recipients: str, body: dict, delivery_id: str) -> None:
-    """Send the alert as text and HTML email, or raise TransportError."""
+def subject_and_template(body: dict) -> tuple[str, str]:
+    """The subject line and template name (without extension) of a notification's email."""
+    if body["event"] == "digest":
+        return (f"Logdash digest: {body['held_count']} notifications held for"
+                f" {body['service']}", "email/digest")
     kind = "Resolved" if body["event"] == "resolved" else "Alert"
-    subject = one_line(f"{kind}: {body['service']} - {body['level']} threshold exceeded")
+    return f"{kind}: {body['service']} - {body['level']} threshold exceeded", "email/alert"
+
+
+def send_email(recipients: str, body: dict, delivery_id: str) -> None:
+    """Send the notification as text and HTML email, or raise TransportError."""
+    subject, template = subject_and_template(body)
     message = Message(
-        subject=subject,
+        subject=one_line(subject),
         recipients=[address.strip() for address in recipients.split(",")],
-        body=render_template("email/alert.txt", alert=body),
-        html=render_template("email/alert.html", alert=body),
+        body=render_template(f"{template}.txt", alert=body),
+        html=render_template(f"{template}.html", alert=body),
         extra_headers={"X-Logdash-Delivery": delivery_id},
     )
     try:

@@ -17,7 +17,17 @@ def violation_dict(v: AlertViolation) -> dict:
         "resolved_at": v.resolved_at.isoformat() if v.resolved_at else None,
         "resolution": v.resolution,
         "alert_sent_at": v.alert_sent_at.isoformat() if v.alert_sent_at else None,
+        "silenced": v.silenced,
+        "acknowledged_at": v.acknowledged_at.isoformat() if v.acknowledged_at else None,
+        "acknowledged_by": v.acknowledged_by,
     }
+
+
+def get_violation(violation_id: int) -> AlertViolation | None:
+    """The violation with this id, if any (ids are 32-bit: larger ones cannot exist)."""
+    if not 0 < violation_id < 2**31:
+        return None
+    return db.session.get(AlertViolation, violation_id)
 
 
 def delivery_dict(d: AlertDelivery) -> dict:
@@ -30,6 +40,8 @@ def delivery_dict(d: AlertDelivery) -> dict:
         "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
         "created_at": d.created_at.isoformat() if d.created_at else None,
         "completed_at": d.completed_at.isoformat() if d.completed_at else None,
+        "held_until": d.held_until.isoformat() if d.held_until else None,
+        "digest_id": d.digest_id,
     }
 
 

@@ -1,8 +1,11 @@
-"""Alert JSON API: configs, a check on demand, violations and the delivery log."""
+"""Alert JSON API: configs and their backtest, a check on demand, violations (explained,
+acknowledged) and the delivery log."""
 
 from flask import jsonify, request
 from sqlalchemy import select
 
+from app.alerts.acknowledge import NotFiring, acknowledge
+from app.alerts.backtest import BadParameter, UnknownService, backtest, settings_for
 from app.alerts.configs import (
     ConfigExists,
     InvalidConfig,
@@ -16,22 +19,30 @@ from app.alerts.configs import (
 )
 from app.alerts.deliver import NotResendable, resend
 from app.alerts.evaluate import evaluate
+from app.alerts.explain import explain
 from app.alerts.notify import NoChannels, notify, send_test
-from app.alerts.views import delivery_dict, list_deliveries, list_violations, violation_dict
+from app.alerts.views import (
+    delivery_dict,
+    get_violation,
+    list_deliveries,
+    list_violations,
+    violation_dict,
+)
 from app.api import bp
+from app.auth.access import actor
 from app.extensions import db
 from app.models import AlertDelivery
 from app.search import BadSearch
 
 
-def _json_body() -> dict | None:
+def json_object_body() -> dict | None:
     """The request's JSON object, or None when the body is not one."""
     data = request.get_json(silent=True)
     return data if isinstance(data, dict) else None
 
 
-def _invalid(error: InvalidConfig):
-    """A 400 naming every invalid field."""
+def invalid_fields(error: InvalidConfig | ValueError):
+    """A 400 naming every invalid field (the error carries them in `.fields`)."""
     return jsonify(error=str(error), fields=error.fields), 400
 
 
@@ -46,13 +57,13 @@ def _config_or_404(service: str):
 @bp.post("/logs/alerts/config")
 def create_alert_config():
     """Create a service's config; the webhook signing secret is in this answer only."""
-    data = _json_body()
+    data = json_object_body()
     if data is None:
         return jsonify(error="body must be a JSON object"), 400
     try:
         config = create_config(data)
     except InvalidConfig as error:
-        return _invalid(error)
+        return invalid_fields(error)
     except ConfigExists:
         return jsonify(error=f"service {data['service']!r} already has an alert config"), 409
     return jsonify(to_dict(config, with_secret=True)), 201
@@ -77,13 +88,13 @@ def update_alert_config(service: str):
     config, missing = _config_or_404(service)
     if missing:
         return missing
-    data = _json_body()
+    data = json_object_body()
     if data is None:
         return jsonify(error="body must be a JSON object"), 400
     try:
         return jsonify(to_dict(update_config(config, data)))
     except InvalidConfig as error:
-        return _invalid(error)
+        return invalid_fields(error)
 
 
 @bp.delete("/logs/alerts/config/<path:service>")
@@ -114,6 +125,17 @@ def test_alert(service: str):
     except NoChannels as error:
         return jsonify(error=str(error)), 400
     return jsonify(deliveries=[delivery_dict(d) for d in deliveries]), 202
+
+
+@bp.get("/logs/alerts/config/<path:service>/backtest")
+def backtest_alert_config(service: str):
+    """How often the given thresholds and `for` (default: the saved ones) would have fired."""
+    try:
+        return jsonify(backtest(service, settings_for(service, request.args)))
+    except BadParameter as error:
+        return jsonify(error=str(error)), 400
+    except UnknownService:
+        return jsonify(error=f"service {service!r} has never sent a line"), 404
 
 
 @bp.post("/logs/alerts/check")
@@ -155,4 +177,31 @@ def resend_delivery(delivery_id: int):
     try:
         return jsonify(delivery_dict(resend(delivery))), 202
     except NotResendable as error:
+        return jsonify(error=str(error)), 409
+
+
+def _violation_or_404(violation_id: int):
+    """The violation, or a 404 answer."""
+    violation = get_violation(violation_id)
+    if violation is None:
+        return None, (jsonify(error=f"no violation with id {violation_id}"), 404)
+    return violation, None
+
+
+@bp.get("/logs/alerts/violations/<int:violation_id>")
+def alert_violation(violation_id: int):
+    """One violation with its explanation: counts around it, top templates, deliveries."""
+    violation, missing = _violation_or_404(violation_id)
+    return missing or jsonify({**violation_dict(violation), "explanation": explain(violation)})
+
+
+@bp.post("/logs/alerts/violations/<int:violation_id>/acknowledge")
+def acknowledge_violation(violation_id: int):
+    """Acknowledge a firing violation: no repeat notifications until it resolves."""
+    violation, missing = _violation_or_404(violation_id)
+    if missing:
+        return missing
+    try:
+        return jsonify(violation_dict(acknowledge(violation, actor())))
+    except NotFiring as error:
         return jsonify(error=str(error)), 409

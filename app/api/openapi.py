@@ -10,6 +10,8 @@ WINDOW = {"name": "window", "in": "query",
           "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d"]}}
 SERVICE_PATH = {"name": "service", "in": "path", "required": True, "schema": {"type": "string"}}
 LEVEL = {"type": "string", "enum": list(LEVELS)}
+VIOLATION_PATH = {"name": "violation_id", "in": "path", "required": True,
+                  "schema": {"type": "integer"}}
 
 
 def _ok(description: str, schema: dict | None = None, status: str = "200") -> dict:
@@ -60,6 +62,40 @@ ALERT_CONFIG_IN = {
         "alert_webhook_url": {"type": ["string", "null"], "format": "uri"},
         "enabled": {"type": "boolean"},
         "repeat_interval_minutes": {"type": "integer", "minimum": 1},
+        "for_minutes": {"type": "integer", "minimum": 1, "maximum": 60},
+        "min_evaluation_interval_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+        "rate_limit_count": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "rate_limit_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+    },
+}
+ALERT_SCOPE = {
+    "service": {"type": ["string", "null"], "description": "null or absent: every service"},
+    "level": {"type": ["string", "null"], "enum": ["error", "warning", None],
+              "description": "null or absent: both levels"},
+    "comment": {"type": ["string", "null"], "maxLength": 1000},
+}
+SILENCE_IN = {
+    "type": "object",
+    "description": "ends_at or duration_minutes (one of them) is required",
+    "properties": {
+        **ALERT_SCOPE,
+        "starts_at": {"type": "string", "format": "date-time", "description": "default now"},
+        "ends_at": {"type": "string", "format": "date-time"},
+        "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 129600},
+    },
+}
+WINDOW_IN = {
+    "type": "object",
+    "description": "weekdays, start_time and end_time are required to create one",
+    "properties": {
+        **ALERT_SCOPE,
+        "weekdays": {"type": "array", "minItems": 1, "items": {
+            "type": ["integer", "string"], "description": "0 (Monday) to 6, or mon, monday"}},
+        "start_time": {"type": "string", "pattern": "^[0-2]?[0-9]:[0-5][0-9]$"},
+        "end_time": {"type": "string", "pattern": "^[0-2]?[0-9]:[0-5][0-9]$",
+                     "description": "at or before start_time: the window crosses midnight"},
+        "time_zone": {"type": "string", "description": "IANA name; default UTC"},
+        "enabled": {"type": "boolean"},
     },
 }
 
@@ -146,6 +182,20 @@ PATHS = {
         "summary": "New webhook secret", "parameters": [SERVICE_PATH],
         "responses": {**_ok("Config with secret", {"type": "object"}), "404": ERROR},
     }},
+    "/api/logs/alerts/config/{service}/backtest": {"get": {
+        "summary": "How often thresholds would have fired over the last days (minute counts)",
+        "parameters": [
+            SERVICE_PATH,
+            _query("error_threshold_per_min", {"type": "integer", "minimum": 1},
+                   "default: the saved one"),
+            _query("warning_threshold_per_min", {"type": "integer", "minimum": 1},
+                   "default: the saved one"),
+            _query("for_minutes", {"type": "integer", "minimum": 1, "maximum": 60},
+                   "default: the saved one"),
+            _query("days", {"type": "integer", "minimum": 1, "maximum": 7}, "default 7")],
+        "responses": {**_ok("Episodes, times fired, longest episode, minutes over, per level",
+                            {"type": "object"}), "404": ERROR},
+    }},
     "/api/logs/alerts/config/{service}/test": {"post": {
         "summary": "Send a test alert", "parameters": [SERVICE_PATH],
         "responses": {**_ok("Queued deliveries", {"type": "object"}, "202"), "404": ERROR},
@@ -162,6 +212,19 @@ PATHS = {
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
         "responses": _ok("Violations", {"type": "object"}),
     }},
+    "/api/logs/alerts/violations/{violation_id}": {"get": {
+        "summary": "One violation, explained: counts per minute around it, top templates,"
+                   " deliveries, silenced and acknowledged state",
+        "parameters": [VIOLATION_PATH],
+        "responses": {**_ok("The violation and its explanation", {"type": "object"}),
+                      "404": ERROR},
+    }},
+    "/api/logs/alerts/violations/{violation_id}/acknowledge": {"post": {
+        "summary": "Acknowledge a firing violation: no repeats until it resolves",
+        "parameters": [VIOLATION_PATH],
+        "responses": {**_ok("The violation", {"type": "object"}), "404": ERROR,
+                      "409": ERROR},
+    }},
     "/api/logs/alerts/deliveries": {"get": {
         "summary": "Delivery attempts", "parameters": [
             _query("service", {"type": "string"}), _query("status", {"type": "string"}),
@@ -176,6 +239,44 @@ PATHS = {
         "responses": {**_ok("New attempt", {"type": "object"}, "202"), "404": ERROR,
                       "409": ERROR},
     }},
+    "/api/logs/alerts/silences": {
+        "get": {"summary": "Silences, soonest to end first", "parameters": [
+            _query("state", {"type": "string"},
+                   "active, upcoming, ended, comma-separated; default active,upcoming"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+            "responses": _ok("Silences", {"type": "object"})},
+        "post": {"summary": "Silence a service (or all) and optionally a level",
+                 "requestBody": {"content": {"application/json": {"schema": SILENCE_IN}}},
+                 "responses": _ok("Created", {"type": "object"}, "201")},
+    },
+    "/api/logs/alerts/silences/{silence_id}": {"get": {
+        "summary": "One silence",
+        "parameters": [{"name": "silence_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "responses": {**_ok("Silence", {"type": "object"}), "404": ERROR},
+    }},
+    "/api/logs/alerts/silences/{silence_id}/expire": {"post": {
+        "summary": "End a silence now",
+        "parameters": [{"name": "silence_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "responses": {**_ok("Silence", {"type": "object"}), "404": ERROR, "409": ERROR},
+    }},
+    "/api/logs/alerts/maintenance-windows": {
+        "get": {"summary": "Maintenance windows, whether each holds now, next start",
+                "responses": _ok("Windows", {"type": "object"})},
+        "post": {"summary": "Create a recurring maintenance window",
+                 "requestBody": {"content": {"application/json": {"schema": WINDOW_IN}}},
+                 "responses": _ok("Created", {"type": "object"}, "201")},
+    },
+    "/api/logs/alerts/maintenance-windows/{window_id}": {
+        "parameters": [{"name": "window_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "put": {"summary": "Change some fields (enabled alone switches it on or off)",
+                "requestBody": {"content": {"application/json": {"schema": WINDOW_IN}}},
+                "responses": {**_ok("Window", {"type": "object"}), "404": ERROR}},
+        "delete": {"summary": "Delete", "responses": {**_ok("Deleted", None, "204"),
+                                                      "404": ERROR}},
+    },
     "/api/tokens": {
         "get": {"summary": "API tokens (never their values)",
                 "responses": _ok("Tokens", {"type": "object"})},

@@ -1,10 +1,11 @@
-"""Alert jobs: evaluate thresholds, deliver one attempt, and the every-minute backstop."""
+"""Alert jobs: evaluate thresholds, deliver one attempt, send due digests, and the
+every-minute backstop."""
 
 from flask import current_app
 
 from app.alerts.deliver import deliver, recover_stale
 from app.alerts.evaluate import evaluate
-from app.alerts.notify import notify
+from app.alerts.notify import notify, send_due_digests
 from app.alerts.triggers import pending_key
 from app.jobs.executions import recorded
 
@@ -22,8 +23,13 @@ def deliver_alert(delivery_id: int) -> str:
     return deliver(delivery_id)
 
 
+def send_digests() -> int:
+    """Send the digests of rate windows that have ended; return how many were queued."""
+    return len(send_due_digests())
+
+
 def check_thresholds() -> dict:
-    """The every-minute backstop: evaluate, and recover deliveries whose job was lost."""
+    """The every-minute backstop: evaluate, send due digests, recover lost deliveries."""
     with recorded("check_thresholds"):
         queued = len(notify(evaluate()))
-        return {"notifications": queued, **recover_stale()}
+        return {"notifications": queued, "digests": send_digests(), **recover_stale()}

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__)
 
-from app.web import alerts, api_docs, filters, logs, pages, tokens  # noqa: E402, F401
+from app.web import alerts, api_docs, filters, logs, pages, silences, tokens  # noqa: E402, F401

@@ -1,13 +1,17 @@
-"""The alerts page: configs changed through HTMX forms under the JSON API's rules, violations
-and the delivery log. Viewers see everything without a single form or button.
+"""The alerts page: configs changed through HTMX forms under the JSON API's rules (with a
+backtest preview of the thresholds being typed), violations and the delivery log; and each
+violation's own page, explained, with its Acknowledge button. Viewers see everything without
+a single form or button.
 
 Form answers that carry validation errors are 200s: they are the fragment to show (the form
 with its errors), and a 4xx would make htmx drop it and the browser log an error.
 """
 
-from flask import abort, g, get_template_attribute, render_template, request
+from flask import abort, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from app.alerts.acknowledge import NotFiring, acknowledge
+from app.alerts.backtest import BadParameter, UnknownService, backtest, settings_for
 from app.alerts.configs import (
     DEFAULTS,
     ConfigExists,
@@ -21,8 +25,10 @@ from app.alerts.configs import (
     update_config,
 )
 from app.alerts.deliver import RESENDABLE, NotResendable, resend
+from app.alerts.explain import explain
 from app.alerts.notify import NoChannels, send_test
-from app.alerts.views import list_deliveries, list_violations
+from app.alerts.views import get_violation, list_deliveries, list_violations, violation_dict
+from app.auth.access import actor
 from app.auth.csrf import FIELD as CSRF_FIELD
 from app.extensions import db
 from app.models import AlertConfig, AlertDelivery
@@ -203,3 +209,63 @@ def resend_delivery_form(delivery_id: int):
         return _activity_fragment({"kind": "error", "text": f"{error}."})
     return _activity_fragment({"kind": "ok", "text": f"Queued attempt {retry.attempt} of the"
                                                      f" {retry.channel} to {retry.target}."})
+
+
+def duration(minutes: int) -> str:
+    """A span people read at a glance: '7 days', '1 day 4 h', '3 h 20 min', '45 min'."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}" if days else "",
+             f"{hours} h" if hours else "", f"{minutes} min" if minutes and not days else ""]
+    return " ".join(part for part in parts if part) or "0 min"
+
+
+@bp.get("/partials/alerts/backtest")
+def backtest_partial():
+    """The config forms' preview: how often the thresholds typed would have fired."""
+    service = request.args.get("service", "").strip()
+    if not service:
+        return _macro("backtest_preview", problem="Name the service to see how often these"
+                                                  " thresholds would have fired.")
+    try:
+        result = backtest(service, settings_for(service, request.args))
+    except BadParameter as error:
+        return _macro("backtest_preview", problem=f"No preview until this is fixed: {error}.")
+    except UnknownService:
+        return _macro("backtest_preview", problem="No preview: this service has not sent any"
+                                                  " lines yet.")
+    if not result["covered_minutes"]:
+        return _macro("backtest_preview", problem="No preview: no minute counts are kept yet.")
+    return _macro("backtest_preview", result, duration(result["covered_minutes"]))
+
+
+def _violation(violation_id: int):
+    """The violation with this id, or a 404."""
+    violation = get_violation(violation_id)
+    if violation is None:
+        abort(404, description=f"No violation with id {violation_id}.")
+    return violation
+
+
+def _violation_page(violation, notice: dict | None = None) -> str:
+    """A violation's page: what it is, and the explanation the API gives."""
+    return render_template("violation.html", violation=violation_dict(violation),
+                           explanation=explain(violation), notice=notice)
+
+
+@bp.get("/alerts/violations/<int:violation_id>")
+def violation_page(violation_id: int):
+    """One violation explained, with an Acknowledge button while it fires (admins)."""
+    return _violation_page(_violation(violation_id))
+
+
+@bp.post("/alerts/violations/<int:violation_id>/acknowledge")
+def acknowledge_violation_form(violation_id: int):
+    """Acknowledge from the violation's page; back to the page (a 409 there if resolved)."""
+    violation = _violation(violation_id)
+    try:
+        acknowledge(violation, actor())
+    except NotFiring:
+        notice = {"kind": "error", "text": "It is resolved already: nothing to acknowledge."}
+        return _violation_page(violation, notice), 409
+    return redirect(url_for("web.violation_page", violation_id=violation_id), code=303)

@@ -1,0 +1,106 @@
+"""Why a violation fired: its level's count per minute around it against the threshold, the
+templates that drove it over, its deliveries, and whether it is silenced or acknowledged."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from app.alerts.backtest import earliest_minute
+from app.alerts.evaluate import ALERT_LEVELS
+from app.alerts.silences import SilenceBook
+from app.alerts.views import list_deliveries
+from app.extensions import db
+from app.models import AlertViolation
+from app.rollups.tiers import MINUTE, floor_hour, floor_minute
+
+# The minutes shown before the episode, so its onset is visible against calm.
+LEAD = timedelta(minutes=10)
+MAX_MINUTES = 180
+TOP_TEMPLATES = 5
+# Template counts by tier: per minute while kept, per hour after (bucket column, floor).
+TEMPLATE_TIERS = (("template_minute", "minute", floor_minute),
+                  ("template_hourly", "hour", floor_hour))
+
+
+def _span(violation: AlertViolation, now: datetime) -> tuple[datetime, datetime, bool]:
+    """[start, end) of the minutes shown, and whether the cap cut the episode short."""
+    start = floor_minute(violation.timestamp) - LEAD
+    wanted_end = floor_minute(violation.resolved_at or now) + MINUTE
+    end = min(wanted_end, start + MINUTE * MAX_MINUTES)
+    return start, end, wanted_end > end
+
+
+def minute_series(violation: AlertViolation, now: datetime) -> dict:
+    """The level's count per minute over the span, each over or not; None where the minute
+    counts are no longer kept."""
+    start, end, truncated = _span(violation, now)
+    rows = dict(db.session.execute(
+        text("SELECT minute, sum(count)::bigint FROM logs.rollup_minute"
+             " WHERE service = :service AND level = ANY(:levels)"
+             " AND minute >= :start AND minute < :end GROUP BY minute"),
+        {"service": violation.service, "levels": list(ALERT_LEVELS[violation.level][0]),
+         "start": start, "end": end},
+    ).all())
+    kept_since = earliest_minute()
+    minutes = []
+    for index in range((end - start) // MINUTE):
+        minute = start + MINUTE * index
+        count = rows.get(minute, 0) if kept_since and minute >= kept_since else None
+        over = None if count is None else count > violation.threshold_value
+        minutes.append({"minute": minute.isoformat(), "count": count, "over": over})
+    return {"minutes": minutes, "truncated": truncated}
+
+
+def _template_span(violation: AlertViolation, minutes: list[dict]) -> tuple[datetime, datetime]:
+    """First and last minute over the threshold; without known counts, from the minute
+    before the violation opened (the check looks at it too) to the last minute shown."""
+    over = [m["minute"] for m in minutes if m["over"]]
+    if over:
+        return datetime.fromisoformat(over[0]), datetime.fromisoformat(over[-1])
+    return (floor_minute(violation.timestamp) - MINUTE,
+            datetime.fromisoformat(minutes[-1]["minute"]))
+
+
+def top_templates(violation: AlertViolation, first: datetime, last: datetime) -> dict:
+    """The templates with the most lines of the level from first to last minute: from the
+    minute tier, or the hourly one once those minutes are gone."""
+    for table, bucket, floor in TEMPLATE_TIERS:
+        rows = db.session.execute(
+            text(f"SELECT c.fingerprint, sum(c.count)::bigint AS n, min(t.template),"
+                 f" min(t.sample) FROM logs.{table} c LEFT JOIN logs.templates t"
+                 " USING (service, level, fingerprint)"
+                 " WHERE c.service = :service AND c.level = ANY(:levels)"
+                 f" AND c.{bucket} >= :first AND c.{bucket} <= :last"
+                 " GROUP BY c.fingerprint ORDER BY n DESC, c.fingerprint LIMIT :limit"),
+            {"service": violation.service, "levels": list(ALERT_LEVELS[violation.level][0]),
+             "first": floor(first), "last": last, "limit": TOP_TEMPLATES},
+        ).all()
+        if rows:
+            return {"per": bucket, "templates": [
+                {"fingerprint": fp, "count": n, "template": template, "sample": sample}
+                for fp, n, template, sample in rows]}
+    return {"per": None, "templates": []}
+
+
+def _hold(violation: AlertViolation, now: datetime) -> dict | None:
+    """The silence or maintenance window holding a firing violation's notifications now."""
+    if violation.resolved_at is not None:
+        return None
+    hold = SilenceBook(now).hold(violation.service, violation.level)
+    return None if hold is None else {"kind": hold.kind, "id": hold.id,
+                                      "until": hold.until.isoformat()}
+
+
+def explain(violation: AlertViolation, now: datetime | None = None) -> dict:
+    """Everything the violation's page and API answer say about why it fired."""
+    now = now or datetime.now(UTC)
+    series = minute_series(violation, now)
+    first, last = _template_span(violation, series["minutes"])
+    return {
+        "threshold": violation.threshold_value,
+        "levels_counted": list(ALERT_LEVELS[violation.level][0]),
+        **series,
+        "top_templates": top_templates(violation, first, last),
+        "deliveries": list_deliveries({"violation_id": str(violation.id)}),
+        "held_by": _hold(violation, now),
+    }
