@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from app.alerts.acknowledge import acknowledge
-from app.alerts.evaluate import evaluate, fires_now, over_runs
+from app.alerts.evaluate import evaluate, firing_run, over_runs
 from app.alerts.notify import create_limited, notify, send_due_digests
 from app.extensions import db
 from app.jobs.schedule import make_scheduler
@@ -106,6 +106,7 @@ def test_silence_holds_delivery_and_its_end_sends_one_notice(app, client, receiv
     step(at(4, 0))  # within the repeat interval of the notice: nothing more
     [body] = receiver.bodies()
     assert (body["event"], body["after_silence"], body["silenced"]) == ("firing", True, True)
+    assert body["repeat"] is False  # the first anyone hears of this episode
     assert body["violation_id"] == held.id
     base = app.config["LOGDASH_BASE_URL"].rstrip("/")
     assert body["silence_url"] == f"{base}/alerts/silences/new?service=api&level=error&minutes=60"
@@ -132,6 +133,26 @@ def test_episode_resolved_under_a_silence_sends_nothing(client, receiver, silenc
     resolved = violation()
     assert resolved.resolved_at is not None
     assert (resolved.silenced, resolved.notification_held) == (True, False)
+
+
+def test_resolution_under_a_silence_after_being_told_goes_out_when_it_ends(client,
+                                                                            receiver):
+    """People paged before the silence learn it is over, once, when the silence ends."""
+    configure(client, alert_webhook_url=receiver.url)
+    put_counts([0], 10)
+    step(at(0))
+    silence(at(1, 0), at(6, 0))
+    events = step(at(2))
+    assert [(e.event, e.silenced) for e in events] == [("resolved", True)]
+    step(at(4))
+    assert [b["event"] for b in receiver.bodies()] == ["firing"]
+    assert violation().notification_held is True
+    step(at(7))
+    step(at(8))
+    bodies = receiver.bodies()
+    assert [(b["event"], b["after_silence"]) for b in bodies] == [("firing", False),
+                                                                 ("resolved", True)]
+    assert violation().notification_held is False
 
 
 def test_acknowledged_during_a_silence_drops_the_owed_notice(client, receiver):
@@ -240,12 +261,14 @@ def test_rate_limit_turns_thirty_notifications_into_ten_and_one_digest(client, r
     assert len(receiver.requests) == 11
     assert (digest["event"], digest["held_count"]) == ("digest", 20)
     assert digest["summary"] == "+20 more: api error firing x20"
+    assert digest["silence_url"].endswith("/alerts/silences/new?service=api&minutes=60")
     assert {n["delivery_id"] for n in digest["notifications"]} == held_ids
     assert digest["groups"] == [{"service": "api", "level": "error", "event": "firing",
                                  "count": 20}]
     assert len(smtp_server.box.messages) == 11
     raw = smtp_server.box.messages[-1].content.decode()
     assert "Subject: Logdash digest: 20 notifications held for api" in raw
+    assert "/alerts/silences/new?service=api&minutes=60" in raw
     assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE status = 'digested'"
                   " AND digest_id = :d", d=digest["delivery_id"]) == 20
     # Test notifications are not limited.
@@ -279,6 +302,21 @@ def test_two_workers_cannot_both_take_the_last_slot(app, client):
     assert scalar("SELECT sent FROM logs.alert_rate_windows") == 6
 
 
+def test_disabling_the_config_still_sends_the_digest_of_what_it_held(client, receiver):
+    """Held notifications are never dropped: the digest goes out after a config is disabled."""
+    configure(client, alert_webhook_url=receiver.url, rate_limit_count=1)
+    config = db.session.scalars(db.select(AlertConfig)).one()
+    for _ in range(3):
+        create_limited(config, {"service": "api", "level": "error", "current_count": 9,
+                                "threshold": 5, "started_at": "-"}, "firing", None)
+    assert client.put("/api/logs/alerts/config/api", json={"enabled": False}).status_code == 200
+    window_end = scalar("SELECT max(held_until) FROM logs.alert_deliveries")
+    assert len(send_due_digests(window_end)) == 1
+    run_jobs()
+    [body] = receiver.bodies()
+    assert (body["event"], body["held_count"]) == ("digest", 2)
+
+
 def test_deleting_the_config_cancels_its_held_notifications(app, client):
     """Held notifications of a deleted config have nowhere to go: cancelled, not stuck."""
     configure(client, alert_webhook_url="https://hooks.example.com/x", rate_limit_count=1)
@@ -299,6 +337,8 @@ def test_for_three_minutes_needs_three_consecutive_minutes(client, receiver):
         assert evaluate(at(minute)) == [], minute
     [event] = evaluate(at(5))
     assert (event.event, event.violation.current_count) == ("firing", 10)
+    # The episode began with the first of the three minutes, not when it fired.
+    assert event.violation.timestamp == at(3, 0)
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 1
 
 
@@ -315,10 +355,10 @@ def test_over_runs_follow_the_shared_semantics():
     assert over_runs(over, 1) == [(0, 2), (3, 6), (7, 8)]
     assert over_runs(over, 3) == [(3, 6)]
     assert over_runs([], 1) == []
-    assert fires_now([False, True, True, True], 3)
-    assert fires_now([True, True, True, False], 3)
-    assert not fires_now([True, True, False, False], 2)
-    assert not fires_now([False, True, True, False], 3)
+    assert firing_run([False, True, True, True], 3) == (1, 4)
+    assert firing_run([True, True, True, False], 3) == (0, 3)
+    assert firing_run([True, True, False, False], 2) is None
+    assert firing_run([False, True, True, False], 3) is None
 
 
 def test_minimum_interval_skips_a_second_evaluation(client):

@@ -106,6 +106,15 @@ def test_a_silence_that_started_earlier_is_active(client):
     assert SilenceBook(datetime.now(UTC)).hold("api", "warning").id == silence["id"]
 
 
+def test_a_duration_that_ends_before_now_is_refused(client):
+    """A past start plus a duration that is already over would be a silence that never holds."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    response = client.post(SILENCES, json={"starts_at": start.isoformat(),
+                                           "duration_minutes": 5})
+    assert response.status_code == 400
+    assert "past" in response.json["fields"]["duration_minutes"]
+
+
 def test_expiring_early_ends_it_now_and_stops_the_hold(client):
     """Expire sets ends_at to now and says who; SilenceBook no longer holds; twice is 409."""
     silence = create(client, service="api", level="error", duration_minutes=120)

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
 from app.models import AlertConfig, AlertDelivery, AlertViolation
+from app.numbers import whole_number
 from app.security.outbound import Allowlist, BlockedAddress, check_url_host
 
 FIELDS = ("error_threshold_per_min", "warning_threshold_per_min", "alert_email",
@@ -42,9 +43,9 @@ def _whole(value, minimum: int = 1, maximum: int = MAX_THRESHOLD) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(problem)
     if isinstance(value, str):
-        if not value.strip().isdigit():
+        value = whole_number(value)
+        if value is None:
             raise ValueError(problem)
-        value = int(value)
     if not minimum <= value <= maximum:
         raise ValueError(problem)
     return value
@@ -197,14 +198,17 @@ def rotate_secret(config: AlertConfig) -> AlertConfig:
 
 
 def delete_config(config: AlertConfig) -> None:
-    """Remove a config; its open violations are closed and pending deliveries cancelled."""
-    close_open_violations(config, "config deleted")
+    """Remove a config; its open violations are closed, pending and held deliveries cancelled
+    (with the config goes the webhook secret: there is nothing left to send them with)."""
+    close_open_violations(config, "config deleted", ("pending", "held"))
     db.session.delete(config)
     db.session.commit()
 
 
-def close_open_violations(config: AlertConfig, reason: str) -> None:
-    """End the service's firing episodes without a notice, and stop their deliveries."""
+def close_open_violations(config: AlertConfig, reason: str,
+                          cancel: tuple[str, ...] = ("pending",)) -> None:
+    """End the service's firing episodes without a notice, and cancel their deliveries in
+    the given states. Held ones stay by default: their digest still goes out."""
     now = datetime.now(UTC)
     db.session.execute(
         update(AlertViolation)
@@ -213,7 +217,6 @@ def close_open_violations(config: AlertConfig, reason: str) -> None:
     )
     db.session.execute(
         update(AlertDelivery)
-        .where(AlertDelivery.config_id == config.id,
-               AlertDelivery.status.in_(("pending", "held")))
+        .where(AlertDelivery.config_id == config.id, AlertDelivery.status.in_(cancel))
         .values(status="cancelled", error=reason, completed_at=now)
     )

@@ -70,9 +70,9 @@ def over_runs(over: Sequence[bool], for_minutes: int) -> list[tuple[int, int]]:
     return runs
 
 
-def fires_now(over: Sequence[bool], for_minutes: int) -> bool:
-    """True when a run of for_minutes over-minutes ends at the last or next-to-last minute."""
-    return any(end >= len(over) - 1 for _, end in over_runs(over, for_minutes))
+def firing_run(over: Sequence[bool], for_minutes: int) -> tuple[int, int] | None:
+    """The run of for_minutes over-minutes ending at the last or next-to-last minute, if any."""
+    return next((run for run in over_runs(over, for_minutes) if run[1] >= len(over) - 1), None)
 
 
 def minute_series(services: list[str], now: datetime, minutes: int) -> dict:
@@ -114,37 +114,40 @@ def _claim_configs(now: datetime) -> list[AlertConfig]:
 
 
 def _open(config: AlertConfig, level: str, count: int, threshold: int, now: datetime,
-          hold: Hold | None) -> AlertViolation | None:
+          started: datetime, hold: Hold | None) -> AlertViolation | None:
     """Open a violation unless one is already open; a held one owes a notification."""
     row = db.session.execute(
         text("INSERT INTO logs.alert_violations (config_id, service, level, current_count,"
              " peak_count, threshold_value, timestamp, last_notified_at, silenced,"
              " notification_held)"
-             " VALUES (:config, :service, :level, :count, :count, :threshold, :now, :now,"
+             " VALUES (:config, :service, :level, :count, :count, :threshold, :started, :now,"
              " :held, :held)"
              " ON CONFLICT (service, level) WHERE resolved_at IS NULL DO NOTHING"
              " RETURNING id"),
         {"config": config.id, "service": config.service, "level": level, "count": count,
-         "threshold": threshold, "now": now, "held": hold is not None},
+         "threshold": threshold, "now": now, "started": started, "held": hold is not None},
     ).scalar()
     return db.session.get(AlertViolation, row) if row else None
 
 
-# A repeat is due when the interval has passed and nobody acknowledged the episode.
-_REPEAT_DUE = "(last_notified_at <= :due AND acknowledged_at IS NULL)"
-
-
 def _claim_repeat(violation: AlertViolation, config: AlertConfig, count: int,
                   now: datetime, hold: Hold | None) -> bool:
-    """Note the peak, and claim a repeat notification if one is due (held if silenced)."""
+    """Note the peak, and claim a repeat notification if one is due (held if silenced).
+
+    Whether it was due is read from the row as locked (FOR UPDATE), so of two evaluators
+    at once the second sees the first's claim, even with the same `now`.
+    """
     due = now - timedelta(minutes=config.repeat_interval_minutes)
     claimed = db.session.execute(
-        text("UPDATE logs.alert_violations SET peak_count = greatest(peak_count, :count),"
-             f" last_notified_at = CASE WHEN {_REPEAT_DUE} THEN :now"
-             " ELSE last_notified_at END,"
-             f" notification_held = notification_held OR ({_REPEAT_DUE} AND :held),"
-             f" silenced = silenced OR ({_REPEAT_DUE} AND :held)"
-             " WHERE id = :id AND resolved_at IS NULL RETURNING last_notified_at = :now"),
+        text("WITH old AS (SELECT id, last_notified_at <= :due AND acknowledged_at IS NULL"
+             " AS due FROM logs.alert_violations WHERE id = :id AND resolved_at IS NULL"
+             " FOR UPDATE)"
+             " UPDATE logs.alert_violations AS v SET"
+             " peak_count = greatest(v.peak_count, :count),"
+             " last_notified_at = CASE WHEN old.due THEN :now ELSE v.last_notified_at END,"
+             " notification_held = v.notification_held OR (old.due AND :held),"
+             " silenced = v.silenced OR (old.due AND :held)"
+             " FROM old WHERE v.id = old.id RETURNING old.due"),
         {"count": count, "due": due, "now": now, "id": violation.id,
          "held": hold is not None},
     ).scalar()
@@ -165,23 +168,45 @@ def _claim_owed(violation: AlertViolation, count: int, now: datetime) -> bool | 
     ).scalar()
 
 
+# Whether anyone was told the episode fired: it was never silenced, a firing notice went
+# out, or someone acknowledged it.
+_TOLD = ("(NOT v.silenced OR v.acknowledged_at IS NOT NULL OR EXISTS (SELECT 1"
+         " FROM logs.alert_deliveries d WHERE d.violation_id = v.id AND d.event = 'firing'))")
+
+
 def _resolve(violation: AlertViolation, now: datetime, hold: Hold | None) -> bool | None:
     """Resolve an open violation; whether to deliver the resolution, None if already done.
 
-    It stays quiet (False) while held, and when nobody was told the silenced episode fired:
-    no firing notice went out and nobody acknowledged it.
+    Nothing is delivered while held: if people were told it fired, the resolution is owed
+    (notification_held) and goes out when the hold ends; if nobody was told, it stays quiet.
     """
     return db.session.execute(
         text("UPDATE logs.alert_violations AS v SET resolved_at = :now,"
-             " resolution = 'recovered', notification_held = false,"
+             f" resolution = 'recovered', notification_held = :held AND {_TOLD},"
              " silenced = silenced OR :held"
-             " WHERE id = :id AND resolved_at IS NULL"
-             " RETURNING NOT :held AND (NOT v.silenced OR v.acknowledged_at IS NOT NULL"
-             " OR EXISTS (SELECT 1"
-             " FROM logs.alert_deliveries d WHERE d.violation_id = v.id"
-             " AND d.event = 'firing'))"),
+             f" WHERE id = :id AND resolved_at IS NULL RETURNING NOT :held AND {_TOLD}"),
         {"now": now, "id": violation.id, "held": hold is not None},
     ).scalar()
+
+
+def _owed_resolutions(configs: list[AlertConfig], book: SilenceBook) -> list[AlertEvent]:
+    """Resolutions held back by a silence that has ended: claim and return each once."""
+    by_service = {config.service: config for config in configs}
+    owed = db.session.scalars(select(AlertViolation).where(
+        AlertViolation.notification_held, AlertViolation.resolved_at.is_not(None),
+        AlertViolation.service.in_(list(by_service))))
+    events = []
+    for violation in owed:
+        if book.hold(violation.service, violation.level) is not None:
+            continue
+        claimed = db.session.execute(
+            text("UPDATE logs.alert_violations SET notification_held = false"
+                 " WHERE id = :id AND notification_held RETURNING id"), {"id": violation.id},
+        ).scalar()
+        if claimed is not None:
+            events.append(AlertEvent("resolved", violation, by_service[violation.service],
+                                     after_silence=True))
+    return events
 
 
 def _check(config: AlertConfig, level: str, counts: list[int],
@@ -194,9 +219,13 @@ def _check(config: AlertConfig, level: str, counts: list[int],
     hold = book.hold(config.service, level)
     held = {"silenced": hold is not None, "held_until": hold.until if hold else None}
     if violation is None:
-        if not fires_now([c > threshold for c in recent], config.for_minutes):
+        run = firing_run([c > threshold for c in recent], config.for_minutes)
+        if run is None:
             return None
-        opened = _open(config, level, count, threshold, now, hold)
+        # With `for`, the episode began at the first minute of the run, before it fired.
+        started = (floor_minute(now) - (len(recent) - 1 - run[0]) * MINUTE
+                   if config.for_minutes > 1 else now)
+        opened = _open(config, level, count, threshold, now, started, hold)
         return AlertEvent("firing", opened, config, **held) if opened else None
     if count <= threshold:
         told = _resolve(violation, now, hold)
@@ -207,8 +236,7 @@ def _check(config: AlertConfig, level: str, counts: list[int],
         owed = _claim_owed(violation, count, now)
         if owed is not None:
             # An acknowledgement during the silence drops the owed notice.
-            return AlertEvent("firing", violation, config, repeat=True,
-                              after_silence=True) if owed else None
+            return AlertEvent("firing", violation, config, after_silence=True) if owed else None
     if _claim_repeat(violation, config, count, now, hold):
         return AlertEvent("firing", violation, config, repeat=True, **held)
     return None
@@ -236,6 +264,7 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
                            open_violations.get((config.service, level)), book, now)
             if event is not None:
                 events.append(event)
+    events += _owed_resolutions(configs, book)
     db.session.commit()
     for event in events:
         db.session.refresh(event.violation)

@@ -54,10 +54,12 @@ def top_templates(service: str, level: str, moment: datetime) -> list[dict]:
             for fp, n, template, sample in rows]
 
 
-def links(service: str, level: str, violation_id: int | None) -> dict:
-    """The links every notification carries: dashboard, silence for 1 h, the violation."""
+def links(service: str, level: str | None, violation_id: int | None) -> dict:
+    """The links every notification carries: dashboard, silence for 1 h (of one level, or
+    both when level is None), the violation."""
     base = current_app.config["LOGDASH_BASE_URL"].rstrip("/")
-    query = urlencode({"service": service, "level": level, "minutes": 60}, quote_via=quote)
+    scope = {"service": service, "level": level} if level else {"service": service}
+    query = urlencode({**scope, "minutes": 60}, quote_via=quote)
     violation_url = f"{base}/alerts/violations/{violation_id}" if violation_id else None
     return {
         "dashboard_url": f"{base}/services/{quote(service, safe='')}",
@@ -239,7 +241,8 @@ def _digest_body(config: AlertConfig, held: list[AlertDelivery]) -> dict:
              "threshold": d.payload["threshold"], "started_at": d.payload["started_at"],
              "held_at": d.created_at.isoformat()}
             for d in held],
-        "dashboard_url": links(config.service, "error", None)["dashboard_url"],
+        **{name: url for name, url in links(config.service, None, None).items()
+           if name in ("dashboard_url", "silence_url")},
     }
 
 

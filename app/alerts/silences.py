@@ -13,6 +13,7 @@ from app.alerts import configs
 from app.extensions import db
 from app.ingest.records import InvalidLine, clean_text, service_name
 from app.models import MaintenanceWindow, Silence
+from app.numbers import whole_number
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,8 @@ def _moment(value) -> datetime:
 def _minutes(value) -> int:
     """A duration in whole minutes, from 1 minute to MAX_SILENCE."""
     most = int(MAX_SILENCE.total_seconds() // 60)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ValueError(f"must be a whole number of minutes from 1 to {most}")
     return value
@@ -166,8 +167,8 @@ def _comment(value) -> str:
 
 def _weekday(value) -> int:
     """One weekday: 0 (Monday) to 6, or a name such as mon or monday."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and (number := whole_number(value)) is not None:
+        value = number
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
         return value
     if isinstance(value, str):
@@ -249,16 +250,17 @@ def _silence_span(cleaned: dict, now: datetime) -> tuple[datetime, datetime]:
     if "ends_at" in cleaned and "duration_minutes" in cleaned:
         raise InvalidSilence({"duration_minutes": "give ends_at or duration_minutes, not both"})
     if "duration_minutes" in cleaned:
-        return start, start + timedelta(minutes=cleaned["duration_minutes"])
-    if "ends_at" not in cleaned:
+        end, field = start + timedelta(minutes=cleaned["duration_minutes"]), "duration_minutes"
+    elif "ends_at" in cleaned:
+        end, field = cleaned["ends_at"], "ends_at"
+    else:
         raise InvalidSilence({"ends_at": "ends_at or duration_minutes is required"})
-    end = cleaned["ends_at"]
     if end <= start:
         raise InvalidSilence({"ends_at": "must be after starts_at"})
     if end - start > MAX_SILENCE:
         raise InvalidSilence({"ends_at": "must be at most 90 days after starts_at"})
     if end <= now:
-        raise InvalidSilence({"ends_at": "is in the past: the silence would be over already"})
+        raise InvalidSilence({field: "ends in the past: the silence would be over already"})
     return start, end
 
 
@@ -331,9 +333,10 @@ def _limit(value) -> int:
     """How many silences to list at most."""
     if value is None:
         return DEFAULT_LISTED
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LISTED:
+    limit = whole_number(value)
+    if limit is None or not 1 <= limit <= MAX_LISTED:
         raise InvalidSilence({"limit": f"must be a whole number from 1 to {MAX_LISTED}"})
-    return int(value)
+    return limit
 
 
 def list_silences(args) -> list[dict]:

@@ -11,6 +11,7 @@ from flask import render_template
 from flask_mail import Message
 
 from app.extensions import mail
+from app.numbers import whole_number
 from app.security.outbound import BlockedAddress, guarded_session
 
 # Statuses worth retrying: the receiver may be fine later. Other 4xx will not change.
@@ -38,9 +39,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header given in seconds (dates are ignored)."""
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
+    seconds = whole_number(value) if value else None
+    return float(seconds) if seconds is not None else None
 
 
 def send_webhook(url: str, body: dict, delivery_id: str, secret: str, timeout: float,

@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AlertDelivery, AlertViolation
+from app.numbers import whole_number
 from app.search import BadSearch, parse_limit, parse_time
 
 
@@ -68,9 +69,10 @@ def list_deliveries(args) -> list[dict]:
     """Delivery attempts filtered by violation, service and status, newest first."""
     query = select(AlertDelivery)
     if args.get("violation_id"):
-        if not args["violation_id"].isdigit():
+        violation_id = whole_number(args["violation_id"])
+        if violation_id is None:
             raise BadSearch("violation_id must be a whole number")
-        query = query.where(AlertDelivery.violation_id == int(args["violation_id"]))
+        query = query.where(AlertDelivery.violation_id == violation_id)
     if args.get("service"):
         query = query.where(AlertDelivery.service == args["service"])
     if args.get("status"):

@@ -143,7 +143,8 @@ def check_alerts_now():
     """Evaluate every threshold now; answer the violations this check opened."""
     events = evaluate()
     notify(events)
-    opened = [e.violation for e in events if e.event == "firing" and not e.repeat]
+    opened = [e.violation for e in events
+              if e.event == "firing" and not e.repeat and not e.after_silence]
     return jsonify(opened=[violation_dict(v) for v in opened],
                    resolved=[violation_dict(e.violation) for e in events
                              if e.event == "resolved"])

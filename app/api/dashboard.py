@@ -3,6 +3,7 @@
 from flask import current_app, jsonify, request
 
 from app.api import bp
+from app.numbers import whole_number
 from app.stats.dashboard import (
     dashboard,
     known_service,
@@ -23,10 +24,10 @@ def _window():
 
 def _limit(default: int = 10) -> int:
     """The `limit` argument, checked."""
-    raw = request.args.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+    limit = whole_number(request.args.get("limit", str(default)))
+    if limit is None or not 1 <= limit <= MAX_TOP:
         raise BadWindow(f"limit must be a whole number from 1 to {MAX_TOP}")
-    return int(raw)
+    return limit
 
 
 @bp.errorhandler(BadWindow)

@@ -10,6 +10,7 @@ Logdash's levels; `_`-prefixed additional fields and the rest become attributes.
 from app.ingest.bodies import LineError, parse_json_body
 from app.ingest.loki import take_first
 from app.ingest.records import InvalidLine
+from app.numbers import whole_number
 
 # Syslog severities 0-7: emergency, alert, critical, error, warning, notice, info, debug.
 SYSLOG_LEVELS = ("critical", "critical", "critical", "error", "warning", "info", "info", "debug")
@@ -77,8 +78,8 @@ def _message(short, full):
 
 def _level(value):
     """Map a syslog level number to a Logdash level; words are left to normalize()."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and (number := whole_number(value)) is not None:
+        value = number
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):

@@ -1,5 +1,7 @@
 """Map the many ways programs name a severity onto Logdash's five levels."""
 
+from app.numbers import whole_number
+
 _WORDS = {
     "debug": "debug",
     "trace": "debug",
@@ -47,9 +49,9 @@ def normalize_level(value) -> str | None:
         word = value.strip().lower()
         if word in _WORDS:
             return _WORDS[word]
-        if not word.isdigit():
+        value = whole_number(word)
+        if value is None:
             return None
-        value = int(word)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and 1 <= value <= 24:

@@ -3,6 +3,8 @@
 import math
 from datetime import UTC, datetime
 
+from app.numbers import whole_number
+
 # Epoch numbers are told apart by size: 1e11 seconds is the year 5138, so anything larger
 # is milliseconds, then microseconds, then nanoseconds.
 _EPOCH_DIVISORS = ((1e11, 1), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
@@ -19,8 +21,8 @@ def parse_timestamp(value) -> datetime:
     text = value.strip()
     if not text:
         raise ValueError("timestamp is empty")
-    if text.isdigit():
-        return _from_epoch(int(text))
+    if (seconds := whole_number(text)) is not None:
+        return _from_epoch(seconds)
     try:
         return _from_epoch(float(text))
     except ValueError:

@@ -7,6 +7,8 @@ is documented in .env.example and docs/configuration.md.
 import os
 from dataclasses import dataclass
 
+from app.numbers import whole_number
+
 # Longest single message a TCP frame or reassembled GELF datagram may hold; messages are
 # cut to LOGDASH_MAX_MESSAGE_BYTES at ingest anyway, this only bounds what is buffered.
 MAX_FRAME_BYTES = 1024 * 1024
@@ -42,9 +44,10 @@ def parse_port(name: str, raw) -> int | None:
     text = str(raw).strip().lower()
     if text in OFF:
         return None
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    port = whole_number(text)
+    if port is None or not 0 < port < 65536:
         raise ValueError(f"{name} must be a port number, 0 or off; got {raw!r}")
-    return int(text)
+    return port
 
 
 def _number(config, name: str, default, kind):
