@@ -172,7 +172,7 @@ class CpuMeter:
 def timed(base: str, headers: dict, args: argparse.Namespace) -> list[float]:
     """Latencies of one block's timed dashboard requests, checking the answer."""
     block = SimpleNamespace(warmup=args.warmup, requests=math.ceil(args.requests / args.rounds))
-    latencies, body = time_dashboard(base, args.window, headers, block)
+    _, latencies, body = time_dashboard(base, args.window, headers, block)
     if body["window"]["name"] != args.window or "totals" not in body:
         raise BenchError(f"unexpected dashboard answer: {str(body)[:300]}")
     return latencies

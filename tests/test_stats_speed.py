@@ -111,11 +111,25 @@ def test_counts_are_exact_with_dirty_hours(client):
     """Late lines in aggregated hours are read from minutes until the job redoes them."""
     history(client)
     aggregate_hours()
+    check_exact()  # the sealed hours' sums are now kept, keyed on what they depend on
     send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 3),
          lines(5.5, "web", "info", "late asset {i}", 2))
     assert scalar("SELECT count(*) FROM logs.dirty_hours") == 2
     check_exact()
+    # The same watermark and no dirty hours again, as before the late lines: only the
+    # job's note in logs.tier_changes tells the kept sums apart.
     aggregate_hours()
+    check_exact()
+
+
+def test_counts_are_exact_when_lines_too_old_for_minutes_arrive(client):
+    """Lines older than the minute tier go straight to sealed hours; kept sums see them."""
+    history(client)
+    aggregate_hours()
+    check_exact()
+    send(client, lines(24 * 3, "api", "error", "disk full on volume {i}", 5),
+         lines(24 * 5 + 0.5, "web", "critical", "out of memory in worker {i}", 2))
+    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 0
     check_exact()
 
 

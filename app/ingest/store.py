@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
-from app.rollups.aggregate import read_watermark
+from app.rollups.aggregate import NOTE_HOURLY_CHANGE, read_watermark
 from app.rollups.tiers import floor_day, floor_hour, floor_minute, minute_horizon
 
 COPY_ENTRIES = f"COPY logs.entries ({', '.join(COPY_COLUMNS)}) FROM STDIN"
@@ -175,6 +175,8 @@ def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | Non
         _upsert_seen(cursor, tally["templates"], tally["services"])
         mark_dirty(cursor, "dirty_hours", "hour", tally["dirty_hours"])
         mark_dirty(cursor, "dirty_days", "day", tally["dirty_days"])
+        if tally["counts"]["rollup_hourly"]:
+            cursor.execute(NOTE_HOURLY_CHANGE)
         # Hot counter rows last: their row locks are then held only until the commit.
         for table, table_counts in tally["counts"].items():
             add_counts(cursor, table, table_counts)

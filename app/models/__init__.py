@@ -19,6 +19,7 @@ from app.models.rollups import (
     RollupHourly,
     TemplateHourly,
     TemplateMinute,
+    TierChange,
     Watermark,
 )
 from app.models.templates import Template
@@ -49,6 +50,7 @@ __all__ = [
     "Template",
     "TemplateHourly",
     "TemplateMinute",
+    "TierChange",
     "User",
     "Watermark",
 ]

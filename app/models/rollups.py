@@ -87,3 +87,15 @@ class Watermark(db.Model):
 
     tier: Mapped[str] = mapped_column(Text, primary_key=True)
     through: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TierChange(db.Model):
+    """When a tier's finished buckets last changed (the hourly job redid some, a line too
+    old for minutes was added to them, retention removed some): cached sums of finished
+    buckets are valid only as long as this stays the same."""
+
+    __tablename__ = "tier_changes"
+    __table_args__ = ({"schema": "logs"},)
+
+    tier: Mapped[str] = mapped_column(Text, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

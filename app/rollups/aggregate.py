@@ -25,6 +25,20 @@ RECOMPUTE_HOURLY = [
 RECOMPUTE_DAILY = [("rollup_daily", "rollup_hourly", "service, level")]
 
 
+# Notes, in the caller's transaction, that finished hours changed. Always a later time than
+# the one stored, even if the clock went back, so a change is never missed.
+NOTE_HOURLY_CHANGE = (
+    "INSERT INTO logs.tier_changes (tier, changed_at) VALUES ('hourly', clock_timestamp())"
+    " ON CONFLICT (tier) DO UPDATE SET changed_at = greatest("
+    "tier_changes.changed_at + interval '1 microsecond', excluded.changed_at)"
+)
+
+
+def note_hourly_change() -> None:
+    """Record that hourly buckets before the watermark changed (see logs.tier_changes)."""
+    db.session.execute(text(NOTE_HOURLY_CHANGE))
+
+
 def read_watermark(tier: str) -> datetime | None:
     """The start of the first bucket of a tier not yet aggregated, if any run happened."""
     return db.session.execute(
@@ -100,6 +114,7 @@ def aggregate_hours(now: datetime | None = None) -> dict:
     # Days already aggregated that these hours belong to must be redone from them.
     _mark_days_dirty({floor_day(hour) for hour in hours} - {floor_day(end)})
     _set_watermark("hourly", end)
+    note_hourly_change()
     db.session.commit()
     return {"hours": len(hours), "from": start.isoformat(), "to": end.isoformat(),
             "dirty": len(dirty)}

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.ingest.partitions import existing_partitions, forget_partitions
-from app.rollups.aggregate import read_watermark
+from app.rollups.aggregate import note_hourly_change, read_watermark
 
 
 def _partition_day(name: str) -> date | None:
@@ -76,5 +76,7 @@ def delete_old_counts(config, now: datetime) -> dict:
         "templates": _delete("DELETE FROM logs.templates WHERE last_seen < :cut",
                              cut=hour_cutoff),
     }
+    if removed["rollup_hourly"] or removed["template_hourly"]:
+        note_hourly_change()
     db.session.commit()
     return removed

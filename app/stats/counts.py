@@ -4,16 +4,22 @@ Recent minutes live only in the minute tier; older hours in the hourly tier once
 job has passed them (the watermark). Hours that late lines touched after aggregation are
 "dirty" and read from minutes until the job redoes them. Combining the tiers this way keeps
 every count exact at every moment, without reading raw lines.
+
+The hourly part of a window (its sealed hours) is summed once per process and kept
+(app/stats/sealed.py); each request adds the minutes since the watermark and the dirty
+hours to it. A page's cost then follows the last hour's lines, not the window's.
 """
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.aggregate import read_watermark
 from app.rollups.tiers import HOUR
+from app.stats.sealed import sealed_sums
 from app.stats.windows import Window
 
 # (minute table, hourly table, key columns) per kind of count.
@@ -52,7 +58,7 @@ def _dirty_hours(start: datetime, watermark: datetime) -> list[datetime]:
     ).scalars())
 
 
-def _hour_ranges(hours: list[datetime], params: dict) -> str:
+def _hour_ranges(hours: tuple[datetime, ...], params: dict) -> str:
     """A condition on `minute` for the given hours, adding their bounds to the parameters."""
     ranges = []
     for i, hour in enumerate(hours):
@@ -61,34 +67,67 @@ def _hour_ranges(hours: list[datetime], params: dict) -> str:
     return " OR ".join(ranges)
 
 
-def counts_source(window: Window, kind: str, service=None, levels=None,
-                  fingerprints=None) -> tuple[str, dict]:
-    """A SELECT of (bucket, keys..., count) rows covering the window, and its parameters."""
+@dataclass(frozen=True)
+class Split:
+    """Where an hour-bucketed window's counts are: sealed hours in the hourly tier before
+    the watermark (the dirty ones excepted), everything else in minutes."""
+
+    watermark: datetime
+    dirty: tuple[datetime, ...]
+    # When sealed hours last changed (logs.tier_changes): part of every cache key.
+    changed_at: datetime | None
+
+
+def split_of(window: Window) -> Split | None:
+    """How the window divides between the tiers now; None when it is all minutes."""
+    if window.bucket == "minute":
+        return None
+    watermark, changed_at = db.session.execute(text(
+        "SELECT (SELECT through FROM logs.watermarks WHERE tier = 'hourly'),"
+        " (SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly')")).one()
+    # The window never starts after the watermark.
+    watermark = max(watermark or window.start, window.start)
+    return Split(watermark, tuple(_dirty_hours(window.start, watermark)), changed_at)
+
+
+def _sources(window: Window, split: Split | None, kind: str, service=None, levels=None,
+             fingerprints=None) -> tuple[str | None, str, dict]:
+    """SELECTs of (bucket, keys..., count) rows: the sealed hours' (None if there are none)
+    and the minutes', and their parameters."""
     minute_table, hourly_table, keys = KINDS[kind]
     columns = ", ".join(keys)
     where = _filters(service, levels, fingerprints)
     params = {"start": window.start, "service": service, "levels": levels,
               "fingerprints": fingerprints}
-    if window.bucket == "minute":
-        sql = (f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"
-               f" WHERE minute >= :start{where}")
-        return sql, params
+    if split is None:
+        return None, (f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"
+                      f" WHERE minute >= :start{where}"), params
+    params.update(watermark=split.watermark, dirty=list(split.dirty))
     # Every bound is a plain range on the tables' leading bucket column, so each branch is
-    # an index range scan; the window never starts after the watermark.
-    watermark = max(read_watermark("hourly") or window.start, window.start)
-    dirty = _dirty_hours(window.start, watermark)
-    params.update(watermark=watermark, dirty=dirty)
-    hourly = (f"SELECT hour AS bucket, {columns}, count FROM logs.{hourly_table}"
-              f" WHERE hour >= :start AND hour < :watermark{where}")
-    minutes = (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
+    # an index range scan.
+    sealed = None
+    if split.watermark > window.start:
+        sealed = (f"SELECT hour AS bucket, {columns}, count FROM logs.{hourly_table}"
+                  f" WHERE hour >= :start AND hour < :watermark{where}")
+        if split.dirty:
+            sealed += " AND hour <> ALL(:dirty)"
+    minutes = (f"SELECT date_trunc('hour', minute, 'UTC') AS bucket, {columns}, count"
                f" FROM logs.{minute_table} WHERE minute >= :watermark{where}")
-    if not dirty:
-        return hourly + minutes, params
-    # Dirty hours come from their minutes, not from hours: one index range per hour (a join
-    # with the list of hours would not be planned as ranges).
-    redone = (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
-              f" FROM logs.{minute_table} WHERE ({_hour_ranges(dirty, params)}){where}")
-    return hourly + " AND hour <> ALL(:dirty)" + minutes + redone, params
+    if split.dirty:
+        # Dirty hours come from their minutes: one index range per hour (a join with the
+        # list of hours would not be planned as ranges).
+        minutes += (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
+                    f" FROM logs.{minute_table} WHERE ({_hour_ranges(split.dirty, params)})"
+                    f"{where}")
+    return sealed, minutes, params
+
+
+def counts_source(window: Window, kind: str, service=None, levels=None,
+                  fingerprints=None) -> tuple[str, dict]:
+    """A SELECT of (bucket, keys..., count) rows covering the window, and its parameters."""
+    sealed, minutes, params = _sources(window, split_of(window), kind, service, levels,
+                                       fingerprints)
+    return (minutes if sealed is None else f"{sealed} UNION ALL {minutes}"), params
 
 
 @dataclass
@@ -104,6 +143,23 @@ class LevelTotals:
         """One service's count in every slot, zeros included."""
         return self.by_service_slot.get(service) or [0] * self.slots
 
+    def copy(self) -> "LevelTotals":
+        """A copy that can be added to without changing this one."""
+        return LevelTotals(self.slots, dict(self.by_slot_level), dict(self.by_service_level),
+                           {name: list(s) for name, s in self.by_service_slot.items()})
+
+    def add(self, grouping: int, slot: int, name: str, level: str, count: int) -> None:
+        """Add one row of the grouping-sets query."""
+        if grouping == SERVICE_LEVEL:
+            key = (name, level)
+            self.by_service_level[key] = self.by_service_level.get(key, 0) + count
+        elif slot >= self.slots:
+            return  # lines stamped ahead of now are in the totals, in no bucket's series
+        elif grouping == SLOT_LEVEL:
+            self.by_slot_level[slot, level] = self.by_slot_level.get((slot, level), 0) + count
+        else:
+            self.by_service_slot.setdefault(name, [0] * self.slots)[slot] += count
+
 
 def _slot_params(window: Window, params: dict) -> int:
     """Add what SLOT needs to the parameters; return the number of slots in the window."""
@@ -111,10 +167,8 @@ def _slot_params(window: Window, params: dict) -> int:
     return len(window.buckets())
 
 
-def level_totals(window: Window, service: str | None = None) -> LevelTotals:
-    """Counts per (slot, level), (service, level) and (service, slot) of the window."""
-    source, params = counts_source(window, "levels", service)
-    totals = LevelTotals(slots=_slot_params(window, params))
+def _grouped(source: str, params: dict, totals: LevelTotals) -> LevelTotals:
+    """Add the source's counts per (slot, level), (service, level) and (service, slot)."""
     # A saturated 30-day window groups 160 000 rows into 40 000 groups: 11 MB of hash
     # tables, which the default 4 MB turns into a sort on disk. A cap, not an allocation,
     # and for this transaction only.
@@ -124,17 +178,24 @@ def level_totals(window: Window, service: str | None = None) -> LevelTotals:
         f"SELECT GROUPING(bucket, service, level), {SLOT}, service, level, sum(count)::bigint"
         f" FROM ({source}) AS c"
         " GROUP BY GROUPING SETS ((bucket, level), (service, level), (service, bucket))"
-    ), params).all()
-    for grouping, slot, name, level, count in rows:
-        if grouping == SERVICE_LEVEL:
-            totals.by_service_level[name, level] = count
-        elif slot >= totals.slots:
-            continue  # lines stamped ahead of now are in the totals, in no bucket's series
-        elif grouping == SLOT_LEVEL:
-            totals.by_slot_level[slot, level] = count
-        else:
-            totals.by_service_slot.setdefault(name, [0] * totals.slots)[slot] = count
+    ), params)
+    for row in rows:
+        totals.add(*row)
     return totals
+
+
+def level_totals(window: Window, service: str | None = None) -> LevelTotals:
+    """Counts per (slot, level), (service, level) and (service, slot) of the window."""
+    split = split_of(window)
+    sealed, minutes, params = _sources(window, split, "levels", service)
+    slots = _slot_params(window, params)
+    if sealed is None:
+        totals = LevelTotals(slots)
+    else:
+        key = ("levels", window.name, window.start, service, split)
+        totals = sealed_sums().get(
+            key, lambda: _grouped(sealed, params, LevelTotals(slots))).copy()
+    return _grouped(minutes, params, totals)
 
 
 def recent_level_counts(window: Window, since: datetime, service: str | None = None) -> list:
@@ -148,42 +209,83 @@ def recent_level_counts(window: Window, since: datetime, service: str | None = N
     ), params).all()
 
 
-def _top_keys(window: Window, limit: int, service, levels) -> list:
+class TopKey(NamedTuple):
+    """One of the most frequent templates of a window, with its stored text."""
+
+    service: str
+    level: str
+    fingerprint: str
+    n: int
+    template: str | None
+    sample: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+def _key_sums(source: str, params: dict) -> dict:
+    """Count per (service, level, fingerprint) of a source."""
+    rows = db.session.execute(text(
+        f"SELECT service, level, fingerprint, sum(count)::bigint FROM ({source}) AS c"
+        " GROUP BY 1, 2, 3"), params)
+    return {(service, level, fingerprint): n for service, level, fingerprint, n in rows}
+
+
+def _top_keys(window: Window, limit: int, service, levels) -> list[TopKey]:
     """The `limit` most frequent (service, level, template) keys with their template rows."""
-    source, params = counts_source(window, "templates", service, levels)
-    params["limit"] = limit
-    # Group and rank the counts alone; only the winners are joined to their texts.
-    return db.session.execute(text(
-        f"WITH c AS ({source})"
-        " SELECT best.service, best.level, best.fingerprint, best.n,"
-        " t.template, t.sample, t.first_seen, t.last_seen"
-        " FROM (SELECT service, level, fingerprint, sum(count)::bigint AS n FROM c"
-        " GROUP BY 1, 2, 3 ORDER BY n DESC, fingerprint, service, level LIMIT :limit) AS best"
-        " LEFT JOIN logs.templates t USING (service, level, fingerprint)"
-        " ORDER BY best.n DESC, best.fingerprint, best.service, best.level"
-    ), params).all()
+    split = split_of(window)
+    sealed, minutes, params = _sources(window, split, "templates", service, levels)
+    sums = {}
+    if sealed is not None:
+        key = ("templates", window.name, window.start, service, tuple(levels or ()), split)
+        sums = dict(sealed_sums().get(key, lambda: _key_sums(sealed, params)))
+    for key, n in _key_sums(minutes, params).items():
+        sums[key] = sums.get(key, 0) + n
+    # Most lines first; ties by fingerprint, service and level, as before.
+    best = heapq.nsmallest(limit, sums.items(),
+                           key=lambda item: (-item[1], item[0][2], item[0][0], item[0][1]))
+    if not best:
+        return []
+    texts = {(r.service, r.level, r.fingerprint): r for r in db.session.execute(text(
+        "SELECT service, level, fingerprint, template, sample, first_seen, last_seen"
+        " FROM logs.templates WHERE (service, level, fingerprint) IN (SELECT * FROM unnest("
+        "CAST(:services AS text[]), CAST(:levels AS text[]), CAST(:fingerprints AS text[])))"),
+        {"services": [k[0] for k, _ in best], "levels": [k[1] for k, _ in best],
+         "fingerprints": [k[2] for k, _ in best]})}
+    return [TopKey(*key, n, *(texts[key][3:] if key in texts else (None,) * 4))
+            for key, n in best]
 
 
-def _series(window: Window, top: list, service, levels) -> dict[tuple, list]:
-    """Each top key's count in every slot: {(service, level, fingerprint): [n, ...]}."""
-    fingerprints = sorted({r.fingerprint for r in top})
-    source, params = counts_source(window, "templates", service, levels, fingerprints)
-    slots = _slot_params(window, params)
-    params.update(top_services=[r.service for r in top], top_levels=[r.level for r in top],
-                  top_fingerprints=[r.fingerprint for r in top])
+def _series_rows(source: str, params: dict) -> list[tuple]:
+    """(service, level, fingerprint, slot, count) of the top keys in a source."""
     # The fingerprint filter reaches the tables' indexes; a template that other services or
     # levels share is then dropped here, by its whole key.
-    rows = db.session.execute(text(
+    return [tuple(row) for row in db.session.execute(text(
         f"SELECT service, level, fingerprint, {SLOT}, sum(count)::bigint FROM ({source}) AS c"
         " WHERE (service, level, fingerprint) IN (SELECT * FROM unnest("
         "CAST(:top_services AS text[]), CAST(:top_levels AS text[]),"
         " CAST(:top_fingerprints AS text[])))"
         " GROUP BY 1, 2, 3, bucket"
-    ), params).all()
-    series = {(r.service, r.level, r.fingerprint): [0] * slots for r in top}
+    ), params)]
+
+
+def _series(window: Window, top: list[TopKey], service, levels) -> dict[tuple, list]:
+    """Each top key's count in every slot: {(service, level, fingerprint): [n, ...]}."""
+    fingerprints = sorted({r.fingerprint for r in top})
+    split = split_of(window)
+    sealed, minutes, params = _sources(window, split, "templates", service, levels,
+                                       fingerprints)
+    slots = _slot_params(window, params)
+    keys = tuple((r.service, r.level, r.fingerprint) for r in top)
+    params.update(top_services=[k[0] for k in keys], top_levels=[k[1] for k in keys],
+                  top_fingerprints=[k[2] for k in keys])
+    rows = _series_rows(minutes, params)
+    if sealed is not None:
+        key = ("series", window.name, window.start, service, tuple(levels or ()), keys, split)
+        rows += sealed_sums().get(key, lambda: _series_rows(sealed, params))
+    series = {key: [0] * slots for key in keys}
     for service_name, level, fingerprint, slot, count in rows:
         if slot < slots:  # lines stamped ahead of now are in no bucket
-            series[service_name, level, fingerprint][slot] = count
+            series[service_name, level, fingerprint][slot] += count
     return series
 
 
