@@ -136,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lines-small", type=int, default=100_000, help="raw lines, first size")
     parser.add_argument("--lines-large", type=int, default=10_000_000,
                         help="raw lines, second size (the same history, grown)")
-    parser.add_argument("--requests", type=int, default=30, help="timed requests per window")
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per window")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests first")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic history")
     parser.add_argument("--plot", type=Path, default=PLOT, help="PNG to write (needs matplotlib)")

@@ -49,15 +49,6 @@ def _filters(service: str | None, levels: list[str] | None,
     return where
 
 
-def _dirty_hours(start: datetime, watermark: datetime) -> list[datetime]:
-    """Dirty hours the hourly tier would serve in [start, watermark); later ones are minutes."""
-    return list(db.session.execute(
-        text("SELECT hour FROM logs.dirty_hours WHERE hour >= :start AND hour < :watermark"
-             " ORDER BY hour"),
-        {"start": start, "watermark": watermark},
-    ).scalars())
-
-
 def _hour_ranges(hours: tuple[datetime, ...], params: dict) -> str:
     """A condition on `minute` for the given hours, adding their bounds to the parameters."""
     ranges = []
@@ -82,12 +73,14 @@ def split_of(window: Window) -> Split | None:
     """How the window divides between the tiers now; None when it is all minutes."""
     if window.bucket == "minute":
         return None
-    watermark, changed_at = db.session.execute(text(
+    watermark, changed_at, dirty = db.session.execute(text(
         "SELECT (SELECT through FROM logs.watermarks WHERE tier = 'hourly'),"
-        " (SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly')")).one()
-    # The window never starts after the watermark.
+        " (SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'),"
+        " ARRAY(SELECT hour FROM logs.dirty_hours WHERE hour >= :start ORDER BY hour)"),
+        {"start": window.start}).one()
+    # The window never starts after the watermark; dirty hours past it are minutes anyway.
     watermark = max(watermark or window.start, window.start)
-    return Split(watermark, tuple(_dirty_hours(window.start, watermark)), changed_at)
+    return Split(watermark, tuple(hour for hour in dirty if hour < watermark), changed_at)
 
 
 def _sources(window: Window, split: Split | None, kind: str, service=None, levels=None,
@@ -184,9 +177,13 @@ def _grouped(source: str, params: dict, totals: LevelTotals) -> LevelTotals:
     return totals
 
 
-def level_totals(window: Window, service: str | None = None) -> LevelTotals:
-    """Counts per (slot, level), (service, level) and (service, slot) of the window."""
-    split = split_of(window)
+def level_totals(window: Window, service: str | None = None,
+                 split: Split | None = None) -> LevelTotals:
+    """Counts per (slot, level), (service, level) and (service, slot) of the window.
+
+    A caller reading several things of one window passes its split, read once.
+    """
+    split = split or split_of(window)
     sealed, minutes, params = _sources(window, split, "levels", service)
     slots = _slot_params(window, params)
     if sealed is None:
@@ -230,9 +227,9 @@ def _key_sums(source: str, params: dict) -> dict:
     return {(service, level, fingerprint): n for service, level, fingerprint, n in rows}
 
 
-def _top_keys(window: Window, limit: int, service, levels) -> list[TopKey]:
+def _top_keys(window: Window, split: Split | None, limit: int, service,
+              levels) -> list[TopKey]:
     """The `limit` most frequent (service, level, template) keys with their template rows."""
-    split = split_of(window)
     sealed, minutes, params = _sources(window, split, "templates", service, levels)
     sums = {}
     if sealed is not None:
@@ -268,10 +265,10 @@ def _series_rows(source: str, params: dict) -> list[tuple]:
     ), params)]
 
 
-def _series(window: Window, top: list[TopKey], service, levels) -> dict[tuple, list]:
+def _series(window: Window, split: Split | None, top: list[TopKey], service,
+            levels) -> dict[tuple, list]:
     """Each top key's count in every slot: {(service, level, fingerprint): [n, ...]}."""
     fingerprints = sorted({r.fingerprint for r in top})
-    split = split_of(window)
     sealed, minutes, params = _sources(window, split, "templates", service, levels,
                                        fingerprints)
     slots = _slot_params(window, params)
@@ -289,12 +286,14 @@ def _series(window: Window, top: list[TopKey], service, levels) -> dict[tuple, l
     return series
 
 
-def top_templates(window: Window, limit: int, service=None, levels=None) -> list[dict]:
+def top_templates(window: Window, limit: int, service=None, levels=None,
+                  split: Split | None = None) -> list[dict]:
     """The most frequent templates in the window, with their per-bucket counts."""
-    top = _top_keys(window, limit, service, levels)
+    split = split or split_of(window)
+    top = _top_keys(window, split, limit, service, levels)
     if not top:
         return []
-    series = _series(window, top, service, levels)
+    series = _series(window, split, top, service, levels)
     return [
         {
             "fingerprint": r.fingerprint,

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import LEVELS, AlertViolation
-from app.stats.counts import level_totals, top_templates
+from app.stats.counts import Split, level_totals, split_of, top_templates
 from app.stats.health import ERROR_LEVELS, HealthRules, overall, service_health
 from app.stats.windows import Window
 
@@ -30,9 +30,11 @@ def series(window: Window, by_slot_level: dict) -> dict:
     }
 
 
-def top_errors(window: Window, limit: int = 10, service: str | None = None) -> list[dict]:
+def top_errors(window: Window, limit: int = 10, service: str | None = None,
+               split: Split | None = None) -> list[dict]:
     """Error and critical templates, most frequent first."""
-    return top_templates(window, limit, service=service, levels=list(ERROR_LEVELS))
+    return top_templates(window, limit, service=service, levels=list(ERROR_LEVELS),
+                         split=split)
 
 
 def active_violations(service: str | None = None) -> list[dict]:
@@ -49,7 +51,9 @@ def active_violations(service: str | None = None) -> list[dict]:
 
 def dashboard(window: Window, rules: HealthRules, service: str | None = None) -> dict:
     """Everything the dashboard shows for a window (optionally for one service)."""
-    counts = level_totals(window, service)
+    # Every part reads the tiers as divided at one moment.
+    split = split_of(window)
+    counts = level_totals(window, service, split)
     per_service: dict = defaultdict(dict)
     all_levels: dict = defaultdict(int)
     for (name, level), count in counts.by_service_level.items():
@@ -67,7 +71,7 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
             for name in sorted(per_service, key=lambda n: (-sum(per_service[n].values()), n))
         ],
         "series": series(window, counts.by_slot_level),
-        "top_errors": top_errors(window, 10, service),
+        "top_errors": top_errors(window, 10, service, split),
         "health": {"status": overall(health), "services": health},
         "active_violations": active_violations(service),
     }
