@@ -168,3 +168,14 @@ def test_counts_read_every_tier_by_an_index_range(client, late):
             if node["Relation Name"] == minute_table:
                 # Minutes before the watermark are the hourly tier's: not even looked at.
                 assert node.get("Rows Removed by Filter", 0) == 0, node
+
+
+def test_lines_too_old_for_minutes_count_before_the_hourly_job_ever_ran(client):
+    """A fresh install: old lines stay in minutes until the job's first run takes them."""
+    send(client, lines(24 * 3, "api", "error", "disk full on volume {i}", 4),
+         lines(1, "web", "info", "served asset {i}", 2))
+    assert scalar("SELECT count(*) FROM logs.rollup_hourly") == 0
+    check_exact()
+    aggregate_hours()
+    assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 6
+    check_exact()

@@ -134,8 +134,10 @@ def _tally(records: list[Record]) -> dict:
     now = datetime.now(UTC)
     horizon = minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
     if any(r.timestamp < horizon for r in records):
-        # Hours the hourly job has not reached yet keep their minutes until it does.
-        horizon = min(horizon, read_watermark("hourly") or horizon)
+        # Hours the hourly job has not reached yet keep their minutes until it does: before
+        # its first run, that is every hour.
+        done = read_watermark("hourly")
+        horizon = min(horizon, done) if done else datetime.min.replace(tzinfo=UTC)
     this_hour = floor_hour(now)
     tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "dirty_hours": set(),
              "dirty_days": set(), "templates": {}, "services": {}}
