@@ -122,7 +122,14 @@ def _failed(delivery: AlertDelivery, error: TransportError) -> str:
 
 
 def schedule_at(when: datetime, func: str, *args, key: str | None = None) -> None:
-    """Run an alert job at `when` (rq-scheduler); calls with the same key schedule it once."""
+    """Run an alert job at `when` (rq-scheduler); calls with the same key schedule it once.
+
+    rq-scheduler keeps whole seconds, dropping the rest: rounded down, a job due at the end
+    of a hold or a rate window would run just before it and find nothing due yet, leaving
+    the work to the every-minute check. So the time is rounded up.
+    """
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
     job_id = None
     if key is not None:
         # Job ids are global in Redis: the prefix keeps installations apart.
