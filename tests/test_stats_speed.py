@@ -179,3 +179,16 @@ def test_lines_too_old_for_minutes_count_before_the_hourly_job_ever_ran(client):
     aggregate_hours()
     assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 6
     check_exact()
+
+
+def test_a_job_run_with_nothing_to_do_leaves_sealed_hours_unchanged(client):
+    """Kept sums stay valid across the runs that find no new or dirty hour."""
+    history(client)
+    aggregate_hours(NOW)
+    changed = scalar("SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'")
+    assert changed is not None
+    aggregate_hours(NOW)
+    assert scalar("SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'") == changed
+    send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 1))
+    aggregate_hours(NOW)
+    assert scalar("SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'") > changed
