@@ -64,7 +64,7 @@ def settings_for(service: str, args) -> Settings:
                     chosen["for_minutes"], _days(args.get("days")))
 
 
-def _per_minute(service: str, since: datetime, until: datetime) -> dict[datetime, dict]:
+def per_minute_counts(service: str, since: datetime, until: datetime) -> dict[datetime, dict]:
     """Counts per minute and alert level of one service, in [since, until)."""
     sums = ", ".join(f"coalesce(sum(count) FILTER (WHERE level = ANY(:{level})), 0)::bigint"
                      for level in ALERT_LEVELS)
@@ -121,7 +121,7 @@ def backtest(service: str, settings: Settings, now: datetime | None = None) -> d
     if not known_service(service):
         raise UnknownService(service)
     since, until = covered_span(settings.days, now or datetime.now(UTC))
-    rows = _per_minute(service, since, until)
+    rows = per_minute_counts(service, since, until)
     minutes = [since + MINUTE * i for i in range((until - since) // MINUTE)]
     answer = {level: _level_result(minutes, [rows.get(m, {}).get(level, 0) for m in minutes],
                                    settings.thresholds[level], settings.for_minutes)

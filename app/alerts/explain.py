@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from app.alerts.backtest import earliest_minute
+from app.alerts.backtest import earliest_minute, per_minute_counts
 from app.alerts.evaluate import ALERT_LEVELS
 from app.alerts.silences import SilenceBook
 from app.alerts.views import list_deliveries
@@ -34,13 +34,8 @@ def minute_series(violation: AlertViolation, now: datetime) -> dict:
     """The level's count per minute over the span, each over or not; None where the minute
     counts are no longer kept."""
     start, end, truncated = _span(violation, now)
-    rows = dict(db.session.execute(
-        text("SELECT minute, sum(count)::bigint FROM logs.rollup_minute"
-             " WHERE service = :service AND level = ANY(:levels)"
-             " AND minute >= :start AND minute < :end GROUP BY minute"),
-        {"service": violation.service, "levels": list(ALERT_LEVELS[violation.level][0]),
-         "start": start, "end": end},
-    ).all())
+    rows = {minute: counts[violation.level]
+            for minute, counts in per_minute_counts(violation.service, start, end).items()}
     kept_since = earliest_minute()
     minutes = []
     for index in range((end - start) // MINUTE):
@@ -61,9 +56,9 @@ def _template_span(violation: AlertViolation, minutes: list[dict]) -> tuple[date
             datetime.fromisoformat(minutes[-1]["minute"]))
 
 
-def top_templates(violation: AlertViolation, first: datetime, last: datetime) -> dict:
-    """The templates with the most lines of the level from first to last minute: from the
-    minute tier, or the hourly one once those minutes are gone."""
+def templates_between(service: str, level: str, first: datetime, last: datetime) -> dict:
+    """The templates with the most lines of an alert level from first to last minute: from
+    the minute tier, or the hourly one once those minutes are gone."""
     for table, bucket, floor in TEMPLATE_TIERS:
         rows = db.session.execute(
             text(f"SELECT c.fingerprint, sum(c.count)::bigint AS n, min(t.template),"
@@ -72,7 +67,7 @@ def top_templates(violation: AlertViolation, first: datetime, last: datetime) ->
                  " WHERE c.service = :service AND c.level = ANY(:levels)"
                  f" AND c.{bucket} >= :first AND c.{bucket} <= :last"
                  " GROUP BY c.fingerprint ORDER BY n DESC, c.fingerprint LIMIT :limit"),
-            {"service": violation.service, "levels": list(ALERT_LEVELS[violation.level][0]),
+            {"service": service, "levels": list(ALERT_LEVELS[level][0]),
              "first": floor(first), "last": last, "limit": TOP_TEMPLATES},
         ).all()
         if rows:
@@ -100,7 +95,7 @@ def explain(violation: AlertViolation, now: datetime | None = None) -> dict:
         "threshold": violation.threshold_value,
         "levels_counted": list(ALERT_LEVELS[violation.level][0]),
         **series,
-        "top_templates": top_templates(violation, first, last),
+        "top_templates": templates_between(violation.service, violation.level, first, last),
         "deliveries": list_deliveries({"violation_id": str(violation.id)}),
         "held_by": _hold(violation, now),
     }

@@ -14,14 +14,14 @@ from flask import current_app
 from sqlalchemy import select, text, update
 
 from app.alerts.deliver import schedule_at
-from app.alerts.evaluate import ALERT_LEVELS, AlertEvent
+from app.alerts.evaluate import AlertEvent
+from app.alerts.explain import templates_between
 from app.alerts.signals import alert_changed
 from app.extensions import db
 from app.models import AlertConfig, AlertDelivery, AlertViolation
 from app.rollups.tiers import MINUTE, floor_minute
 
 PAYLOAD_VERSION = 1
-TOP_TEMPLATES = 5
 EVALUATE_JOB = "app.jobs.alerts.evaluate_thresholds"
 DIGEST_JOB = "app.jobs.alerts.send_digests"
 
@@ -39,19 +39,7 @@ def channels(config: AlertConfig) -> list[tuple[str, str]]:
 def top_templates(service: str, level: str, moment: datetime) -> list[dict]:
     """The templates that drove a violation: its minute and the one before, by count."""
     current = floor_minute(moment)
-    rows = db.session.execute(
-        text("SELECT m.fingerprint, sum(m.count)::bigint AS n, t.template, t.sample"
-             " FROM logs.template_minute m LEFT JOIN logs.templates t"
-             " USING (service, level, fingerprint)"
-             " WHERE m.service = :service AND m.level = ANY(:levels)"
-             " AND m.minute >= :previous AND m.minute <= :current"
-             " GROUP BY m.fingerprint, t.template, t.sample ORDER BY n DESC, m.fingerprint"
-             " LIMIT :limit"),
-        {"service": service, "levels": list(ALERT_LEVELS[level][0]),
-         "previous": current - MINUTE, "current": current, "limit": TOP_TEMPLATES},
-    )
-    return [{"fingerprint": fp, "count": n, "template": template, "sample": sample}
-            for fp, n, template, sample in rows]
+    return templates_between(service, level, current - MINUTE, current)["templates"]
 
 
 def links(service: str, level: str | None, violation_id: int | None) -> dict:
