@@ -255,6 +255,20 @@ def test_hostile_text_is_stored_not_refused(client):
     assert "nested deeper than 8 levels" in deep.json["errors"][0]["error"]
 
 
+def test_numbers_keep_their_exact_value(client):
+    """Integers beyond 64 bits stay exact; a number too large for a float is kept as text."""
+    body = (b'{"service":"nums","message":"m","big":123456789012345678901234567890,'
+            b'"u64":18446744073709551615,"neg":-9223372036854775808,"f":0.1,"huge":1e400}')
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == 202, response.json
+    [row] = stored("nums")
+    assert row["attributes"]["big"] == 123456789012345678901234567890
+    assert row["attributes"]["u64"] == 18446744073709551615
+    assert row["attributes"]["neg"] == -9223372036854775808
+    assert row["attributes"]["f"] == 0.1
+    assert row["attributes"]["huge"] == "1e400"
+
+
 def test_empty_array_accepts_nothing(client):
     """An empty batch is not an error."""
     response = post_logs(client, [])

@@ -1,5 +1,6 @@
 """Level words, event times and line normalisation, without a database."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,7 +79,7 @@ def test_normalize_picks_columns_and_keeps_the_rest_as_attributes():
     assert record.level == "warning"
     assert record.timestamp == datetime(2026, 11, 27, 11, tzinfo=UTC)
     assert (record.host, record.logger, record.trace_id) == ("web-1", "api.views", "abc")
-    assert record.attributes == '{"region": "eu", "user": 7}'
+    assert json.loads(record.attributes) == {"region": "eu", "user": 7}
 
 
 def test_normalize_defaults_level_time_and_service():

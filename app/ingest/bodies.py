@@ -2,9 +2,12 @@
 
 import ast
 import json
+import math
 import re
 import zlib
 from urllib.parse import parse_qsl
+
+import orjson
 
 
 class BodyError(Exception):
@@ -46,13 +49,35 @@ def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
     return out
 
 
+def _finite_float(text: str) -> float | str:
+    """Read a JSON number as a float, keeping its text when it is too large for one."""
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
 # One decoder for every line: json.loads with options builds a new one per call.
-# NaN and Infinity, which jsonb cannot hold, are kept as strings.
-_DECODER = json.JSONDecoder(parse_constant=str)
+# NaN, Infinity and numbers like 1e400, which jsonb cannot hold, are kept as strings.
+_DECODER = json.JSONDecoder(parse_constant=str, parse_float=_finite_float)
+# orjson reads an integer of 20 digits or more as a float, losing its exact value. Such a
+# run is found by turning every digit into 0 and looking for twenty zeros, about five
+# times quicker than a regular expression for it.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
 
 
 def _loads(data: bytes):
-    """Parse UTF-8 JSON text."""
+    """Parse UTF-8 JSON text.
+
+    orjson parses a line several times faster than the standard library, which is most of
+    what decoding a batch costs. What orjson refuses (NaN, a byte order mark, a lone
+    surrogate, deep nesting, bad JSON) or would round goes to the standard library, so
+    every line is read as the standard decoder reads it and errors name the same problem.
+    """
+    if _TWENTY_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     return _DECODER.decode(data.decode("utf-8-sig"))
 
 
