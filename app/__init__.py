@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from app.answers import AnswerJSON
 from app.config import Config
 
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config["REDIS_URL"]:
         raise RuntimeError("REDIS_URL is not set (see .env.example).")
     app.config["SECRET_KEY"] = _secret_key(app)
+    app.json = AnswerJSON(app)
 
     from app import models  # noqa: F401  (tables must be known before migrations run)
     from app.extensions import db, init_redis, mail, migrate, sock
