@@ -199,17 +199,6 @@ def level_totals(window: Window, service: str | None = None,
     return _grouped(minutes, params, totals)
 
 
-def recent_level_counts(window: Window, since: datetime, service: str | None = None) -> list:
-    """(service, level, count in the window, count from `since` on) per non-empty pair."""
-    source, params = counts_source(window, "levels", service)
-    params["since"] = since
-    return db.session.execute(text(
-        "SELECT service, level, sum(count)::bigint,"
-        " coalesce(sum(count) FILTER (WHERE bucket >= :since), 0)::bigint"
-        f" FROM ({source}) AS c GROUP BY 1, 2"
-    ), params).all()
-
-
 class TopKey(NamedTuple):
     """One of the most frequent templates of a window, with its stored text."""
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from app.extensions import db
-from app.stats.counts import recent_level_counts
-from app.stats.windows import make_window
+from app.stats.counts import counts_source
+from app.stats.windows import Window, make_window
 
 ERROR_LEVELS = ("error", "critical")
 # Worst first: the overall status is the worst of any service.
@@ -63,6 +63,20 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
     return "ok", f"{_plural(errors, 'error')} and {_plural(warnings, 'warning')} in the last hour"
 
 
+def _hour_and_activity(hour: Window, since: datetime, service: str | None) -> list:
+    """In one round trip: (service, level, count in the hour, count from `since`, None) per
+    non-empty pair, and (service, None, 0, 0, last seen) per service seen in the last day."""
+    source, params = counts_source(hour, "levels", service)
+    params.update(since=since, active_since=hour.now - timedelta(days=1))
+    return db.session.execute(text(
+        "SELECT service, level, sum(count)::bigint,"
+        " coalesce(sum(count) FILTER (WHERE bucket >= :since), 0)::bigint, NULL::timestamptz"
+        f" FROM ({source}) AS c GROUP BY 1, 2"
+        " UNION ALL SELECT service, NULL, 0, 0, last_seen FROM logs.services"
+        " WHERE last_seen >= :active_since" + (" AND service = :service" if service else "")
+    ), params).all()
+
+
 def service_health(rules: HealthRules, now: datetime | None = None,
                    service: str | None = None) -> list[dict]:
     """Health of every service that logged in the last day (or of one service)."""
@@ -71,15 +85,13 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     recent_start = (hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60
                     else hour.start)
-    for name, level, count, recent in recent_level_counts(hour, recent_start, service):
-        per_service[name][level] += count
-        per_service[name]["_recent"] += recent
-    active = db.session.execute(
-        text("SELECT service, last_seen FROM logs.services WHERE last_seen >= :since"
-             + (" AND service = :service" if service else "")),
-        {"since": now - timedelta(days=1), "service": service},
-    ).all()
-    last_seen = {name: seen for name, seen in active}
+    last_seen = {}
+    for name, level, count, recent, seen in _hour_and_activity(hour, recent_start, service):
+        if level is None:
+            last_seen[name] = seen
+        else:
+            per_service[name][level] += count
+            per_service[name]["_recent"] += recent
     report = []
     for name in sorted(set(last_seen) | set(per_service)):
         counts = per_service[name]
