@@ -14,7 +14,6 @@ class Template(db.Model):
     __tablename__ = "templates"
     __table_args__ = (
         Index("templates_fingerprint_idx", "fingerprint"),
-        Index("templates_last_seen_idx", "last_seen"),
         {"schema": "logs"},
     )
 
