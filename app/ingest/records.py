@@ -78,6 +78,8 @@ def clean_text(text: str) -> str:
     """Make text storable in PostgreSQL: NUL and lone surrogates become U+FFFD."""
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
+    if text.isascii():  # known without a scan: no surrogates to look for
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -155,15 +157,13 @@ def _timestamp(value, limits: Limits) -> datetime:
     return moment
 
 
-def _too_deep(value, depth: int) -> bool:
-    """Whether nested objects and arrays go deeper than `depth` levels."""
-    if isinstance(value, dict):
-        children = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return False
-    return depth <= 0 or any(_too_deep(child, depth - 1) for child in children)
+def _too_deep(container: dict | list, depth: int) -> bool:
+    """Whether objects and arrays nested in `container` go `depth` levels deeper or more."""
+    # Scalars, most attribute values, are passed over without a call.
+    for child in container.values() if isinstance(container, dict) else container:
+        if isinstance(child, (dict, list)) and (depth <= 1 or _too_deep(child, depth - 1)):
+            return True
+    return False
 
 
 def _attributes_json(attributes: dict) -> str:
