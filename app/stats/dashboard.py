@@ -59,7 +59,7 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
     for (name, level), count in counts.by_service_level.items():
         per_service[name][level] = count
         all_levels[level] += count
-    health = service_health(rules, window.now, service)
+    health = service_health(rules, window.now, service, split)
     status = {entry["service"]: entry["status"] for entry in health}
     return {
         "generated_at": datetime.now(UTC).isoformat(),

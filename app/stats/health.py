@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from app.extensions import db
-from app.stats.counts import counts_source
+from app.rollups.tiers import HOUR, floor_hour
+from app.stats.counts import Split, hour_ranges, split_from
+from app.stats.sealed import sealed_sums
 from app.stats.windows import Window, make_window
 
 ERROR_LEVELS = ("error", "critical")
@@ -63,35 +65,74 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
     return "ok", f"{_plural(errors, 'error')} and {_plural(warnings, 'warning')} in the last hour"
 
 
-def _hour_and_activity(hour: Window, since: datetime, service: str | None) -> list:
-    """In one round trip: (service, level, count in the hour, count from `since`, None) per
-    non-empty pair, and (service, None, 0, 0, last seen) per service seen in the last day."""
-    source, params = counts_source(hour, "levels", service)
-    params.update(since=since, active_since=hour.now - timedelta(days=1))
-    return db.session.execute(text(
+def _sealed_minutes(where: str, params: dict) -> dict:
+    """{(service, level): (count, count from :since on)} of a minute window's minutes
+    before the watermark, dirty hours left out."""
+    rows = db.session.execute(text(
         "SELECT service, level, sum(count)::bigint,"
-        " coalesce(sum(count) FILTER (WHERE bucket >= :since), 0)::bigint, NULL::timestamptz"
-        f" FROM ({source}) AS c GROUP BY 1, 2"
+        " coalesce(sum(count) FILTER (WHERE minute >= :since), 0)::bigint"
+        f" FROM logs.rollup_minute WHERE minute >= :start AND minute < :watermark{where}"
+        " GROUP BY 1, 2"), params)
+    return {(name, level): (count, recent) for name, level, count, recent in rows}
+
+
+def hour_counts(hour: Window, since: datetime, service: str | None = None,
+                split: Split | None = None) -> tuple[dict, dict]:
+    """Counts per (service, level) in a minute window, as (all, from `since` on), and the
+    last time each service seen in the last day logged.
+
+    Like a window's sealed hours, the minutes before the hourly watermark that no late line
+    has touched are summed once per process (for as long as the window starts in the same
+    minute) and kept; each call reads the minutes since, the dirty hours' and the services
+    in one statement. `split` is the tiers as a dashboard already read them (from a whole
+    hour at or before the window's start).
+    """
+    split = split or split_from(floor_hour(hour.start))
+    watermark = max(split.watermark, hour.start)
+    dirty = tuple(h for h in split.dirty if h + HOUR > hour.start)
+    params = {"start": hour.start, "watermark": watermark, "since": since, "service": service,
+              "active_since": hour.now - timedelta(days=1)}
+    where = " AND service = :service" if service else ""
+    live = "minute >= :watermark"
+    if dirty:
+        live += f" OR {hour_ranges(dirty, params)}"
+    rows = db.session.execute(text(
+        "SELECT service, level, sum(count)::bigint,"
+        " coalesce(sum(count) FILTER (WHERE minute >= :since), 0)::bigint, NULL::timestamptz"
+        f" FROM logs.rollup_minute WHERE minute >= :start AND ({live}){where} GROUP BY 1, 2"
         " UNION ALL SELECT service, NULL, 0, 0, last_seen FROM logs.services"
-        " WHERE last_seen >= :active_since" + (" AND service = :service" if service else "")
-    ), params).all()
+        f" WHERE last_seen >= :active_since{where}"), params).all()
+    counts, last_seen = {}, {}
+    if watermark > hour.start:
+        if dirty:
+            where += f" AND NOT ({hour_ranges(dirty, params)})"
+        key = ("health", hour.start, since, service, watermark, dirty, split.changed_at)
+        counts = dict(sealed_sums().get(
+            key, lambda: _sealed_minutes(where, params)))
+    for name, level, count, recent, seen in rows:
+        if level is None:
+            last_seen[name] = seen
+        else:
+            earlier = counts.get((name, level), (0, 0))
+            counts[name, level] = (earlier[0] + count, earlier[1] + recent)
+    return counts, last_seen
 
 
 def service_health(rules: HealthRules, now: datetime | None = None,
-                   service: str | None = None) -> list[dict]:
-    """Health of every service that logged in the last day (or of one service)."""
+                   service: str | None = None, split: Split | None = None) -> list[dict]:
+    """Health of every service that logged in the last day (or of one service).
+
+    `split` is the tiers as read for a dashboard's hour-bucketed window, if there is one.
+    """
     now = now or datetime.now(UTC)
     hour = make_window("1h", now)
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     recent_start = (hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60
                     else hour.start)
-    last_seen = {}
-    for name, level, count, recent, seen in _hour_and_activity(hour, recent_start, service):
-        if level is None:
-            last_seen[name] = seen
-        else:
-            per_service[name][level] += count
-            per_service[name]["_recent"] += recent
+    counts, last_seen = hour_counts(hour, recent_start, service, split)
+    for (name, level), (count, recent) in counts.items():
+        per_service[name][level] += count
+        per_service[name]["_recent"] += recent
     report = []
     for name in sorted(set(last_seen) | set(per_service)):
         counts = per_service[name]
