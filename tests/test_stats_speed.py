@@ -7,9 +7,10 @@ import pytest
 from sqlalchemy import text
 
 from app.extensions import db
+from app.ingest.store import late_hours
 from app.rollups.aggregate import aggregate_hours
 from app.rollups.tiers import floor_hour
-from app.stats.counts import KINDS, counts_source, level_totals, top_templates
+from app.stats.counts import KINDS, counts_source, level_totals, split_of, top_templates
 from app.stats.health import ERROR_LEVELS, hour_counts
 from app.stats.sealed import sealed_sums
 from app.stats.windows import make_window
@@ -48,6 +49,13 @@ def history(client) -> None:
          lines(-1.5, "late", "info", "clock skew {i}", 1))
 
 
+def past_dirty_hours() -> int:
+    """Dirty hours before the current one, which the hourly job takes. (Lines stamped NOW
+    turn late while the suite runs, which marks the current hour until it is over.)"""
+    return scalar("SELECT count(*) FROM logs.dirty_hours WHERE hour < :hour",
+                  hour=floor_hour(datetime.now(UTC)))
+
+
 def raw(sql: str, start: datetime) -> list[tuple]:
     """Rows of a query over the raw lines of a window (the reference, never the app's)."""
     return [tuple(row) for row in db.session.execute(text(sql), {"start": start})]
@@ -82,10 +90,10 @@ def expected_top(window, limit: int, levels) -> list[tuple]:
             for key in ranked]
 
 
-def check_exact(window_names=("24h", "7d")) -> None:
+def check_exact(window_names=("24h", "7d"), now: datetime | None = None) -> None:
     """level_totals and top_templates equal the raw lines, for every window and filter."""
     for name in window_names:
-        window = make_window(name)
+        window = make_window(name, now)
         totals = level_totals(window)
         by_slot_level, by_service_level, by_service_slot = expected_totals(window)
         assert (totals.by_slot_level, totals.by_service_level) == (by_slot_level,
@@ -105,7 +113,7 @@ def test_counts_are_exact_before_and_after_aggregation(client):
     assert scalar("SELECT count(*) FROM logs.rollup_hourly") == 0
     check_exact()
     aggregate_hours()
-    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 0
+    assert past_dirty_hours() == 0
     check_exact()
 
 
@@ -116,7 +124,7 @@ def test_counts_are_exact_with_dirty_hours(client):
     check_exact()  # the sealed hours' sums are now kept, keyed on what they depend on
     send(client, lines(20.5, "api", "error", "timeout talking to db-{i} after 3000 ms", 3),
          lines(5.5, "web", "info", "late asset {i}", 2))
-    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 2
+    assert past_dirty_hours() == 2
     check_exact()
     # The same watermark and no dirty hours again, as before the late lines: only the
     # job's note in logs.tier_changes tells the kept sums apart.
@@ -131,7 +139,7 @@ def test_counts_are_exact_when_lines_too_old_for_minutes_arrive(client):
     check_exact()
     send(client, lines(24 * 3, "api", "error", "disk full on volume {i}", 5),
          lines(24 * 5 + 0.5, "web", "critical", "out of memory in worker {i}", 2))
-    assert scalar("SELECT count(*) FROM logs.dirty_hours") == 0
+    assert past_dirty_hours() == 0
     check_exact()
 
 
@@ -233,3 +241,53 @@ def test_health_counts_are_exact_with_the_minutes_before_the_watermark_kept(clie
     check_hour_exact(hour, since)
     aggregate_hours()
     check_hour_exact(hour, since)
+
+
+class Clock(datetime):
+    """The system clock moved ahead, for ingest running later than the test."""
+
+    ahead = timedelta(0)
+
+    @classmethod
+    def now(cls, tz=None):
+        """The real time plus `ahead`."""
+        return datetime.now(tz) + cls.ahead
+
+
+def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, monkeypatch):
+    """Minutes older than KEEP_AFTER are summed once and kept; a line that arrives for one
+    of them later than LATE_AFTER marks its hour, and every number includes it."""
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=10)  # read as if ten minutes had passed
+    moment = now - timedelta(seconds=30)
+    send(client, at(moment, "api", "error", 3), at(moment, "web", "info", 2),
+         at(now - timedelta(hours=3), "web", "warning", 4))
+    aggregate_hours()
+    window = make_window("24h", later)
+    split = split_of(window)
+    assert split.watermark <= moment < split.cut  # the lines' minute is kept
+    check_exact(now=later)
+    check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
+    assert [key for key in sealed_sums().entries if key[-1] == split.cut]
+    # The same minute three minutes on (within the hour, unless now is past hh:56): late.
+    monkeypatch.setattr(Clock, "ahead", timedelta(minutes=3))
+    monkeypatch.setattr("app.ingest.store.datetime", Clock)
+    send(client, at(moment, "api", "error", 2))
+    assert split_of(window).cut == split_of(window).watermark
+    check_exact(now=later)
+    check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
+
+
+def test_late_hours_are_those_older_than_late_after_or_the_hour():
+    """A minute is late once LATE_AFTER old, and always in an hour before the current one."""
+    def t(hour: int, minute: int, second: int = 0) -> datetime:
+        """A moment on one day."""
+        return datetime(2026, 11, 27, hour, minute, second, tzinfo=UTC)
+
+    now = t(12, 10, 30)
+    minutes = {t(11, 59), t(12, 7), t(12, 8), t(12, 10)}
+    assert late_hours(minutes, now) == {t(11, 0), t(12, 0)}
+    assert late_hours(minutes - {t(12, 7)}, now) == {t(11, 0)}
+    early = t(12, 1)  # in the hour's first LATE_AFTER
+    assert late_hours({t(11, 59)}, early) == {t(11, 0)}
+    assert late_hours({t(12, 0)}, early) == set()

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
 from app.rollups.aggregate import NOTE_HOURLY_CHANGE, read_watermark
-from app.rollups.tiers import floor_day, floor_hour, floor_minute, minute_horizon
+from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute, minute_horizon
 
 COPY_ENTRIES = f"COPY logs.entries ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 
@@ -138,8 +138,7 @@ def _tally(records: list[Record]) -> dict:
         # its first run, that is every hour.
         done = read_watermark("hourly")
         horizon = min(horizon, done) if done else datetime.min.replace(tzinfo=UTC)
-    this_hour = floor_hour(now)
-    tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "dirty_hours": set(),
+    tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "minutes": set(),
              "dirty_days": set(), "templates": {}, "services": {}}
     counts = tally["counts"]
     for r in records:
@@ -147,8 +146,7 @@ def _tally(records: list[Record]) -> dict:
             minute = floor_minute(r.timestamp)
             counts["rollup_minute"][(minute, r.service, r.level)] += 1
             counts["template_minute"][(minute, r.service, r.level, r.fingerprint)] += 1
-            if minute < this_hour:
-                tally["dirty_hours"].add(floor_hour(minute))
+            tally["minutes"].add(minute)
         else:
             # Older than the minute tier keeps: the hourly job can no longer recompute
             # this hour from minutes, so the hourly tier is added to directly.
@@ -175,15 +173,24 @@ def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | Non
             for record in records:
                 copy.write_row(record[: len(COPY_COLUMNS)])
         _upsert_seen(cursor, tally["templates"], tally["services"])
-        mark_dirty(cursor, "dirty_hours", "hour", tally["dirty_hours"])
         mark_dirty(cursor, "dirty_days", "day", tally["dirty_days"])
         if tally["counts"]["rollup_hourly"]:
             cursor.execute(NOTE_HOURLY_CHANGE)
         # Hot counter rows last: their row locks are then held only until the commit.
         for table, table_counts in tally["counts"].items():
             add_counts(cursor, table, table_counts)
+        # Decided at the last moment before the commit, so that a slow transaction still
+        # marks the minutes that grew late while it ran.
+        mark_dirty(cursor, "dirty_hours", "hour", late_hours(tally["minutes"], datetime.now(UTC)))
     db.session.commit()
     return None
+
+
+def late_hours(minutes: set, now: datetime) -> set:
+    """Hours of the minutes that are late at `now`: in an hour the hourly job may already
+    have summed, or more than LATE_AFTER ago, where statistics may keep sums."""
+    late_before = max(floor_hour(now), floor_minute(now) - LATE_AFTER)
+    return {floor_hour(minute) for minute in minutes if minute < late_before}
 
 
 def _widen(seen: dict, key, template, sample, moment: datetime) -> None:

@@ -8,6 +8,12 @@ DAY = timedelta(days=1)
 # Ingest stops writing minute rows this long before retention would delete them, so a
 # job never recomputes an hour whose minutes are being deleted at the same moment.
 HORIZON_MARGIN = HOUR
+# A line for a minute more than LATE_AFTER before the time its batch commits marks that
+# minute's hour dirty, the current hour too. Statistics may then keep sums of minutes older
+# than KEEP_AFTER (app/stats/counts.py): the gap between the two allows for the clocks of
+# different processes and hosts to disagree by up to 3 minutes.
+LATE_AFTER = timedelta(minutes=2)
+KEEP_AFTER = timedelta(minutes=5)
 
 
 def floor_minute(moment: datetime) -> datetime:

@@ -6,8 +6,9 @@ job has passed them (the watermark). Hours that late lines touched after aggrega
 every count exact at every moment, without reading raw lines.
 
 The hourly part of a window (its sealed hours) is summed once per process and kept
-(app/stats/sealed.py); each request adds the minutes since the watermark and the dirty
-hours to it. A page's cost then follows the last hour's lines, not the window's.
+(app/stats/sealed.py), and so are the minutes from the watermark to KEEP_AFTER ago, for a
+minute; each request adds the last few minutes and the dirty hours to them. A page's cost
+then follows the last minutes' lines, not the window's or the hour's.
 """
 
 import heapq
@@ -18,7 +19,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.tiers import HOUR
+from app.rollups.tiers import HOUR, KEEP_AFTER, floor_minute
 from app.stats.sealed import sealed_sums
 from app.stats.windows import Window
 
@@ -66,23 +67,29 @@ def hour_ranges(hours: tuple[datetime, ...], params: dict) -> str:
 @dataclass(frozen=True)
 class Split:
     """Where an hour-bucketed window's counts are: sealed hours in the hourly tier before
-    the watermark (the dirty ones excepted), everything else in minutes."""
+    the watermark (the dirty ones excepted), kept minutes from the watermark to `cut`, and
+    the minutes since `cut` (with the dirty hours') read by every request."""
 
     watermark: datetime
     dirty: tuple[datetime, ...]
     # When sealed hours last changed (logs.tier_changes): part of every cache key.
     changed_at: datetime | None
+    # Minutes before it and from the watermark on are summed once per process and kept
+    # while it stays the same (a minute): ingest marks any later change to them as a dirty
+    # hour (app/ingest/store.py, LATE_AFTER). The watermark when such an hour is dirty.
+    # Not part of the sealed hours' keys.
+    cut: datetime = field(compare=False)
 
 
 def split_of(window: Window) -> Split | None:
     """How the window divides between the tiers now; None when it is all minutes."""
     if window.bucket == "minute":
         return None
-    return split_from(window.start)
+    return split_from(window.start, window.now)
 
 
-def split_from(start: datetime) -> Split:
-    """The tiers as divided now, for buckets from `start` (a whole hour) on."""
+def split_from(start: datetime, now: datetime) -> Split:
+    """The tiers as divided at `now`, for buckets from `start` (a whole hour) on."""
     watermark, changed_at, dirty = db.session.execute(text(
         "SELECT (SELECT through FROM logs.watermarks WHERE tier = 'hourly'),"
         " (SELECT changed_at FROM logs.tier_changes WHERE tier = 'hourly'),"
@@ -90,47 +97,52 @@ def split_from(start: datetime) -> Split:
         {"start": start}).one()
     # The window never starts after the watermark; dirty hours past it are minutes anyway.
     watermark = max(watermark or start, start)
-    return Split(watermark, tuple(hour for hour in dirty if hour < watermark), changed_at)
+    sealed_dirty = tuple(hour for hour in dirty if hour < watermark)
+    late = len(sealed_dirty) < len(dirty)
+    cut = watermark if late else max(watermark, floor_minute(now) - KEEP_AFTER)
+    return Split(watermark, sealed_dirty, changed_at, cut)
 
 
 def _sources(window: Window, split: Split | None, kind: str, service=None, levels=None,
-             fingerprints=None) -> tuple[str | None, str, dict]:
-    """SELECTs of (bucket, keys..., count) rows: the sealed hours' (None if there are none)
-    and the minutes', and their parameters."""
+             fingerprints=None) -> tuple[str | None, str | None, str, dict]:
+    """SELECTs of (bucket, keys..., count) rows: the sealed hours', the kept minutes' (each
+    None if there are none), the rest's, and their parameters."""
     minute_table, hourly_table, keys = KINDS[kind]
     columns = ", ".join(keys)
     where = _filters(service, levels, fingerprints)
     params = {"start": window.start, "service": service, "levels": levels,
               "fingerprints": fingerprints}
     if split is None:
-        return None, (f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"
-                      f" WHERE minute >= :start{where}"), params
-    params.update(watermark=split.watermark, dirty=list(split.dirty))
+        return None, None, (f"SELECT minute AS bucket, {columns}, count"
+                            f" FROM logs.{minute_table} WHERE minute >= :start{where}"), params
+    params.update(watermark=split.watermark, dirty=list(split.dirty), cut=split.cut)
     # Every bound is a plain range on the tables' leading bucket column, so each branch is
     # an index range scan.
-    sealed = None
+    sealed = kept = None
     if split.watermark > window.start:
         sealed = (f"SELECT hour AS bucket, {columns}, count FROM logs.{hourly_table}"
                   f" WHERE hour >= :start AND hour < :watermark{where}")
         if split.dirty:
             sealed += " AND hour <> ALL(:dirty)"
+    if split.cut > split.watermark:
+        kept = (f"SELECT {HOUR_OF_MINUTE} AS bucket, {columns}, count"
+                f" FROM logs.{minute_table} WHERE minute >= :watermark AND minute < :cut{where}")
     minutes = (f"SELECT {HOUR_OF_MINUTE} AS bucket, {columns}, count"
-               f" FROM logs.{minute_table} WHERE minute >= :watermark{where}")
+               f" FROM logs.{minute_table} WHERE minute >= :cut{where}")
     if split.dirty:
         # Dirty hours come from their minutes: one index range per hour (a join with the
         # list of hours would not be planned as ranges).
         minutes += (f" UNION ALL SELECT {HOUR_OF_MINUTE}, {columns}, count"
                     f" FROM logs.{minute_table} WHERE ({hour_ranges(split.dirty, params)})"
                     f"{where}")
-    return sealed, minutes, params
+    return sealed, kept, minutes, params
 
 
 def counts_source(window: Window, kind: str, service=None, levels=None,
                   fingerprints=None) -> tuple[str, dict]:
     """A SELECT of (bucket, keys..., count) rows covering the window, and its parameters."""
-    sealed, minutes, params = _sources(window, split_of(window), kind, service, levels,
-                                       fingerprints)
-    return (minutes if sealed is None else f"{sealed} UNION ALL {minutes}"), params
+    *parts, params = _sources(window, split_of(window), kind, service, levels, fingerprints)
+    return " UNION ALL ".join(part for part in parts if part is not None), params
 
 
 @dataclass
@@ -196,21 +208,34 @@ def level_totals(window: Window, service: str | None = None,
     A caller reading several things of one window passes its split, read once.
     """
     split = split or split_of(window)
-    sealed, minutes, params = _sources(window, split, "levels", service)
+    sealed, kept, minutes, params = _sources(window, split, "levels", service)
     slots = _slot_params(window, params)
-    if sealed is None:
-        totals = LevelTotals(slots)
+    key = ("levels", window.name, window.start, service, split)
+
+    def sealed_sums_of_hours() -> LevelTotals:
+        """The sealed hours' sums, kept."""
+        if sealed is None:
+            return LevelTotals(slots)
+        return sealed_sums().get(key, lambda: _grouped(sealed, params, LevelTotals(slots)))
+
+    if kept is None:
+        totals = sealed_sums_of_hours().copy()
     else:
-        key = ("levels", window.name, window.start, service, split)
-        totals = sealed_sums().get(
-            key, lambda: _grouped(sealed, params, LevelTotals(slots))).copy()
+        totals = sealed_sums().get((*key, split.cut), lambda: _grouped(
+            _per_hour(kept), params, sealed_sums_of_hours().copy())).copy()
     if split is not None:
-        # Minute rows summed to their hours first: one hash pass over thousands of rows,
-        # then three over hundreds, instead of three over thousands (at 10 M lines a
-        # month, 0.8 ms instead of 1.3 ms per request).
-        minutes = (f"SELECT bucket, service, level, sum(count)::bigint AS count"
-                   f" FROM ({minutes}) AS m GROUP BY 1, 2, 3")
+        minutes = _per_hour(minutes)
     return _grouped(minutes, params, totals)
+
+
+def _per_hour(source: str) -> str:
+    """A source of minute rows summed to their hours first.
+
+    One hash pass over thousands of rows, then three over hundreds, instead of three over
+    thousands (at 10 M lines a month, 0.8 ms instead of 1.3 ms for 40 minutes' rows).
+    """
+    return (f"SELECT bucket, service, level, sum(count)::bigint AS count FROM ({source})"
+            " AS m GROUP BY 1, 2, 3")
 
 
 class TopKey(NamedTuple):
@@ -237,13 +262,17 @@ def _key_sums(source: str, params: dict) -> dict:
 def _top_keys(window: Window, split: Split | None, limit: int, service,
               levels) -> list[TopKey]:
     """The `limit` most frequent (service, level, template) keys with their template rows."""
-    sealed, minutes, params = _sources(window, split, "templates", service, levels)
+    sealed, kept, minutes, params = _sources(window, split, "templates", service, levels)
     sums = {}
+    key = ("templates", window.name, window.start, service, tuple(levels or ()), split)
     if sealed is not None:
-        key = ("templates", window.name, window.start, service, tuple(levels or ()), split)
         sums = dict(sealed_sums().get(key, lambda: _key_sums(sealed, params)))
-    for key, n in _key_sums(minutes, params).items():
-        sums[key] = sums.get(key, 0) + n
+    recent = [_key_sums(minutes, params)]
+    if kept is not None:
+        recent.append(sealed_sums().get((*key, split.cut), lambda: _key_sums(kept, params)))
+    for part in recent:
+        for template_key, n in part.items():
+            sums[template_key] = sums.get(template_key, 0) + n
     # Most lines first; ties by fingerprint, service and level, as before.
     best = heapq.nsmallest(limit, sums.items(),
                            key=lambda item: (-item[1], item[0][2], item[0][0], item[0][1]))
@@ -276,16 +305,18 @@ def _series(window: Window, split: Split | None, top: list[TopKey], service,
             levels) -> dict[tuple, list]:
     """Each top key's count in every slot: {(service, level, fingerprint): [n, ...]}."""
     fingerprints = sorted({r.fingerprint for r in top})
-    sealed, minutes, params = _sources(window, split, "templates", service, levels,
-                                       fingerprints)
+    sealed, kept, minutes, params = _sources(window, split, "templates", service, levels,
+                                             fingerprints)
     slots = _slot_params(window, params)
     keys = tuple((r.service, r.level, r.fingerprint) for r in top)
     params.update(top_services=[k[0] for k in keys], top_levels=[k[1] for k in keys],
                   top_fingerprints=[k[2] for k in keys])
     rows = _series_rows(minutes, params)
+    key = ("series", window.name, window.start, service, tuple(levels or ()), keys, split)
     if sealed is not None:
-        key = ("series", window.name, window.start, service, tuple(levels or ()), keys, split)
         rows += sealed_sums().get(key, lambda: _series_rows(sealed, params))
+    if kept is not None:
+        rows += sealed_sums().get((*key, split.cut), lambda: _series_rows(kept, params))
     series = {key: [0] * slots for key in keys}
     for service_name, level, fingerprint, slot, count in rows:
         if slot < slots:  # lines stamped ahead of now are in no bucket

@@ -67,11 +67,11 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
 
 def _sealed_minutes(where: str, params: dict) -> dict:
     """{(service, level): (count, count from :since on)} of a minute window's minutes
-    before the watermark, dirty hours left out."""
+    before :kept_until, dirty hours left out."""
     rows = db.session.execute(text(
         "SELECT service, level, sum(count)::bigint,"
         " coalesce(sum(count) FILTER (WHERE minute >= :since), 0)::bigint"
-        f" FROM logs.rollup_minute WHERE minute >= :start AND minute < :watermark{where}"
+        f" FROM logs.rollup_minute WHERE minute >= :start AND minute < :kept_until{where}"
         " GROUP BY 1, 2"), params)
     return {(name, level): (count, recent) for name, level, count, recent in rows}
 
@@ -81,19 +81,19 @@ def hour_counts(hour: Window, since: datetime, service: str | None = None,
     """Counts per (service, level) in a minute window, as (all, from `since` on), and the
     last time each service seen in the last day logged.
 
-    Like a window's sealed hours, the minutes before the hourly watermark that no late line
-    has touched are summed once per process (for as long as the window starts in the same
-    minute) and kept; each call reads the minutes since, the dirty hours' and the services
-    in one statement. `split` is the tiers as a dashboard already read them (from a whole
-    hour at or before the window's start).
+    Like a window's sealed hours and kept minutes, the minutes before the split's cut that
+    no late line has touched are summed once per process (for as long as the window starts
+    in the same minute) and kept; each call reads the minutes since, the dirty hours' and
+    the services in one statement. `split` is the tiers as a dashboard already read them
+    (from a whole hour at or before the window's start, at the same moment).
     """
-    split = split or split_from(floor_hour(hour.start))
-    watermark = max(split.watermark, hour.start)
+    split = split or split_from(floor_hour(hour.start), hour.now)
+    kept_until = max(split.cut, hour.start)
     dirty = tuple(h for h in split.dirty if h + HOUR > hour.start)
-    params = {"start": hour.start, "watermark": watermark, "since": since, "service": service,
-              "active_since": hour.now - timedelta(days=1)}
+    params = {"start": hour.start, "kept_until": kept_until, "since": since,
+              "service": service, "active_since": hour.now - timedelta(days=1)}
     where = " AND service = :service" if service else ""
-    live = "minute >= :watermark"
+    live = "minute >= :kept_until"
     if dirty:
         live += f" OR {hour_ranges(dirty, params)}"
     rows = db.session.execute(text(
@@ -103,10 +103,10 @@ def hour_counts(hour: Window, since: datetime, service: str | None = None,
         " UNION ALL SELECT service, NULL, 0, 0, last_seen FROM logs.services"
         f" WHERE last_seen >= :active_since{where}"), params).all()
     counts, last_seen = {}, {}
-    if watermark > hour.start:
+    if kept_until > hour.start:
         if dirty:
             where += f" AND NOT ({hour_ranges(dirty, params)})"
-        key = ("health", hour.start, since, service, watermark, dirty, split.changed_at)
+        key = ("health", hour.start, since, service, kept_until, dirty, split.changed_at)
         counts = dict(sealed_sums().get(
             key, lambda: _sealed_minutes(where, params)))
     for name, level, count, recent, seen in rows:
