@@ -265,6 +265,10 @@ def test_numbers_keep_their_exact_value(client):
     assert row["attributes"]["big"] == 123456789012345678901234567890
     assert row["attributes"]["u64"] == 18446744073709551615
     assert row["attributes"]["neg"] == -9223372036854775808
+    # Alone on its line: no longer number sends the whole line to the json module.
+    below = b'{"service":"nums2","message":"m","below":-9223372036854775809}'
+    assert client.post("/api/logs", data=below, content_type="application/json").status_code == 202
+    assert stored("nums2")[0]["attributes"]["below"] == -9223372036854775809
     assert row["attributes"]["f"] == 0.1
     assert row["attributes"]["huge"] == "1e400"
 

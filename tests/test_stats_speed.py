@@ -259,7 +259,7 @@ def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, m
     of them later than LATE_AFTER marks its hour, and every number includes it."""
     now = datetime.now(UTC)
     later = now + timedelta(minutes=10)  # read as if ten minutes had passed
-    moment = now - timedelta(seconds=30)
+    moment = max(now - timedelta(seconds=30), floor_hour(now))  # in the current hour
     send(client, at(moment, "api", "error", 3), at(moment, "web", "info", 2),
          at(now - timedelta(hours=3), "web", "warning", 4))
     aggregate_hours()
@@ -269,6 +269,12 @@ def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, m
     check_exact(now=later)
     check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
     assert [key for key in sealed_sums().entries if key[-1] == split.cut]
+    # A late line in a sealed hour: that hour is read from minutes, the kept minutes stay.
+    send(client, at(now - timedelta(hours=3), "web", "warning", 1))
+    assert split_of(window).dirty and split_of(window).cut == split.cut
+    check_exact(now=later)
+    aggregate_hours()
+    check_exact(now=later)
     # The same minute three minutes on (within the hour, unless now is past hh:56): late.
     monkeypatch.setattr(Clock, "ahead", timedelta(minutes=3))
     monkeypatch.setattr("app.ingest.store.datetime", Clock)

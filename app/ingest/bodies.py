@@ -58,11 +58,12 @@ def _finite_float(text: str) -> float | str:
 # One decoder for every line: json.loads with options builds a new one per call.
 # NaN, Infinity and numbers like 1e400, which jsonb cannot hold, are kept as strings.
 _DECODER = json.JSONDecoder(parse_constant=str, parse_float=_finite_float)
-# orjson reads an integer of 20 digits or more as a float, losing its exact value. Such a
-# run is found by turning every digit into 0 and looking for twenty zeros, about five
-# times quicker than a regular expression for it.
+# orjson reads an integer beyond 64 bits as a float, losing its exact value: 20 digits or
+# more, or a minus and 19. Such a run is found by turning every digit into 0 and looking
+# for the zeros, about five times quicker than a regular expression for it.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _TWENTY_DIGITS = b"0" * 20
+_MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
 
 
 def _loads(data: bytes):
@@ -73,7 +74,8 @@ def _loads(data: bytes):
     surrogate, deep nesting, bad JSON) or would round goes to the standard library, so
     every line is read as the standard decoder reads it and errors name the same problem.
     """
-    if _TWENTY_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+    zeroed = data.translate(_DIGITS_TO_ZERO)
+    if _TWENTY_DIGITS not in zeroed and _MINUS_NINETEEN_DIGITS not in zeroed:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -170,8 +170,8 @@ def _attributes_json(attributes: dict) -> str:
     """Render attributes as JSON text; NUL and lone surrogates become U+FFFD."""
     try:
         # Several times faster than json.dumps; it refuses what the fallback handles: lone
-        # surrogates, integers beyond 64 bits, and non-finite floats (which it would write
-        # as null).
+        # surrogates and integers beyond 64 bits. (A non-finite float, which no decoded
+        # JSON holds here, it writes as null, where json.dumps wrote what jsonb refuses.)
         return orjson.dumps(attributes, default=str).decode()
     except TypeError:
         return clean_text(json.dumps(attributes, ensure_ascii=False, default=str))
