@@ -1,5 +1,6 @@
 """Statistics read the count tiers by index ranges, and every number equals the raw lines."""
 
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +9,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.ingest.store import late_hours
-from app.rollups.aggregate import aggregate_hours
+from app.rollups.aggregate import LOCKS, aggregate_hours
 from app.rollups.tiers import floor_hour
 from app.stats.counts import KINDS, counts_source, level_totals, split_of, top_templates
 from app.stats.health import ERROR_LEVELS, hour_counts
@@ -284,16 +285,39 @@ def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, m
     check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
 
 
-def test_late_hours_are_those_older_than_late_after_or_the_hour():
-    """A minute is late once LATE_AFTER old, and always in an hour before the current one."""
+def test_late_hours_are_those_older_than_late_after_or_sealed():
+    """A minute is late once LATE_AFTER old, and always in an hour the job has sealed."""
     def t(hour: int, minute: int, second: int = 0) -> datetime:
         """A moment on one day."""
         return datetime(2026, 11, 27, hour, minute, second, tzinfo=UTC)
 
     now = t(12, 10, 30)
     minutes = {t(11, 59), t(12, 7), t(12, 8), t(12, 10)}
-    assert late_hours(minutes, now) == {t(11, 0), t(12, 0)}
-    assert late_hours(minutes - {t(12, 7)}, now) == {t(11, 0)}
-    early = t(12, 1)  # in the hour's first LATE_AFTER
-    assert late_hours({t(11, 59)}, early) == {t(11, 0)}
-    assert late_hours({t(12, 0)}, early) == set()
+    assert late_hours(minutes, now, None) == {t(11, 0), t(12, 0)}
+    assert late_hours(minutes - {t(12, 7)}, now, None) == {t(11, 0)}
+    early = t(12, 1)  # within LATE_AFTER of 11:59
+    assert late_hours({t(11, 59)}, early, None) == set()
+    assert late_hours({t(11, 59)}, early, t(12, 0)) == {t(11, 0)}  # the job sealed 11:00
+    assert late_hours({t(12, 0)}, early, t(12, 0)) == set()
+
+
+def test_a_batch_waits_while_the_hourly_job_runs(client):
+    """Ingest and the hourly job exclude each other, so the job never seals an hour while
+    a batch writing into it is open; the batch then sees the job's watermark."""
+    hour = floor_hour(datetime.now(UTC))
+    with db.engine.connect() as job:
+        job.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["hourly"]})
+        # As if the job had just sealed the current hour (it never does; the point is
+        # which watermark the waiting batch reads).
+        job.execute(text("INSERT INTO logs.watermarks (tier, through) VALUES ('hourly', :t)"
+                         " ON CONFLICT (tier) DO UPDATE SET through = excluded.through"),
+                    {"t": hour + timedelta(hours=1)})
+        sent = threading.Thread(target=send, args=(client, at(datetime.now(UTC), "api",
+                                                              "info", 1)))
+        sent.start()
+        sent.join(timeout=1)
+        assert sent.is_alive()  # waiting for the job's lock
+        job.commit()
+    sent.join(timeout=10)
+    assert not sent.is_alive()
+    assert scalar("SELECT count(*) FROM logs.dirty_hours WHERE hour = :h", h=hour) == 1

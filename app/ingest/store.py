@@ -13,11 +13,12 @@ from typing import NamedTuple
 import psycopg
 from flask import current_app
 from psycopg.types.json import Jsonb
+from sqlalchemy import text
 
 from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
-from app.rollups.aggregate import NOTE_HOURLY_CHANGE, read_watermark
+from app.rollups.aggregate import LOCKS, NOTE_HOURLY_CHANGE, read_watermark
 from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute, minute_horizon
 
 COPY_ENTRIES = f"COPY logs.entries ({', '.join(COPY_COLUMNS)}) FROM STDIN"
@@ -129,14 +130,15 @@ def _claim_key(cursor, claim: KeyClaim) -> dict | None:
     return cursor.fetchone()[0]
 
 
-def _tally(records: list[Record]) -> dict:
-    """Everything a batch adds besides its rows: counts, dirty buckets, templates, services."""
+def _tally(records: list[Record], done: datetime | None) -> dict:
+    """Everything a batch adds besides its rows: counts, dirty buckets, templates, services.
+
+    `done` is the hourly job's watermark."""
     now = datetime.now(UTC)
     horizon = minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
     if any(r.timestamp < horizon for r in records):
         # Hours the hourly job has not reached yet keep their minutes until it does: before
         # its first run, that is every hour.
-        done = read_watermark("hourly")
         horizon = min(horizon, done) if done else datetime.min.replace(tzinfo=UTC)
     tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "minutes": set(),
              "dirty_days": set(), "templates": {}, "services": {}}
@@ -163,7 +165,12 @@ def _tally(records: list[Record]) -> dict:
 
 def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | None:
     """COPY the rows, add their counts, note templates and services, and commit."""
-    tally = _tally(records)
+    # Shared with every other batch, exclusive to the hourly job (app/rollups/aggregate.py):
+    # the job never seals an hour while a batch that writes into it is open, and a batch
+    # begun after a run sees the watermark that run moved, whatever the machines' clocks.
+    db.session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCKS["hourly"]})
+    done = read_watermark("hourly")
+    tally = _tally(records, done)
     with db.session.connection().connection.driver_connection.cursor() as cursor:
         earlier = _claim_key(cursor, claim) if claim else None
         if earlier is not None:
@@ -181,16 +188,19 @@ def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | Non
             add_counts(cursor, table, table_counts)
         # Decided at the last moment before the commit, so that a slow transaction still
         # marks the minutes that grew late while it ran.
-        mark_dirty(cursor, "dirty_hours", "hour", late_hours(tally["minutes"], datetime.now(UTC)))
+        late = late_hours(tally["minutes"], datetime.now(UTC), done)
+        mark_dirty(cursor, "dirty_hours", "hour", late)
     db.session.commit()
     return None
 
 
-def late_hours(minutes: set, now: datetime) -> set:
-    """Hours of the minutes that are late at `now`: in an hour the hourly job may already
-    have summed, or more than LATE_AFTER ago, where statistics may keep sums."""
-    late_before = max(floor_hour(now), floor_minute(now) - LATE_AFTER)
-    return {floor_hour(minute) for minute in minutes if minute < late_before}
+def late_hours(minutes: set, now: datetime, done: datetime | None) -> set:
+    """Hours of the minutes that are late: in an hour the hourly job has summed (before its
+    watermark `done`), or more than LATE_AFTER before `now`, where statistics may keep
+    sums of minutes."""
+    late_before = floor_minute(now) - LATE_AFTER
+    return {floor_hour(minute) for minute in minutes
+            if minute < late_before or (done is not None and minute < done)}
 
 
 def _widen(seen: dict, key, template, sample, moment: datetime) -> None:
