@@ -14,7 +14,8 @@ from sqlalchemy import text
 from app.extensions import db
 from app.rollups.tiers import DAY, HOUR, floor_day, floor_hour
 
-# pg_advisory_xact_lock keys: one run per tier at a time, across every process.
+# pg_advisory_xact_lock keys: one run per tier at a time, across every process. Ingest
+# batches hold the hourly one in shared mode (app/ingest/store.py), so a run waits for them.
 LOCKS = {"hourly": 0x6C6F6801, "daily": 0x6C6F6802}
 
 # For each tier: (bucket column, source table per target table, source bucket column).
