@@ -254,7 +254,10 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
     log = tmp_path / "web.log"
     web = start_procfile("web", process_env(scratch_db, redis_url, prefix, PORT=str(port),
                                             LOGDASH_BIND="127.0.0.1"), log)
-    work = make_batches("gk", clients=4, per_client=15, size=200)
+    # Batches large and many enough that a kill finds requests in flight on the victim, and
+    # that clients still send during the later kills.
+    size = 500
+    work = make_batches("gk", clients=4, per_client=30, size=size)
     batches = [b for client in work for b in client]
     killed = []
 
@@ -296,7 +299,7 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
     assert_hang_ups_were_replayed(batches)
     with application.app_context():
         assert_each_batch_stored_once(batches)
-        assert scalar("SELECT count(*) FROM logs.entries") == 4 * 15 * 200
+        assert scalar("SELECT count(*) FROM logs.entries") == len(batches) * size
     close_app(application)
 
 
