@@ -12,6 +12,7 @@ then follows the last minutes' lines, not the window's or the hour's.
 """
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -238,6 +239,18 @@ def _per_hour(source: str) -> str:
             " AS m GROUP BY 1, 2, 3")
 
 
+def _parts(key: tuple, split: Split | None, sealed: str | None, kept: str | None,
+           minutes: str, compute: Callable) -> list:
+    """compute() of each part of a window: the minutes since the cut read now, the sealed
+    hours' and the kept minutes' (when there are any) kept under `key`. Never mutate them."""
+    parts = [compute(minutes)]
+    if sealed is not None:
+        parts.append(sealed_sums().get(key, lambda: compute(sealed)))
+    if kept is not None:
+        parts.append(sealed_sums().get((*key, split.cut), lambda: compute(kept)))
+    return parts
+
+
 class TopKey(NamedTuple):
     """One of the most frequent templates of a window, with its stored text."""
 
@@ -263,14 +276,9 @@ def _top_keys(window: Window, split: Split | None, limit: int, service,
               levels) -> list[TopKey]:
     """The `limit` most frequent (service, level, template) keys with their template rows."""
     sealed, kept, minutes, params = _sources(window, split, "templates", service, levels)
-    sums = {}
     key = ("templates", window.name, window.start, service, tuple(levels or ()), split)
-    if sealed is not None:
-        sums = dict(sealed_sums().get(key, lambda: _key_sums(sealed, params)))
-    recent = [_key_sums(minutes, params)]
-    if kept is not None:
-        recent.append(sealed_sums().get((*key, split.cut), lambda: _key_sums(kept, params)))
-    for part in recent:
+    sums: dict = {}
+    for part in _parts(key, split, sealed, kept, minutes, lambda s: _key_sums(s, params)):
         for template_key, n in part.items():
             sums[template_key] = sums.get(template_key, 0) + n
     # Most lines first; ties by fingerprint, service and level, as before.
@@ -311,12 +319,9 @@ def _series(window: Window, split: Split | None, top: list[TopKey], service,
     keys = tuple((r.service, r.level, r.fingerprint) for r in top)
     params.update(top_services=[k[0] for k in keys], top_levels=[k[1] for k in keys],
                   top_fingerprints=[k[2] for k in keys])
-    rows = _series_rows(minutes, params)
     key = ("series", window.name, window.start, service, tuple(levels or ()), keys, split)
-    if sealed is not None:
-        rows += sealed_sums().get(key, lambda: _series_rows(sealed, params))
-    if kept is not None:
-        rows += sealed_sums().get((*key, split.cut), lambda: _series_rows(kept, params))
+    rows = [row for part in _parts(key, split, sealed, kept, minutes,
+                                   lambda s: _series_rows(s, params)) for row in part]
     series = {key: [0] * slots for key in keys}
     for service_name, level, fingerprint, slot, count in rows:
         if slot < slots:  # lines stamped ahead of now are in no bucket
