@@ -45,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = AnswerJSON(app)
 
     from app import models  # noqa: F401  (tables must be known before migrations run)
-    from app.extensions import db, init_redis, mail, migrate, sock
+    from app.extensions import db, init_autocommit_reads, init_redis, mail, migrate, sock
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
@@ -71,6 +71,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(auth_bp)
+    # Before the access policy, which reads the token or the user.
+    init_autocommit_reads(app)
     # Deny by default: every request passes the access policy first.
     app.before_request(enforce_access)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -5,7 +5,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.extensions import db
 from app.ingest.store import late_hours
@@ -321,3 +321,34 @@ def test_a_batch_waits_while_the_hourly_job_runs(client):
     sent.join(timeout=10)
     assert not sent.is_alive()
     assert scalar("SELECT count(*) FROM logs.dirty_hours WHERE hour = :h", h=hour) == 1
+
+
+def test_api_reads_run_without_a_transaction_but_sealed_sums_get_one(client):
+    """A GET of the API runs each statement on its own (no BEGIN, no ROLLBACK); the 7d
+    window's sealed hours are grouped in a transaction of their own with more work_mem;
+    the next request's session begins transactions as usual."""
+    history(client)
+    aggregate_hours()
+    ran = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        """Record how the connection stood when a statement had run."""
+        raw = cursor.connection
+        ran.append((statement, raw.autocommit, raw.info.transaction_status.name,
+                    raw.execute("SHOW work_mem").fetchone()[0]))
+
+    event.listen(db.engine, "after_cursor_execute", note)
+    try:
+        assert client.get("/api/logs/dashboard?window=7d").status_code == 200
+        reads = list(ran)
+        ran.clear()
+        created = client.post("/api/tokens", json={"name": "ci", "scope": "read"})
+    finally:
+        event.remove(db.engine, "after_cursor_execute", note)
+    assert created.status_code == 201
+    sealed = [r for r in reads if "FROM logs.rollup_hourly" in r[0] and "GROUPING(" in r[0]]
+    assert [r[1:] for r in sealed] == [(True, "INTRANS", "32MB")]
+    others = [r[1:] for r in reads if r[0] not in {s[0] for s in sealed}
+              and "work_mem" not in r[0]]
+    assert len(others) >= 6 and set(others) == {(True, "IDLE", "4MB")}
+    assert ran and all(not autocommit for _, autocommit, _, _ in ran)

@@ -13,6 +13,7 @@ then follows the last minutes' lines, not the window's or the hour's.
 
 import heapq
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -185,12 +186,6 @@ def _slot_params(window: Window, params: dict) -> int:
 
 def _grouped(source: str, params: dict, totals: LevelTotals) -> LevelTotals:
     """Add the source's counts per (slot, level), (service, level) and (service, slot)."""
-    if totals.slots > LARGE_WINDOW_SLOTS:
-        # A saturated 30-day window groups 160 000 rows into 40 000 groups: 11 MB of hash
-        # tables, which the default 4 MB turns into a sort on disk. A cap, not an
-        # allocation, and for this transaction only. 1h and 24h windows have a few
-        # thousand groups at most and skip the round trip.
-        db.session.execute(text("SET LOCAL work_mem = '32MB'"))
     # One pass and a few hundred rows per set, instead of every (bucket, service, level).
     rows = db.session.execute(text(
         f"SELECT GROUPING(bucket, service, level), {SLOT}, service, level, sum(count)::bigint"
@@ -200,6 +195,20 @@ def _grouped(source: str, params: dict, totals: LevelTotals) -> LevelTotals:
     for row in rows:
         totals.add(*row)
     return totals
+
+
+def _grouped_sealed(source: str, params: dict, slots: int) -> LevelTotals:
+    """_grouped() of sealed hours, with more work_mem for windows longer than a day."""
+    if slots <= LARGE_WINDOW_SLOTS:
+        return _grouped(source, params, LevelTotals(slots))
+    # A saturated 30-day window groups 160 000 rows into 40 000 groups: 11 MB of hash
+    # tables, which the default 4 MB turns into a sort on disk. A cap, not an allocation,
+    # and only until the transaction ends; reads of the API and the pages run without one
+    # (app/extensions.py), so they get one of their own for this statement.
+    connection = db.session.connection().connection.dbapi_connection
+    with connection.transaction() if connection.autocommit else nullcontext():
+        db.session.execute(text("SET LOCAL work_mem = '32MB'"))
+        return _grouped(source, params, LevelTotals(slots))
 
 
 def level_totals(window: Window, service: str | None = None,
@@ -217,7 +226,7 @@ def level_totals(window: Window, service: str | None = None,
         """The sealed hours' sums, kept."""
         if sealed is None:
             return LevelTotals(slots)
-        return sealed_sums().get(key, lambda: _grouped(sealed, params, LevelTotals(slots)))
+        return sealed_sums().get(key, lambda: _grouped_sealed(sealed, params, slots))
 
     if kept is None:
         totals = sealed_sums_of_hours().copy()
