@@ -13,7 +13,7 @@ from app.rollups.aggregate import LOCKS, aggregate_hours
 from app.rollups.tiers import floor_hour
 from app.stats.counts import KINDS, counts_source, level_totals, split_of, top_templates
 from app.stats.health import ERROR_LEVELS, hour_counts
-from app.stats.sealed import sealed_sums
+from app.stats.sealed import MAX_ENTRIES, sealed_sums
 from app.stats.windows import make_window
 from tests.helpers import post_logs, scalar
 
@@ -237,7 +237,7 @@ def test_health_counts_are_exact_with_the_minutes_before_the_watermark_kept(clie
     aggregate_hours()
     check_hour_exact(hour, since)
     check_exact(("1h",), now)
-    kept = [key[:2] for key in sealed_sums().entries if key[0] in ("health", "levels")]
+    kept = [key[:2] for key in sealed_sums("minutes").entries]
     assert {("health", hour.start), ("levels", "1h")} <= set(kept) or hour.start >= floor_hour(now)
     check_hour_exact(hour, since)  # from the kept sums
     check_exact(("1h",), now)
@@ -276,7 +276,7 @@ def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, m
     assert split.watermark <= moment < split.cut  # the lines' minute is kept
     check_exact(now=later)
     check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
-    assert [key for key in sealed_sums().entries if key[-1] == split.cut]
+    assert [key for key in sealed_sums("minutes").entries if key[-1] == split.cut]
     # A late line in a sealed hour: that hour is read from minutes, the kept minutes stay.
     send(client, at(now - timedelta(hours=3), "web", "warning", 1))
     assert split_of(window).dirty and split_of(window).cut == split.cut
@@ -359,3 +359,18 @@ def test_api_reads_run_without_a_transaction_but_sealed_sums_get_one(client):
               and "work_mem" not in r[0]]
     assert len(others) >= 6 and set(others) == {(True, "IDLE", "4MB")}
     assert ran and all(not autocommit for _, autocommit, _, _ in ran)
+
+
+def test_kept_minutes_never_push_the_sums_of_sealed_hours_out(client):
+    """Kept minutes are summed anew every minute for each window in view: a store of their
+    own, however many, leaves the costlier sums of sealed hours in place."""
+    history(client)
+    aggregate_hours()
+    level_totals(make_window("7d"))
+    sealed = set(sealed_sums().entries)
+    assert sealed
+    now = datetime.now(UTC)
+    for minutes in range(MAX_ENTRIES + 8):
+        level_totals(make_window("1h", now - timedelta(minutes=minutes)))
+    assert sealed <= set(sealed_sums().entries)
+    assert len(sealed_sums("minutes").entries) == MAX_ENTRIES

@@ -249,7 +249,7 @@ def level_totals(window: Window, service: str | None = None,
     if kept is None:
         totals = sealed_sums_of_hours().copy()
     else:
-        totals = sealed_sums().get((*key, split.cut), lambda: _grouped(
+        totals = sealed_sums("minutes").get((*key, split.cut), lambda: _grouped(
             kept, params, sealed_sums_of_hours().copy())).copy()
     return _grouped(minutes, params, totals)
 
@@ -274,7 +274,7 @@ def _parts(key: tuple, split: Split, sealed: str | None, kept: str | None,
     if sealed is not None:
         parts.append(sealed_sums().get(key, lambda: compute(sealed)))
     if kept is not None:
-        parts.append(sealed_sums().get((*key, split.cut), lambda: compute(kept)))
+        parts.append(sealed_sums("minutes").get((*key, split.cut), lambda: compute(kept)))
     return parts
 
 

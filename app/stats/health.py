@@ -106,7 +106,8 @@ def hour_counts(hour: Window, since: datetime, service: str | None = None,
     if kept_until > hour.start:
         kept_where = where + (f" AND NOT ({hour_ranges(dirty, params)})" if dirty else "")
         key = ("health", hour.start, since, service, kept_until, dirty, split.changed_at)
-        counts = dict(sealed_sums().get(key, lambda: _sealed_minutes(kept_where, params)))
+        counts = dict(sealed_sums("minutes").get(key,
+                                                 lambda: _sealed_minutes(kept_where, params)))
     for name, level, count, recent, seen in rows:
         if level is None:
             last_seen[name] = seen

@@ -47,6 +47,11 @@ class SealedSums:
             self.entries.clear()
 
 
-def sealed_sums() -> SealedSums:
-    """This app's store."""
-    return current_app.extensions.setdefault("logdash.sealed_sums", SealedSums())
+def sealed_sums(part: str = "hours") -> SealedSums:
+    """This app's store of sums over sealed hours, or (part="minutes") over kept minutes.
+
+    Kept minutes are summed anew every minute for each window in view, while sealed hours
+    change about hourly and cost the most to sum: a store each, so that the former never
+    push the latter out.
+    """
+    return current_app.extensions.setdefault(f"logdash.sealed_sums.{part}", SealedSums())
