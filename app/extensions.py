@@ -1,7 +1,7 @@
 """Extension singletons, bound to an app in create_app."""
 
 import redis
-from flask import Flask, g, request
+from flask import Flask, g, request, session
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sock import Sock
@@ -41,8 +41,11 @@ def read_in_autocommit() -> None:
     same either way. GET handlers do not write (the access policy lets any reader call
     them); the one write on the way, a token's last use, is a single statement.
     """
+    # Only a request with credentials is sure to use the database (to check them); an
+    # anonymous one is refused or sent to sign in without taking a connection.
+    credentials = "Authorization" in request.headers or "user_id" in session
     if (request.method in ("GET", "HEAD") and request.blueprint in READING_BLUEPRINTS
-            and not db.session().in_transaction()):
+            and credentials and not db.session().in_transaction()):
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         g.read_in_autocommit = True
 

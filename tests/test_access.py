@@ -3,8 +3,10 @@
 import re
 
 import pytest
+from sqlalchemy import event
 
 from app.auth.credentials import create_token, create_user
+from app.extensions import db
 from tests.conftest import token_headers
 from tests.helpers import post_logs, scalar
 
@@ -51,6 +53,24 @@ def test_pages_send_people_to_sign_in(anonymous_client):
     response = anonymous_client.get("/health", headers={"Accept": "text/html"})
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=/health")
+
+
+def test_anonymous_requests_take_no_database_connection(anonymous_client):
+    """A refusal or a redirect to sign in needs no connection, so anonymous callers cannot
+    tie up the pool."""
+    taken = []
+
+    def checked_out(*args):
+        """Note a connection taken from the pool."""
+        taken.append(args)
+
+    event.listen(db.engine, "checkout", checked_out)
+    try:
+        assert anonymous_client.get("/api/logs/dashboard").status_code == 401
+        assert anonymous_client.get("/", headers={"Accept": "text/html"}).status_code == 302
+    finally:
+        event.remove(db.engine, "checkout", checked_out)
+    assert taken == []
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/login", "/static/app.css"])
