@@ -5,7 +5,7 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
@@ -80,10 +80,13 @@ def create_token(name: str, scope: str, service: str | None = None) -> tuple[Api
     return token, plain
 
 
-def find_token(plain: str) -> ApiToken | None:
-    """The live token matching a presented value, noting that it was used."""
+def find_token(plain: str) -> Row | None:
+    """The live token matching a presented value, noting that it was used: its id, name,
+    scope and pinned service as a plain row (every request reads one; no ORM object)."""
     digest = _digest(plain)
-    token = db.session.scalars(select(ApiToken).where(
+    token = db.session.execute(select(
+        ApiToken.id, ApiToken.name, ApiToken.scope, ApiToken.service, ApiToken.token_hash,
+        ApiToken.last_used_at).where(
         ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))).first()
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None

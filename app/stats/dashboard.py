@@ -23,11 +23,14 @@ def summarize(by_level: dict) -> dict:
 
 def series(window: Window, by_slot_level: dict) -> dict:
     """Counts by level for every bucket of the window, zeros included."""
-    return {
-        "bucket": window.bucket,
-        "points": [{"t": b.isoformat(), **{lv: by_slot_level.get((i, lv), 0) for lv in LEVELS}}
-                   for i, b in enumerate(window.buckets())],
-    }
+    count = by_slot_level.get
+    points = []
+    for slot, label in enumerate(window.labels()):
+        point = {"t": label}
+        for level in LEVELS:
+            point[level] = count((slot, level), 0)
+        points.append(point)
+    return {"bucket": window.bucket, "points": points}
 
 
 def top_errors(window: Window, limit: int = 10, service: str | None = None,
@@ -39,13 +42,17 @@ def top_errors(window: Window, limit: int = 10, service: str | None = None,
 
 def active_violations(service: str | None = None) -> list[dict]:
     """Violations not yet resolved, newest first."""
-    query = select(AlertViolation).where(AlertViolation.resolved_at.is_(None))
+    v = AlertViolation
+    # Columns, not ORM objects: every dashboard request asks, mostly to hear "none".
+    query = select(v.id, v.service, v.level, v.current_count, v.threshold_value,
+                   v.timestamp).where(v.resolved_at.is_(None))
     if service:
-        query = query.where(AlertViolation.service == service)
+        query = query.where(v.service == service)
     return [
-        {"id": v.id, "service": v.service, "level": v.level, "current_count": v.current_count,
-         "threshold": v.threshold_value, "started_at": v.timestamp.isoformat()}
-        for v in db.session.scalars(query.order_by(AlertViolation.timestamp.desc()))
+        {"id": row.id, "service": row.service, "level": row.level,
+         "current_count": row.current_count, "threshold": row.threshold_value,
+         "started_at": row.timestamp.isoformat()}
+        for row in db.session.execute(query.order_by(v.timestamp.desc()))
     ]
 
 

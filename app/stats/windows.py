@@ -1,5 +1,6 @@
 """Time windows: how many buckets of which size, ending now, the same in every endpoint."""
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -40,10 +41,21 @@ class Window:
         count = WINDOWS[self.name][1]
         return [self.start + self.step * i for i in range(count)]
 
+    def labels(self) -> tuple[str, ...]:
+        """Every bucket start in ISO form, oldest first."""
+        return _labels(self.name, self.start)
+
     def to_dict(self) -> dict:
         """Describe the window in API answers."""
         return {"name": self.name, "bucket": self.bucket, "start": self.start.isoformat(),
                 "end": self.now.isoformat()}
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(name: str, start: datetime) -> tuple[str, ...]:
+    """A window's bucket starts in ISO form: the same all bucket long (168 for 7d), so kept."""
+    step, count = WINDOWS[name]
+    return tuple((start + step * i).isoformat() for i in range(count))
 
 
 def make_window(name: str, now: datetime | None = None) -> Window:
