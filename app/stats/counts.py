@@ -266,11 +266,11 @@ def _per_hour(source: str | None) -> str | None:
             " AS m GROUP BY 1, 2, 3")
 
 
-def _parts(key: tuple, split: Split, sealed: str | None, kept: str | None,
-           minutes: str, compute: Callable) -> list:
-    """compute() of each part of a window: the minutes since the cut read now, the sealed
-    hours' and the kept minutes' (when there are any) kept under `key`. Never mutate them."""
-    parts = [compute(minutes)]
+def _kept_parts(key: tuple, split: Split, sealed: str | None, kept: str | None,
+                compute: Callable) -> list:
+    """compute() of the sealed hours and of the kept minutes of a window (where there are
+    any), each kept under `key`. Never mutate them."""
+    parts = []
     if sealed is not None:
         parts.append(sealed_sums().get(key, lambda: compute(sealed)))
     if kept is not None:
@@ -299,13 +299,27 @@ def _key_sums(source: str, params: dict) -> dict:
     return {(service, level, fingerprint): n for service, level, fingerprint, n in rows}
 
 
-def _top_keys(window: Window, split: Split, limit: int, service,
-              levels) -> list[TopKey]:
+def _live_rows(window: Window, split: Split, service, levels) -> list[tuple]:
+    """(service, level, fingerprint, slot, count) of every template in the part of the
+    window read now: the minutes since the cut and the dirty hours. Top templates take both
+    their counts and their series from it, in one statement."""
+    _, _, minutes, params = _sources(window, split, "templates", service, levels)
+    _slot_params(window, params)
+    return [tuple(row) for row in db.session.execute(text(
+        f"SELECT service, level, fingerprint, {SLOT}, sum(count)::bigint FROM ({minutes})"
+        " AS c GROUP BY 1, 2, 3, bucket"), params)]
+
+
+def _top_keys(window: Window, split: Split, limit: int, service, levels,
+              live: list[tuple]) -> list[TopKey]:
     """The `limit` most frequent (service, level, template) keys with their template rows."""
-    sealed, kept, minutes, params = _sources(window, split, "templates", service, levels)
+    sealed, kept, _, params = _sources(window, split, "templates", service, levels)
     key = ("templates", window.name, window.start, service, tuple(levels or ()), split)
     sums: dict = {}
-    for part in _parts(key, split, sealed, kept, minutes, lambda s: _key_sums(s, params)):
+    for service_name, level, fingerprint, _, n in live:
+        template_key = service_name, level, fingerprint
+        sums[template_key] = sums.get(template_key, 0) + n
+    for part in _kept_parts(key, split, sealed, kept, lambda s: _key_sums(s, params)):
         for template_key, n in part.items():
             sums[template_key] = sums.get(template_key, 0) + n
     # Most lines first; ties by fingerprint, service and level, as before.
@@ -336,20 +350,21 @@ def _series_rows(source: str, params: dict) -> list[tuple]:
     ), params)]
 
 
-def _series(window: Window, split: Split, top: list[TopKey], service,
-            levels) -> dict[tuple, list]:
+def _series(window: Window, split: Split, top: list[TopKey], service, levels,
+            live: list[tuple]) -> dict[tuple, list]:
     """Each top key's count in every slot: {(service, level, fingerprint): [n, ...]}."""
     fingerprints = sorted({r.fingerprint for r in top})
-    sealed, kept, minutes, params = _sources(window, split, "templates", service, levels,
-                                             fingerprints)
+    sealed, kept, _, params = _sources(window, split, "templates", service, levels,
+                                       fingerprints)
     slots = _slot_params(window, params)
     keys = tuple((r.service, r.level, r.fingerprint) for r in top)
     params.update(top_services=[k[0] for k in keys], top_levels=[k[1] for k in keys],
                   top_fingerprints=[k[2] for k in keys])
     key = ("series", window.name, window.start, service, tuple(levels or ()), keys, split)
-    rows = [row for part in _parts(key, split, sealed, kept, minutes,
-                                   lambda s: _series_rows(s, params)) for row in part]
+    rows = [row for part in _kept_parts(key, split, sealed, kept,
+                                        lambda s: _series_rows(s, params)) for row in part]
     series = {key: [0] * slots for key in keys}
+    rows += [row for row in live if row[:3] in series]
     for service_name, level, fingerprint, slot, count in rows:
         if slot < slots:  # lines stamped ahead of now are in no bucket
             series[service_name, level, fingerprint][slot] += count
@@ -360,10 +375,11 @@ def top_templates(window: Window, limit: int, service=None, levels=None,
                   split: Split | None = None) -> list[dict]:
     """The most frequent templates in the window, with their per-bucket counts."""
     split = split or split_of(window)
-    top = _top_keys(window, split, limit, service, levels)
+    live = _live_rows(window, split, service, levels)
+    top = _top_keys(window, split, limit, service, levels, live)
     if not top:
         return []
-    series = _series(window, split, top, service, levels)
+    series = _series(window, split, top, service, levels, live)
     return [
         {
             "fingerprint": r.fingerprint,
