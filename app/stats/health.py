@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.tiers import HOUR, floor_hour
-from app.stats.counts import Split, hour_ranges, split_from
+from app.rollups.tiers import HOUR
+from app.stats.counts import Split, hour_ranges, split_of
 from app.stats.sealed import sealed_sums
 from app.stats.windows import Window, make_window
 
@@ -87,7 +87,7 @@ def hour_counts(hour: Window, since: datetime, service: str | None = None,
     the services in one statement. `split` is the tiers as a dashboard already read them
     (from a whole hour at or before the window's start, at the same moment).
     """
-    split = split or split_from(floor_hour(hour.start), hour.now)
+    split = split or split_of(hour)
     kept_until = max(split.cut, hour.start)
     dirty = tuple(h for h in split.dirty if h + HOUR > hour.start)
     params = {"start": hour.start, "kept_until": kept_until, "since": since,
