@@ -114,7 +114,7 @@ def _sources(window: Window, split: Split, kind: str, service=None, levels=None,
     params = {"start": window.start, "service": service, "levels": levels,
               "fingerprints": fingerprints}
     if window.bucket == "minute":
-        return None, *_minute_sources(window, split, minute_table, columns, where, params)
+        return None, *minute_sources(window, split, minute_table, columns, where, params)
     params.update(watermark=split.watermark, dirty=list(split.dirty), cut=split.cut)
     # Every bound is a plain range on the tables' leading bucket column, so each branch is
     # an index range scan.
@@ -138,10 +138,11 @@ def _sources(window: Window, split: Split, kind: str, service=None, levels=None,
     return sealed, kept, minutes, params
 
 
-def _minute_sources(window: Window, split: Split, minute_table: str, columns: str,
-                    where: str, params: dict) -> tuple[str | None, str, dict]:
-    """The kept and the rest of a minute-bucketed window (1h): its minutes before the cut
-    that are in no dirty hour, kept; the others, read by every request."""
+def minute_sources(window: Window, split: Split, minute_table: str, columns: str,
+                   where: str, params: dict) -> tuple[str | None, str, dict]:
+    """SELECTs of (bucket, columns..., count) rows of a minute-bucketed window (1h) and
+    their parameters: the part to keep, its minutes before the cut that are in no dirty
+    hour (None if there are none), and the rest, read by every request."""
     params["cut"] = split.cut
     dirty = tuple(hour for hour in split.dirty if hour + HOUR > window.start)
     rows = f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.tiers import HOUR
-from app.stats.counts import Split, hour_ranges, split_of
+from app.stats.counts import Split, minute_sources, split_of
 from app.stats.sealed import sealed_sums
 from app.stats.windows import Window, make_window
 
@@ -65,15 +64,11 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
     return "ok", f"{_plural(errors, 'error')} and {_plural(warnings, 'warning')} in the last hour"
 
 
-def _sealed_minutes(where: str, params: dict) -> dict:
-    """{(service, level): (count, count from :since on)} of a minute window's minutes
-    before :kept_until, dirty hours left out."""
-    rows = db.session.execute(text(
-        "SELECT service, level, sum(count)::bigint,"
-        " coalesce(sum(count) FILTER (WHERE minute >= :since), 0)::bigint"
-        f" FROM logs.rollup_minute WHERE minute >= :start AND minute < :kept_until{where}"
-        " GROUP BY 1, 2"), params)
-    return {(name, level): (count, recent) for name, level, count, recent in rows}
+def _sums_since(source: str) -> str:
+    """(service, level, count, count from :since on) of a source of minute rows."""
+    return ("SELECT service, level, sum(count)::bigint,"
+            " coalesce(sum(count) FILTER (WHERE bucket >= :since), 0)::bigint"
+            f" FROM ({source}) AS m GROUP BY 1, 2")
 
 
 def hour_counts(hour: Window, since: datetime, service: str | None = None,
@@ -81,33 +76,27 @@ def hour_counts(hour: Window, since: datetime, service: str | None = None,
     """Counts per (service, level) in a minute window, as (all, from `since` on), and the
     last time each service seen in the last day logged.
 
-    Like a window's sealed hours and kept minutes, the minutes before the split's cut that
-    no late line has touched are summed once per process (for as long as the window starts
-    in the same minute) and kept; each call reads the minutes since, the dirty hours' and
-    the services in one statement. `split` is the tiers as a dashboard already read them
-    (from a whole hour at or before the window's start, at the same moment).
+    The window divides as every minute window does (app/stats/counts.py): its minutes
+    before the cut outside dirty hours are summed once per process and kept; each call
+    reads the rest and the services in one statement. `split` is the tiers as a dashboard
+    already read them (from a whole hour at or before the window's start, at the same
+    moment).
     """
     split = split or split_of(hour)
-    kept_until = max(split.cut, hour.start)
-    dirty = tuple(h for h in split.dirty if h + HOUR > hour.start)
-    params = {"start": hour.start, "kept_until": kept_until, "since": since,
-              "service": service, "active_since": hour.now - timedelta(days=1)}
     where = " AND service = :service" if service else ""
-    live = "minute >= :kept_until"
-    if dirty:
-        live += f" OR {hour_ranges(dirty, params)}"
+    kept, live, params = minute_sources(hour, split, "rollup_minute", "service, level",
+                                        where, {"start": hour.start, "service": service})
+    params.update(since=since, active_since=hour.now - timedelta(days=1))
     rows = db.session.execute(text(
-        "SELECT service, level, sum(count)::bigint,"
-        " coalesce(sum(count) FILTER (WHERE minute >= :since), 0)::bigint, NULL::timestamptz"
-        f" FROM logs.rollup_minute WHERE minute >= :start AND ({live}){where} GROUP BY 1, 2"
+        f"SELECT *, NULL::timestamptz FROM ({_sums_since(live)}) AS s"
         " UNION ALL SELECT service, NULL, 0, 0, last_seen FROM logs.services"
         f" WHERE last_seen >= :active_since{where}"), params).all()
     counts, last_seen = {}, {}
-    if kept_until > hour.start:
-        kept_where = where + (f" AND NOT ({hour_ranges(dirty, params)})" if dirty else "")
-        key = ("health", hour.start, since, service, kept_until, dirty, split.changed_at)
-        counts = dict(sealed_sums("minutes").get(key,
-                                                 lambda: _sealed_minutes(kept_where, params)))
+    if kept is not None:
+        key = ("health", hour.start, since, service, split, split.cut)
+        counts = dict(sealed_sums("minutes").get(key, lambda: {
+            (name, level): (count, recent) for name, level, count, recent
+            in db.session.execute(text(_sums_since(kept)), params)}))
     for name, level, count, recent, seen in rows:
         if level is None:
             last_seen[name] = seen
