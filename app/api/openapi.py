@@ -6,6 +6,8 @@ from app.api import bp
 from app.models import LEVELS
 
 ERROR = {"$ref": "#/components/responses/Error"}
+ERROR_CONTENT = {"application/json": {"schema": {
+    "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}
 WINDOW = {"name": "window", "in": "query",
           "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d"]}}
 SERVICE_PATH = {"name": "service", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -97,6 +99,48 @@ WINDOW_IN = {
         "time_zone": {"type": "string", "description": "IANA name; default UTC"},
         "enabled": {"type": "boolean"},
     },
+}
+
+# The other shippers' receivers answer as their own servers do (see docs/shipping.md).
+SHIPPER_PATHS = {
+    "/v1/logs": {"post": {
+        "summary": "OTLP/HTTP logs (ExportLogsServiceRequest), protobuf or JSON, gzip allowed",
+        "parameters": [_query("service", {"type": "string"},
+                              "service of records whose resource has no service.name")],
+        "requestBody": {"content": {"application/x-protobuf": {"schema": {"type": "string"}},
+                                    "application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": {"description": "ExportLogsServiceResponse; partial_success names"
+                                             " refused records"},
+                      "400": {"description": "google.rpc.Status in the request's encoding"},
+                      "401": {"description": "google.rpc.Status"},
+                      "413": {"description": "google.rpc.Status"},
+                      "415": {"description": "google.rpc.Status"},
+                      "429": {"description": "google.rpc.Status"},
+                      "503": {"description": "google.rpc.Status"}},
+    }},
+    "/loki/api/v1/push": {"post": {
+        "summary": "Loki push: JSON streams (gzip allowed) or snappy-compressed protobuf",
+        "parameters": [_query("service", {"type": "string"},
+                              "service of streams with none of the service labels")],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
+                                    "application/x-protobuf": {"schema": {"type": "string"}}}},
+        "responses": {"204": {"description": "Every entry stored"},
+                      "400": {"description": "Some entries refused (the others are kept),"
+                                             " or the body is unreadable",
+                              "content": ERROR_CONTENT},
+                      "401": ERROR, "413": ERROR, "415": ERROR, "429": ERROR, "503": ERROR},
+    }},
+    "/gelf": {"post": {
+        "summary": "GELF over HTTP: one message, or one per line; gzip or zlib",
+        "parameters": [_query("service", {"type": "string"},
+                              "service of messages with no _service, _app or facility field")],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"202": {"description": "Stored; when some were refused, a JSON body"
+                                             " names them"},
+                      "400": {"description": "No message could be stored",
+                              "content": ERROR_CONTENT},
+                      "401": ERROR, "413": ERROR, "429": ERROR, "503": ERROR},
+    }},
 }
 
 PATHS = {
@@ -300,13 +344,11 @@ SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "Logdash", "version": "1",
              "description": "Log ingestion, search, statistics and alerts."},
-    "paths": PATHS,
+    "paths": {**PATHS, **SHIPPER_PATHS},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "responses": {"Error": {"description": "A JSON error naming the problem",
-                                "content": {"application/json": {"schema": {
-                                    "type": "object", "required": ["error"],
-                                    "properties": {"error": {"type": "string"}}}}}}},
+                                "content": ERROR_CONTENT}},
     },
     "security": [{"bearer": []}],
 }
