@@ -180,7 +180,9 @@ def test_wrong_password_and_open_redirects(browser):
     create_user("ada", PASSWORD, "admin")
     assert sign_in(browser, "ada", "wrong password!").status_code == 401
     assert sign_in(browser, "nobody", "wrong password!").status_code == 401
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example",
+                   # Werkzeug sends "////x" as "//x"; browsers drop a tab inside a URL.
+                   "////evil.example", "/\t/evil.example"):
         assert sign_in(browser, "ada", next_path=target).headers["Location"] == "/"
 
 

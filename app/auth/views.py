@@ -1,5 +1,6 @@
 """Sign in and out."""
 
+import re
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, session, url_for
@@ -13,9 +14,14 @@ from app.security.ratelimit import clear, hit
 LOGIN_WINDOW = 15 * 60
 
 
+# A path on this site: one leading slash, and nothing a browser would read as another host
+# ("//host", "/\\host", or slashes with a tab or newline between them, which browsers drop).
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\x00-\x20\x7f]*")
+
+
 def _safe_next(target: str | None) -> str:
     """Only ever go back to a path on this site after signing in."""
-    if not target or urlsplit(target).netloc or not target.startswith("/") or "\\" in target:
+    if not target or not _LOCAL_PATH.fullmatch(target) or urlsplit(target).netloc:
         return url_for("web.dashboard_page")
     return target
 
