@@ -114,6 +114,10 @@ def test_unformattable_args_keep_the_raw_text(client):
     assert item["message"] == "total %d ('x',)"
     [huge] = parse_logging_form(b"msg=%25999999999d&args=%281%2C%29&levelname=INFO&name=a", None)
     assert huge["message"] == "%999999999d"
+    # The same width behind a mapping key is refused too, not built into a 1 GB message.
+    [keyed] = parse_logging_form(
+        b"msg=%25%28a%29999999999d&args=%7B%27a%27%3A+1%7D&levelname=INFO&name=a", None)
+    assert keyed["message"] == "%(a)999999999d"
 
 
 def test_wrong_password_is_refused_and_nothing_stored(live_server, client):

@@ -84,6 +84,14 @@ def test_ndjson_gzip_with_bad_lines_named(run_import, tmp_path):
     assert stored[0]["attributes"] == {"order": 7}
 
 
+def test_ndjson_keeps_numbers_json_cannot_hold_as_text(run_import, tmp_path):
+    """NaN and 1e400 are kept as their text, as POST /api/logs keeps them, not as null."""
+    path = tmp_path / "odd.ndjson"
+    path.write_bytes(b'{"service": "api", "message": "m", "ratio": NaN, "big": 1e400}\n')
+    assert "1 accepted, 0 rejected" in run_import(path, "--service", "fallback").stdout
+    assert lines()[0]["attributes"] == {"ratio": "NaN", "big": "1e400"}
+
+
 def test_stdin_json_document(run_import):
     """`-` reads standard input; a JSON array is one document."""
     document = json.dumps([{"message": f"m{n}", "level": "warning"} for n in range(3)])

@@ -114,6 +114,29 @@ def test_mixed_batch_keeps_valid_lines_and_names_invalid_ones(client):
     assert [r["message"] for r in stored("mix")] == ["ok 1", "ok 2"]
 
 
+def test_a_line_that_breaks_the_code_costs_only_itself(client, monkeypatch, caplog):
+    """An unforeseen fault normalising one line refuses that line and keeps the others."""
+    from app.ingest import batch
+
+    normalize = batch.normalize
+
+    def fragile(raw, *args):
+        """Normalise, except for one line that makes the code fail."""
+        if raw.get("message") == "breaks":
+            raise OverflowError("a fault no rule foresaw")
+        return normalize(raw, *args)
+
+    monkeypatch.setattr(batch, "normalize", fragile)
+    response = post_logs(client, [{"service": "frail", "message": m}
+                                  for m in ("before", "breaks", "after")])
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["rejected"]) == (2, 1)
+    assert response.json["errors"][0]["index"] == 1
+    assert "server fault" in response.json["errors"][0]["error"]
+    assert [r["message"] for r in stored("frail")] == ["before", "after"]
+    assert "OverflowError: a fault no rule foresaw" in caplog.text
+
+
 def test_errors_list_is_capped_at_100(client):
     """A batch of 150 bad lines reports them all in the count but lists 100."""
     response = post_logs(client, [{"service": "cap"} for _ in range(150)])

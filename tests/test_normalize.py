@@ -59,7 +59,12 @@ def test_timestamps_in_every_accepted_form(given, expected):
     assert parse_timestamp(given) == expected
 
 
-@pytest.mark.parametrize("given", ["yesterday", "", "NaN", -5, float("inf"), 10**25, True, {}])
+@pytest.mark.parametrize("given", [
+    "yesterday", "", "NaN", -5, float("inf"), 10**25, True, {},
+    pytest.param(10**400, id="10**400"), pytest.param("1" + "0" * 400, id="'1e400' in digits"),
+    "1e400",  # too large for a float
+    "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00",  # off the calendar in UTC
+])
 def test_bad_timestamps_raise(given):
     """Unreadable times raise ValueError."""
     with pytest.raises(ValueError):

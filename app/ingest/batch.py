@@ -1,5 +1,6 @@
 """One ingest request, from raw body to stored lines and an answer for the sender."""
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from app.ingest.store import KeyClaim, store_records
 from app.metrics import count_ingest
 
 MAX_LISTED_ERRORS = 100
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +60,12 @@ def ingest_items(items: list, default_service: str | None, config,
             record = normalize(item, default_service, limits, received)
         except InvalidLine as error:
             result.refuse(index, str(error))
+            continue
+        except Exception:
+            # A line that breaks a rule's code must not cost the batch's other lines (nor
+            # loop a retrying sender on 500s): it is refused, and the fault logged.
+            log.exception("%s: line %d could not be normalised", receiver, index)
+            result.refuse(index, "line could not be read (a server fault, logged)")
             continue
         if pinned_service is not None and record.service != pinned_service:
             result.refuse(index, f"this token only sends logs for service {pinned_service!r}")

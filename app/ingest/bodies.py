@@ -66,7 +66,7 @@ _TWENTY_DIGITS = b"0" * 20
 _MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
 
 
-def _loads(data: bytes):
+def loads(data: bytes):
     """Parse UTF-8 JSON text.
 
     orjson parses a line several times faster than the standard library, which is most of
@@ -89,7 +89,7 @@ def parse_json_body(data: bytes) -> list:
     if not stripped:
         raise BodyError(400, "body is empty")
     try:
-        document = _loads(stripped)
+        document = loads(stripped)
     except (ValueError, RecursionError):
         return _parse_ndjson(stripped)
     if isinstance(document, list):
@@ -106,7 +106,7 @@ def _parse_ndjson(data: bytes) -> list:
         if not line.strip():
             continue
         try:
-            items.append(_loads(line))
+            items.append(loads(line))
         except (ValueError, RecursionError) as error:
             items.append(LineError(f"line {number} is not valid JSON: {_short(error)}"))
     if all(isinstance(item, LineError) for item in items):
@@ -124,9 +124,10 @@ _RECORD_INTERNALS = {
     "name", "msg", "args", "levelname", "levelno", "created", "msecs", "relativeCreated",
     "exc_info", "exc_text", "stack_info", "filename", "message", "asctime",
 }
-# A printf width or precision this large would build a huge string from a tiny request.
 _EXC_INFO = re.compile(r"^\(<class '[^']+'>, (.+), <traceback object at 0x[0-9a-f]+>\)$", re.S)
-_HUGE_FORMAT = re.compile(r"%[-#0 +]*(\*|\d{5,}|\.(\*|\d{5,}))")
+# A printf width or precision this large would build a huge string from a tiny request,
+# with or without a mapping key ("%(name)099999d").
+_HUGE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d{5,}|\.(\*|\d{5,}))")
 
 
 def _format_message(msg: str, args: str) -> str:

@@ -34,12 +34,16 @@ def parse_timestamp(value) -> datetime:
     if parsed.tzinfo is None:
         # A time without a zone is taken as UTC, never as the server's local time.
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise ValueError(f"timestamp {value[:40]!r} is outside the years 1 to 9999") from None
 
 
 def _from_epoch(number: float) -> datetime:
     """Convert epoch seconds, milliseconds, microseconds or nanoseconds to a UTC datetime."""
-    if not math.isfinite(number) or number < 0:
+    # An int is never converted to float before its size is known: a huge one would overflow.
+    if (isinstance(number, float) and not math.isfinite(number)) or number < 0:
         raise ValueError("timestamp must be a positive finite epoch time")
     for limit, divisor in _EPOCH_DIVISORS:
         if number < limit:
