@@ -13,7 +13,7 @@ from app.extensions import db
 from app.jobs.schedule import SCHEDULE, make_scheduler, reconcile
 from app.models import AlertConfig, AlertDelivery, AlertViolation, JobExecution
 from app.rollups.retention import delete_old_counts
-from app.rollups.tiers import floor_hour, floor_minute
+from app.rollups.tiers import floor_hour, floor_minute, minute_horizon
 from tests.helpers import scalar
 
 ARCHIVE_JOB = "app.jobs.maintenance.archive_alert_history"
@@ -199,8 +199,9 @@ def test_the_scheduled_entry_runs_the_job(app):
 AGES_HOURS = (12, 36, 72, 216)
 
 
-def seed_minutes() -> None:
-    """Service and template minute counts at each age, in hours the hourly job has done."""
+def seed_minutes(minute_days: int = 2) -> None:
+    """Service and template minute counts at each age, in hours the hourly job has done (with
+    LOGDASH_RETAIN_MINUTE_DAYS at `minute_days`, which sets the minute horizon)."""
     now = datetime.now(UTC)
     for hours in AGES_HOURS:
         minute = floor_minute(now - timedelta(hours=hours))
@@ -209,8 +210,9 @@ def seed_minutes() -> None:
         db.session.execute(text("INSERT INTO logs.template_minute (minute, service, level,"
                                 " fingerprint, count) VALUES (:m, 'api', 'error', 'f', :n)"),
                            {"m": minute, "n": hours})
-    db.session.execute(text("INSERT INTO logs.watermarks VALUES ('hourly', :w)"),
-                       {"w": floor_hour(now)})
+    db.session.execute(text("INSERT INTO logs.watermarks VALUES ('hourly', :w),"
+                            " ('minute_horizon', :h)"),
+                       {"w": floor_hour(now), "h": minute_horizon(now, minute_days)})
     db.session.commit()
 
 
@@ -237,7 +239,7 @@ def test_retention_job_keeps_minute_counts_longer_than_template_minutes(app):
 def test_each_minute_table_follows_its_setting(app, counts_days, minute_days, counts_kept,
                                                templates_kept):
     """LOGDASH_RETAIN_MINUTE_COUNTS_DAYS for rollup_minute, ..._MINUTE_DAYS for templates."""
-    seed_minutes()
+    seed_minutes(minute_days)
     config = {**app.config, "LOGDASH_RETAIN_MINUTE_COUNTS_DAYS": counts_days,
               "LOGDASH_RETAIN_MINUTE_DAYS": minute_days}
     delete_old_counts(config, datetime.now(UTC))

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from app.extensions import db
 from app.rollups.aggregate import aggregate_hours
 from app.rollups.retention import delete_old_counts, drop_old_partitions
-from app.rollups.tiers import floor_hour
+from app.rollups.tiers import floor_hour, minute_horizon
 from tests.helpers import post_logs, scalar
 
 NOW = datetime.now(UTC)
@@ -43,7 +43,8 @@ def test_counts_past_retention_are_deleted(app):
     nine_days = floor_hour(NOW - timedelta(days=9))
     for minute in (nine_days, nine_days + timedelta(hours=1)):
         put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)", m=minute)
-    put("INSERT INTO logs.watermarks VALUES ('hourly', :w)", w=floor_hour(NOW))
+    put("INSERT INTO logs.watermarks VALUES ('hourly', :w), ('minute_horizon', :h)",
+        w=floor_hour(NOW), h=minute_horizon(NOW, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"]))
     put("INSERT INTO logs.dirty_hours VALUES (:h)", h=nine_days + timedelta(hours=1))
     put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 7)",
         h=floor_hour(NOW - timedelta(days=91)))
@@ -67,6 +68,23 @@ def test_counts_past_retention_are_deleted(app):
     assert removed["templates"] == 1
     assert removed["ingest_keys"] == 1
     assert scalar("SELECT key FROM logs.ingest_keys") == "recent"
+
+
+def test_minutes_ingest_may_still_write_are_kept_while_no_job_runs(app, client):
+    """Past retention but not before the minute horizon the last hourly run set: ingest
+    still counts late lines of that hour per minute, and the job would redo the hour from
+    them, so they stay until a run moves the horizon past them."""
+    days = app.config["LOGDASH_RETAIN_MINUTE_DAYS"]
+    last_run = NOW - timedelta(hours=3)  # the scheduler has been down since
+    aggregate_hours(last_run)
+    horizon = minute_horizon(last_run, days)
+    for minute in (horizon - timedelta(minutes=1), horizon + timedelta(minutes=1)):
+        put("INSERT INTO logs.template_minute VALUES (:m, 'a', 'info', 'f', 5)", m=minute)
+    assert horizon + timedelta(minutes=1) < NOW - timedelta(days=days)  # past retention
+    assert delete_old_counts(app.config, NOW)["template_minute"] == 1
+    assert scalar("SELECT minute FROM logs.template_minute") == horizon + timedelta(minutes=1)
+    aggregate_hours(NOW)
+    assert delete_old_counts(app.config, NOW)["template_minute"] == 1
 
 
 def test_minutes_not_yet_aggregated_are_kept(client):

@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from app.extensions import db
 from app.ingest.store import late_hours
 from app.rollups.aggregate import LOCKS, aggregate_hours
-from app.rollups.tiers import floor_hour
+from app.rollups.tiers import floor_hour, minute_horizon
 from app.stats.counts import KINDS, counts_source, level_totals, split_of, top_templates
 from app.stats.health import ERROR_LEVELS, hour_counts
 from app.stats.sealed import MAX_ENTRIES, sealed_sums
@@ -290,6 +290,26 @@ def test_kept_minutes_of_the_current_hour_see_a_line_that_arrives_late(client, m
     assert split_of(window).cut == split_of(window).watermark
     check_exact(now=later)
     check_hour_exact(make_window("1h", later), make_window("1h", later).buckets()[-15])
+
+
+def test_a_late_hour_keeps_its_lines_when_the_clock_passes_the_minute_horizon(
+        app, client, monkeypatch):
+    """A late line for the oldest hour ingest counts per minute marks that hour, for the job
+    to redo from its minutes. If the clock then passes the next hour before the job runs,
+    another late line for that hour must still go to its minutes, not be added to the
+    hourly tier only for the job to replace it with the minutes' sums."""
+    aggregate_hours()
+    now = datetime.now(UTC)
+    oldest = minute_horizon(now, app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
+    send(client, at(oldest + timedelta(minutes=10), "api", "error", 2))
+    assert scalar("SELECT count(*) FROM logs.dirty_hours WHERE hour = :h", h=oldest) == 1
+    # Ingest's clock a second into the next hour, which would put `oldest` past the horizon.
+    monkeypatch.setattr(Clock, "ahead", floor_hour(now) + timedelta(hours=1, seconds=1) - now)
+    monkeypatch.setattr("app.ingest.store.datetime", Clock)
+    send(client, at(oldest + timedelta(minutes=20), "api", "error", 3))
+    check_exact(("7d",))
+    aggregate_hours()
+    check_exact(("7d",))
 
 
 def test_late_hours_are_those_older_than_late_after_or_sealed():

@@ -11,15 +11,14 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import psycopg
-from flask import current_app
 from psycopg.types.json import Jsonb
 from sqlalchemy import text
 
 from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
-from app.rollups.aggregate import LOCKS, NOTE_HOURLY_CHANGE, read_watermark
-from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute, minute_horizon
+from app.rollups.aggregate import LOCKS, NOTE_HOURLY_CHANGE, read_ingest_bounds
+from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute
 
 COPY_ENTRIES = f"COPY logs.entries ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 
@@ -130,16 +129,13 @@ def _claim_key(cursor, claim: KeyClaim) -> dict | None:
     return cursor.fetchone()[0]
 
 
-def _tally(records: list[Record], done: datetime | None) -> dict:
+def _tally(records: list[Record], horizon: datetime | None) -> dict:
     """Everything a batch adds besides its rows: counts, dirty buckets, templates, services.
 
-    `done` is the hourly job's watermark."""
+    `horizon` is the minute horizon the hourly job last set (app/rollups/aggregate.py)."""
     now = datetime.now(UTC)
-    horizon = minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
-    if any(r.timestamp < horizon for r in records):
-        # Hours the hourly job has not reached yet keep their minutes until it does: before
-        # its first run, that is every hour.
-        horizon = min(horizon, done) if done else datetime.min.replace(tzinfo=UTC)
+    # Before the job's first run every hour keeps its minutes.
+    horizon = horizon or datetime.min.replace(tzinfo=UTC)
     tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "minutes": set(),
              "dirty_days": set(), "templates": {}, "services": {}}
     counts = tally["counts"]
@@ -167,10 +163,11 @@ def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | Non
     """COPY the rows, add their counts, note templates and services, and commit."""
     # Shared with every other batch, exclusive to the hourly job (app/rollups/aggregate.py):
     # the job never seals an hour while a batch that writes into it is open, and a batch
-    # begun after a run sees the watermark that run moved, whatever the machines' clocks.
+    # begun after a run sees the watermark and minute horizon that run moved, whatever the
+    # machines' clocks.
     db.session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCKS["hourly"]})
-    done = read_watermark("hourly")
-    tally = _tally(records, done)
+    done, horizon = read_ingest_bounds()
+    tally = _tally(records, horizon)
     with db.session.connection().connection.driver_connection.cursor() as cursor:
         earlier = _claim_key(cursor, claim) if claim else None
         if earlier is not None:

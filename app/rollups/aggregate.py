@@ -9,10 +9,11 @@ up in one run, plus the "dirty" buckets that late lines touched after they were 
 
 from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.tiers import DAY, HOUR, floor_day, floor_hour
+from app.rollups.tiers import DAY, HOUR, floor_day, floor_hour, minute_horizon
 
 # pg_advisory_xact_lock keys: one run per tier at a time, across every process. Ingest
 # batches hold the hourly one in shared mode (app/ingest/store.py), so a run waits for them.
@@ -24,6 +25,11 @@ RECOMPUTE_HOURLY = [
     ("template_hourly", "template_minute", "service, level, fingerprint"),
 ]
 RECOMPUTE_DAILY = [("rollup_daily", "rollup_hourly", "service, level")]
+# The watermarks row holding the minute horizon: ingest counts lines of hours before it
+# straight into the hourly tier, and per minute from it on. Only the hourly job moves it,
+# so every batch between two runs agrees on it, whatever its clock says: an hour that still
+# has minutes to be redone from never also gets hourly counts that the redo would replace.
+MINUTE_HORIZON = "minute_horizon"
 
 
 # Notes, in the caller's transaction, that finished hours changed. Always a later time than
@@ -45,6 +51,14 @@ def read_watermark(tier: str) -> datetime | None:
     return db.session.execute(
         text("SELECT through FROM logs.watermarks WHERE tier = :tier"), {"tier": tier}
     ).scalar()
+
+
+def read_ingest_bounds() -> tuple[datetime | None, datetime | None]:
+    """The hourly watermark and the minute horizon, as the last hourly run left them."""
+    return db.session.execute(text(
+        "SELECT max(through) FILTER (WHERE tier = 'hourly'),"
+        f" max(through) FILTER (WHERE tier = '{MINUTE_HORIZON}') FROM logs.watermarks"
+    )).one()
 
 
 def _set_watermark(tier: str, through: datetime) -> None:
@@ -115,6 +129,11 @@ def aggregate_hours(now: datetime | None = None) -> dict:
     # Days already aggregated that these hours belong to must be redone from them.
     _mark_days_dirty({floor_day(hour) for hour in hours} - {floor_day(end)})
     _set_watermark("hourly", end)
+    # Dirty hours before the new horizon were redone above; from now on they only get
+    # hourly counts.
+    horizon = minute_horizon(now or datetime.now(UTC),
+                             current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
+    _set_watermark(MINUTE_HORIZON, min(horizon, end))
     if hours:
         # Only a run that redid hours changes sealed ones; most runs (every 5 minutes) find
         # nothing new, and sums kept of sealed hours then stay valid.

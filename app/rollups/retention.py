@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.ingest.partitions import existing_partitions, forget_partitions
-from app.rollups.aggregate import note_hourly_change, read_watermark
+from app.rollups.aggregate import note_hourly_change, read_ingest_bounds
 
 
 def _partition_day(name: str) -> date | None:
@@ -44,14 +44,17 @@ def _delete(sql: str, **params) -> int:
 
 def minute_cutoffs(config, now: datetime) -> dict:
     """Per minute table, the time before which rows are past retention and aggregated."""
-    hourly_done = read_watermark("hourly") or datetime.min.replace(tzinfo=UTC)
+    # Minutes from the horizon on may still be written and their hour redone from them; the
+    # horizon is at or before the hourly watermark, and lags the clock while no job runs.
+    _, horizon = read_ingest_bounds()
+    kept_from = horizon or datetime.min.replace(tzinfo=UTC)
     template_days = config["LOGDASH_RETAIN_MINUTE_DAYS"]
     # Ingest writes both minute tables up to LOGDASH_RETAIN_MINUTE_DAYS back (minute_horizon),
     # so service counts are never kept for less than that, whatever the setting says.
     counts_days = max(config["LOGDASH_RETAIN_MINUTE_COUNTS_DAYS"], template_days)
     return {
-        "rollup_minute": min(now - timedelta(days=counts_days), hourly_done),
-        "template_minute": min(now - timedelta(days=template_days), hourly_done),
+        "rollup_minute": min(now - timedelta(days=counts_days), kept_from),
+        "template_minute": min(now - timedelta(days=template_days), kept_from),
     }
 
 
