@@ -176,6 +176,29 @@ def test_lost_jobs_and_workers_are_recovered(client):
     assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE status = 'pending'") == 1
 
 
+def test_two_checks_at_once_retry_a_lost_send_once(client):
+    """While another check holds the attempt a worker lost mid-send, this one leaves it
+    alone, rather than scheduling a second retry of the same notification."""
+    receiver = Receiver()
+    try:
+        fire(client, receiver)
+        run_jobs()
+    finally:
+        receiver.stop()
+    db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'sending',"
+                            " started_at = :old"), {"old": datetime.now(UTC) - timedelta(hours=1)})
+    db.session.commit()
+    with db.engine.connect() as other:
+        other.execute(text("SELECT id FROM logs.alert_deliveries FOR UPDATE"))
+        # Were the row waited for, this would fail rather than hang.
+        db.session.execute(text("SET LOCAL lock_timeout = '3s'"))
+        assert recover_stale()["worker_lost"] == 0
+        other.execute(text("UPDATE logs.alert_deliveries SET status = 'retrying'"))
+        other.commit()
+    assert recover_stale()["worker_lost"] == 0
+    assert scalar("SELECT count(*) FROM logs.alert_deliveries") == 1
+
+
 def test_header_values_cannot_carry_line_breaks():
     """Whatever text reaches a mail header is folded onto one line."""
     assert one_line("api\r\nBcc: victim@example.com") == "api Bcc: victim@example.com"

@@ -183,14 +183,27 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
 def recover_stale() -> dict:
     """Requeue attempts whose job was lost, and retry ones whose worker died mid-send."""
     now = datetime.now(UTC)
-    lost_workers = list(db.session.scalars(select(AlertDelivery).where(
-        AlertDelivery.status == "sending", AlertDelivery.started_at < now - STALE_SENDING)))
-    for delivery in lost_workers:
-        _failed(delivery, TransportError("worker stopped while sending"))
+    lost_workers = 0
+    while (delivery := _take_lost(now - STALE_SENDING)) is not None:
+        _failed(delivery, TransportError("worker stopped while sending"))  # commits
+        lost_workers += 1
     overdue = db.session.execute(text(
         "SELECT id FROM logs.alert_deliveries WHERE status = 'pending'"
         " AND coalesce(next_attempt_at, created_at) < :cutoff"), {"cutoff": now - STALE_PENDING},
     ).scalars().all()
     for delivery_id in overdue:
         current_app.alert_queue.enqueue(deliver_job_path(), delivery_id, job_timeout=120)
-    return {"requeued": len(overdue), "worker_lost": len(lost_workers)}
+    return {"requeued": len(overdue), "worker_lost": lost_workers}
+
+
+def _take_lost(started_before: datetime) -> AlertDelivery | None:
+    """Lock one attempt whose worker died mid-send, skipping any another check holds: two
+    checks at once must not both schedule its retry. Its status changes before the lock
+    goes, with the commit, so no later check takes it again."""
+    return db.session.scalars(
+        select(AlertDelivery)
+        .where(AlertDelivery.status == "sending", AlertDelivery.started_at < started_before)
+        .order_by(AlertDelivery.id).limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).first()
