@@ -155,6 +155,23 @@ def test_resolution_under_a_silence_after_being_told_goes_out_when_it_ends(clien
     assert violation().notification_held is False
 
 
+def test_an_unheard_episode_closed_with_its_config_stays_quiet(client, receiver):
+    """Held by a silence, then ended by disabling its config: nobody heard it fire, so
+    enabling the config after the silence sends nothing about it."""
+    configure(client, alert_webhook_url=receiver.url)
+    put_counts(range(2), 10)
+    silence(at(0, 0), at(3, 0))
+    step(at(1))
+    assert violation().notification_held is True
+    assert client.put("/api/logs/alerts/config/api", json={"enabled": False}).status_code == 200
+    assert client.put("/api/logs/alerts/config/api", json={"enabled": True}).status_code == 200
+    step(at(4))
+    step(at(5))
+    assert receiver.requests == []
+    assert (violation().resolution, violation().notification_held) == ("config disabled",
+                                                                      False)
+
+
 def test_acknowledged_during_a_silence_drops_the_owed_notice(client, receiver):
     """Someone already knows: the silence's end sends nothing, resolution is still sent."""
     configure(client, alert_webhook_url=receiver.url)

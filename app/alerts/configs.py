@@ -213,7 +213,8 @@ def close_open_violations(config: AlertConfig, reason: str,
     db.session.execute(
         update(AlertViolation)
         .where(AlertViolation.service == config.service, AlertViolation.resolved_at.is_(None))
-        .values(resolved_at=now, resolution=reason)
+        # A notice held back by a silence is not owed any more: the episode ends quietly.
+        .values(resolved_at=now, resolution=reason, notification_held=False)
     )
     db.session.execute(
         update(AlertDelivery)
