@@ -132,6 +132,30 @@ def test_no_second_notification_while_firing_until_the_repeat_interval(client, r
     assert bodies[0]["violation_id"] == bodies[1]["violation_id"]
 
 
+def test_an_evaluation_that_dies_before_its_notices_records_nothing(client, receiver,
+                                                                    monkeypatch):
+    """A job that fails between recording a violation and writing its deliveries leaves
+    neither, so the next evaluation fires it and sends the notice."""
+    from app.alerts import notify as notify_module
+
+    configure(client, receiver)
+    errors(client, 6, steady_minute())
+
+    def broken(*args):
+        """The database went away while the notice was being written."""
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(notify_module, "top_templates", broken)
+    with pytest.raises(ConnectionError):
+        notify(evaluate())
+    db.session.rollback()  # as the failed job's session does
+    monkeypatch.undo()
+    assert open_violations() == 0
+    notify(evaluate())
+    run_jobs()
+    assert [b["event"] for b in receiver.bodies()] == ["firing"]
+
+
 def test_firing_resolved_then_firing_again(client, receiver):
     """Back under the threshold for a full minute resolves once; a new burst opens anew."""
     configure(client, receiver)

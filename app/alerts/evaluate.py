@@ -14,7 +14,8 @@ Every change of state is claimed with a conditional statement (a unique index fo
 opening, `WHERE resolved_at IS NULL` for resolving, `WHERE last_notified_at < ...` for
 repeats, `WHERE notification_held` for the notice owed after a silence, and
 `last_evaluated_at` for the minimum evaluation interval), so evaluators running at once
-never notify twice for one thing.
+never notify twice for one thing. The changes are committed together with the deliveries
+they call for (app/alerts/notify.py), so none is recorded without its notice.
 """
 
 from collections import defaultdict
@@ -243,7 +244,8 @@ def _check(config: AlertConfig, level: str, counts: list[int],
 
 
 def evaluate(now: datetime | None = None) -> list[AlertEvent]:
-    """Check the enabled configs due for evaluation; commit; return the events."""
+    """Check the enabled configs due for evaluation; return the events, their changes not
+    yet committed: notify() commits them with the deliveries they owe."""
     now = now or datetime.now(UTC)
     configs = _claim_configs(now)
     if not configs:
@@ -265,7 +267,6 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
             if event is not None:
                 events.append(event)
     events += _owed_resolutions(configs, book)
-    db.session.commit()
-    for event in events:
+    for event in events:  # the columns the statements above changed
         db.session.refresh(event.violation)
     return events

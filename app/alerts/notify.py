@@ -126,27 +126,38 @@ def _take_slot(config: AlertConfig, channel: str, now: datetime) -> tuple[dateti
     return start + length, sent
 
 
-def create_limited(config: AlertConfig, body: dict, event: str,
-                   violation_id: int | None) -> list[AlertDelivery]:
-    """One attempt per channel: pending within the rate limit, else held for the digest.
-
-    The first notification held in a window schedules that window's digest; committed.
-    """
+def _limited(config: AlertConfig, body: dict, event: str, violation_id: int | None
+             ) -> tuple[list[AlertDelivery], list[tuple]]:
+    """One attempt per channel: pending within the rate limit, else held for the digest;
+    not committed. Also the schedule_at calls owed after the commit: the first
+    notification held in a window schedules that window's digest."""
     now = datetime.now(UTC)
-    rows, digests_due = [], []
+    rows, schedules = [], []
     for channel, target in channels(config):
         window_end, number = _take_slot(config, channel, now)
         held = number > config.rate_limit_count
         rows.append(_delivery(config, channel, target, event, body, violation_id,
                               held_until=window_end if held else None))
         if number == config.rate_limit_count + 1:
-            digests_due.append((channel, window_end))
+            schedules.append((window_end, DIGEST_JOB,
+                              f"digest-{config.id}-{channel}-{int(window_end.timestamp())}"))
     db.session.add_all(rows)
+    return rows, schedules
+
+
+def create_limited(config: AlertConfig, body: dict, event: str,
+                   violation_id: int | None) -> list[AlertDelivery]:
+    """One attempt per channel, within the rate limit or held for the digest; committed."""
+    rows, schedules = _limited(config, body, event, violation_id)
     db.session.commit()
-    for channel, window_end in digests_due:
-        schedule_at(window_end, DIGEST_JOB,
-                    key=f"digest-{config.id}-{channel}-{int(window_end.timestamp())}")
+    _schedule(schedules)
     return rows
+
+
+def _schedule(schedules: list[tuple]) -> None:
+    """Make the (when, job, key) schedule_at calls."""
+    for when, job, key in schedules:
+        schedule_at(when, job, key=key)
 
 
 def enqueue_delivery(delivery: AlertDelivery) -> None:
@@ -185,25 +196,33 @@ def announce(item: AlertEvent) -> None:
 
 
 def notify(events: list[AlertEvent]) -> list[AlertDelivery]:
-    """Create and queue the deliveries for a list of events, and announce them.
+    """Create the deliveries for evaluate()'s events and commit them with its changes; then
+    queue them and announce the events.
 
-    Silenced events are announced only; one held back by a hold that ends schedules an
-    evaluation then, so the notice owed for a still-firing episode goes out promptly (the
-    every-minute check covers a lost job).
+    One commit: a job that dies in between cannot have recorded an alert and lost its
+    notice. Rows whose job was never queued are queued again by the every-minute check
+    (recover_stale). Silenced events are announced only; one held back by a hold that ends
+    schedules an evaluation then, so the notice owed for a still-firing episode goes out
+    promptly (the every-minute check covers a lost job).
     """
-    deliveries = []
+    deliveries, schedules = [], []
     for item in events:
-        announce(item)
         if item.silenced:
             if item.held_until is not None:
-                schedule_at(item.held_until, EVALUATE_JOB,
-                            key=f"evaluate-at-{int(item.held_until.timestamp())}")
+                schedules.append((item.held_until, EVALUATE_JOB,
+                                  f"evaluate-at-{int(item.held_until.timestamp())}"))
             continue
         body = payload(item.violation, item.event, item.repeat, item.after_silence)
-        for delivery in create_limited(item.config, body, item.event, item.violation.id):
-            if delivery.status == "pending":
-                enqueue_delivery(delivery)
-            deliveries.append(delivery)
+        rows, digests = _limited(item.config, body, item.event, item.violation.id)
+        deliveries += rows
+        schedules += digests
+    db.session.commit()
+    for item in events:
+        announce(item)
+    for delivery in deliveries:
+        if delivery.status == "pending":
+            enqueue_delivery(delivery)
+    _schedule(schedules)
     return deliveries
 
 
