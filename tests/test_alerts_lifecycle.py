@@ -205,6 +205,34 @@ def test_two_evaluators_at_once_open_one_violation(app, client):
     assert scalar("SELECT count(*) FROM logs.alert_deliveries") == 1
 
 
+def test_an_evaluation_waits_for_the_one_running_and_reads_the_clock_after(app, client):
+    """Evaluations run one at a time, and one that waited judges the minute it got the
+    turn in: never counts older than the violations the one before it left."""
+    from app.alerts.evaluate import EVALUATION_LOCK
+
+    configure(client)
+    errors(client, 6, steady_minute())
+    done = threading.Event()
+
+    def check():
+        """An evaluator with its own connection."""
+        with app.app_context():
+            notify(evaluate())
+            db.session.remove()
+        done.set()
+
+    with db.engine.connect() as running:
+        running.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+        waiter = threading.Thread(target=check)
+        waiter.start()
+        assert not done.wait(1.0)  # it waits while another evaluation holds the turn
+        released = datetime.now(UTC)
+        running.rollback()
+    waiter.join(10)
+    assert done.is_set()
+    assert scalar("SELECT timestamp FROM logs.alert_violations") >= released
+
+
 def test_disabled_config_is_skipped(client, receiver):
     """A disabled config never fires."""
     configure(client, receiver, enabled=False)

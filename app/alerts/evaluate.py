@@ -30,6 +30,8 @@ from app.extensions import db
 from app.models import AlertConfig, AlertViolation
 from app.rollups.tiers import MINUTE, floor_minute
 
+# pg_advisory_xact_lock key of evaluations (next to the rollup jobs' in app/rollups).
+EVALUATION_LOCK = 0x6C6F6803
 # What each alert level counts, and the config field holding its threshold.
 ALERT_LEVELS = {
     "error": (("error", "critical"), "error_threshold_per_min"),
@@ -246,10 +248,17 @@ def _check(config: AlertConfig, level: str, counts: list[int],
 def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     """Check the enabled configs due for evaluation; return the events, their changes not
     yet committed: notify() commits them with the deliveries they owe."""
+    clock = now is None
     now = now or datetime.now(UTC)
     configs = _claim_configs(now)
     if not configs:
         return []
+    # One evaluation at a time, each from the minute counts and violations as the one before
+    # committed them: else one that read the counts of a minute ago could find the episode
+    # another had just resolved gone, and open it again. Held until notify() commits.
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+    if clock:
+        now = datetime.now(UTC)  # after any wait for the lock
     services = [config.service for config in configs]
     # The minute now filling, the previous one, and enough before them for the longest `for`.
     series = minute_series(services, now, max(c.for_minutes for c in configs) + 1)
