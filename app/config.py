@@ -11,15 +11,18 @@ def database_url_from(value: str) -> str:
     return value
 
 
-def _int(name: str, default: int) -> int:
-    """Read an integer setting, naming the variable when it is not a number."""
+def _int(name: str, default: int, low: int | None = None, high: int | None = None) -> int:
+    """Read an integer setting, naming the variable when it is not a number or out of range."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def _float(name: str, default: float) -> float:
@@ -73,7 +76,8 @@ class Config:
         self.LOGDASH_HEALTH_ERROR_ERRORS = _int("LOGDASH_HEALTH_ERROR_ERRORS", 50)
         self.LOGDASH_HEALTH_WARNING_ERRORS = _int("LOGDASH_HEALTH_WARNING_ERRORS", 10)
         self.LOGDASH_HEALTH_WARNING_WARNINGS = _int("LOGDASH_HEALTH_WARNING_WARNINGS", 50)
-        self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15)
+        # Health looks at the last hour, by the minute.
+        self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15, 1, 60)
         # Links in alerts point here.
         self.LOGDASH_BASE_URL = os.environ.get("LOGDASH_BASE_URL", "http://127.0.0.1:8000")
         # Alert delivery: retries with exponential backoff until the horizon.

@@ -65,6 +65,11 @@ def test_config_reads_the_environment(monkeypatch):
     monkeypatch.setenv("LOGDASH_MAX_LINES_PER_REQUEST", "lots")
     with pytest.raises(ValueError, match="LOGDASH_MAX_LINES_PER_REQUEST must be an integer"):
         Config()
+    monkeypatch.setenv("LOGDASH_MAX_LINES_PER_REQUEST", "12")
+    for minutes in ("0", "61"):  # health sees the last hour, by the minute
+        monkeypatch.setenv("LOGDASH_HEALTH_SILENT_MINUTES", minutes)
+        with pytest.raises(ValueError, match="SILENT_MINUTES must be between 1 and 60, got"):
+            Config()
 
 
 def test_missing_database_url_is_explained(monkeypatch):

@@ -115,8 +115,7 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     now = now or datetime.now(UTC)
     hour = make_window("1h", now)
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    recent_start = (hour.buckets()[-rules.silent_minutes] if rules.silent_minutes <= 60
-                    else hour.start)
+    recent_start = hour.buckets()[-rules.silent_minutes]  # 1 to 60, as config checks
     counts, last_seen = hour_counts(hour, recent_start, service, split)
     for (name, level), (count, recent) in counts.items():
         per_service[name][level] += count
