@@ -4,6 +4,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -92,11 +93,16 @@ def test_dashboard_chart_data_is_the_series(client, traffic):
 
 
 def test_top_errors_link_to_their_lines(client, traffic):
-    """Each top error links to the search for its template, with its count."""
-    top = client.get("/api/logs/dashboard").json["top_errors"][0]
+    """Each top error links to the search for its template over the same window, which
+    finds as many lines as it counts."""
+    send(client, [{"service": "api", "level": "error", "message": "timeout talking to db-9",
+                   "timestamp": minutes_ago(120)}])  # the same template, before the window
+    dashboard = client.get("/api/logs/dashboard").json
+    top = dashboard["top_errors"][0]
     html = page(client, "/")
     section = element(html, "top-errors")
-    link = f"/logs?fingerprint={top['fingerprint']}&amp;service=api&amp;level=error"
+    link = (f"/logs?fingerprint={top['fingerprint']}&amp;service=api&amp;level=error"
+            f"&amp;since={quote(dashboard['window']['start'], safe=':')}")
     assert link in section
     assert ">3</td>" in section
     found = page(client, unescape(link))
@@ -239,6 +245,16 @@ def test_logs_page_follows_the_cursor(client, searchable):
         if path:
             assert "limit=2" in path and "cursor=" in path
     assert seen == [f"Request {i} done" for i in (4, 3, 2, 1, 0)]
+
+
+@pytest.mark.parametrize("extra", ["endpoint=x", "_anchor=x", "_external=1", "_method=POST"])
+def test_pages_ignore_parameters_that_are_not_filters(client, searchable, extra):
+    """Parameters the pages do not know are left out of the links they build, whatever
+    the names: never a server error."""
+    older = re.search(r'href="([^"]*)" rel="next"', page(client, f"/logs?limit=2&{extra}"))
+    assert unescape(older.group(1)).startswith("/logs?limit=2&cursor=")
+    socket = re.search(r'ws-connect="([^"]*)"', page(client, f"/tail?q=boom&{extra}"))
+    assert unescape(socket.group(1)) == "/ws/logs/tail?q=boom"
 
 
 @pytest.mark.parametrize(("query", "message"), [

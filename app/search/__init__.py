@@ -80,6 +80,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise BadSearch("cursor is not one this server gave out") from None
 
 
+# The query parameters filters_from_args reads.
+FILTER_ARGS = ("service", "level", "min_level", "q", "since", "until", "fingerprint", "limit",
+               "cursor")
+
+
 def filters_from_args(args, max_limit: int) -> SearchFilters:
     """Build filters from request arguments, raising BadSearch on the first bad one."""
     filters = SearchFilters(services=[s for s in args.getlist("service") if s])

@@ -3,7 +3,7 @@
 from flask import current_app, render_template, request, url_for
 
 from app.models import LEVELS
-from app.search import BadSearch, filters_from_args, search_entries
+from app.search import FILTER_ARGS, BadSearch, filters_from_args, search_entries
 from app.stats.dashboard import service_names
 from app.web import bp
 from app.web.filters import socket_path
@@ -19,11 +19,15 @@ def _filters():
     return filters_from_args(request.args, current_app.config["LOGDASH_SEARCH_MAX_LIMIT"])
 
 
+def _filter_args() -> dict[str, list[str]]:
+    """The request's search parameters, and no others: anything else passed on to url_for
+    could be one of its own arguments (endpoint, _anchor, _external...)."""
+    return {name: request.args.getlist(name) for name in FILTER_ARGS if name in request.args}
+
+
 def _page_url(cursor: str | None) -> str:
     """This search's URL for the page after `cursor` (the newest page for None)."""
-    args = request.args.to_dict(flat=False)
-    args["cursor"] = cursor
-    return url_for("web.logs_page", **args)
+    return url_for("web.logs_page", **{**_filter_args(), "cursor": cursor})
 
 
 @bp.get("/logs")
@@ -49,5 +53,5 @@ def tail_page():
         _filters()
     except BadSearch as error:
         return render_template("tail.html", error=str(error), **_form_context()), 400
-    socket_url = socket_path("live.tail_socket", **request.args.to_dict(flat=False))
+    socket_url = socket_path("live.tail_socket", **_filter_args())
     return render_template("tail.html", socket_url=socket_url, **_form_context())
