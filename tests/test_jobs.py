@@ -64,6 +64,23 @@ def test_reconcile_adds_once_and_cancels_what_is_no_longer_declared(scheduler):
     assert list(scheduler.get_jobs()) == []
 
 
+def test_periodic_job_ids_carry_the_installation_prefix(app, scheduler, monkeypatch):
+    """RQ keeps a job under its id alone: two installations on one Redis register their
+    schedules under different ids, so neither overwrites the other's jobs. Ids from before
+    the prefix are cancelled."""
+    legacy = scheduler.schedule(scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+                                func=SCHEDULE[0]["func"], interval=60, repeat=None,
+                                id="logdash-periodic-0123456789abcdef")
+    result = reconcile(scheduler)
+    assert result["cancelled"] == [legacy.id]
+    ours = {job.id for job in scheduler.get_jobs()}
+    prefix = app.config["LOGDASH_QUEUE_PREFIX"]
+    assert len(ours) == len(SCHEDULE)
+    assert all(job_id.startswith(f"{prefix}-periodic-") for job_id in ours)
+    monkeypatch.setitem(app.config, "LOGDASH_QUEUE_PREFIX", "another install")
+    assert not ours & {schedule_id(entry) for entry in SCHEDULE}
+
+
 def test_scheduler_keys_are_prefixed(app, scheduler):
     """Two installations on one Redis do not share a schedule."""
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]
@@ -108,3 +125,22 @@ def test_runs_abandoned_by_a_dead_worker_are_closed(app):
     assert close_abandoned_runs() == 1
     assert scalar("SELECT status FROM logs.job_executions WHERE job_type = 'old'") == "failed"
     assert scalar("SELECT status FROM logs.job_executions WHERE job_type = 'new'") == "running"
+
+
+def test_a_failing_retention_run_still_closes_abandoned_runs(app, monkeypatch):
+    """Closing dead workers' runs comes before the work that may fail."""
+    from app.jobs import maintenance
+    from app.models import JobExecution
+
+    db.session.add(JobExecution(job_type="old", status="running",
+                                started_at=datetime.now(UTC) - timedelta(hours=3)))
+    db.session.commit()
+
+    def fails(*args):
+        """Retention meets an error."""
+        raise RuntimeError("lock timeout")
+
+    monkeypatch.setattr(maintenance, "drop_old_partitions", fails)
+    with pytest.raises(RuntimeError):
+        maintenance.apply_retention()
+    assert scalar("SELECT status FROM logs.job_executions WHERE job_type = 'old'") == "failed"

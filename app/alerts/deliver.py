@@ -6,7 +6,6 @@ delivery id, so receivers can drop duplicates and the log shows every attempt.
 """
 
 import random
-import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ from sqlalchemy import func, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
-from app.jobs.schedule import make_scheduler
+from app.jobs.schedule import job_id_prefix, make_scheduler
 from app.models import AlertConfig, AlertDelivery, AlertViolation
 
 # A 'sending' row older than this lost its worker mid-send.
@@ -130,11 +129,7 @@ def schedule_at(when: datetime, func: str, *args, key: str | None = None) -> Non
     """
     if when.microsecond:
         when = when.replace(microsecond=0) + timedelta(seconds=1)
-    job_id = None
-    if key is not None:
-        # Job ids are global in Redis: the prefix keeps installations apart.
-        prefix = re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["LOGDASH_QUEUE_PREFIX"])
-        job_id = f"{prefix}-{key}"
+    job_id = f"{job_id_prefix()}-{key}" if key is not None else None
     make_scheduler().enqueue_at(when.astimezone(UTC).replace(tzinfo=None), func, *args,
                                 queue_name=current_app.alert_queue.name, timeout=120,
                                 job_id=job_id)

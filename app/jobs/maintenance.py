@@ -39,9 +39,10 @@ def apply_retention() -> dict:
         now = datetime.now(UTC)
         config = current_app.config
         return {
+            # First: a failure below must not leave dead workers' runs 'running' for good.
+            "abandoned_runs_closed": close_abandoned_runs(),
             "partitions_dropped": drop_old_partitions(config["LOGDASH_RETAIN_RAW_DAYS"], now),
             **delete_old_counts(config, now),
-            "abandoned_runs_closed": close_abandoned_runs(),
         }
 
 

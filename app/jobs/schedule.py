@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 
@@ -30,10 +31,16 @@ SCHEDULE = [
 ]
 
 
+def job_id_prefix() -> str:
+    """This installation's mark on the ids of the jobs it schedules: RQ keeps a job under
+    its id alone, so two installations on one Redis must never use the same id."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["LOGDASH_QUEUE_PREFIX"])
+
+
 def schedule_id(entry: dict) -> str:
     """A stable id for a schedule entry, so restarts find the jobs they added before."""
     digest = hashlib.sha1(json.dumps(entry, sort_keys=True).encode(), usedforsecurity=False)
-    return f"logdash-periodic-{digest.hexdigest()}"
+    return f"{job_id_prefix()}-periodic-{digest.hexdigest()}"
 
 
 def make_scheduler() -> Scheduler:
@@ -54,7 +61,8 @@ def reconcile(scheduler: Scheduler, schedule: list[dict] = SCHEDULE) -> dict:
     present = set()
     cancelled = []
     for job in scheduler.get_jobs():
-        if not job.id.startswith("logdash-periodic-"):
+        # Also ids from before they carried the installation's prefix ("logdash-periodic-").
+        if "-periodic-" not in job.id:
             continue
         if job.id in wanted:
             present.add(job.id)
