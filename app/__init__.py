@@ -63,9 +63,11 @@ def create_app(config: dict | None = None) -> Flask:
     from app.health import bp as health_bp
     from app.metrics import init_app as init_metrics
     from app.realtime import init_app as init_realtime
+    from app.routing import init_routing
     from app.security.headers import init_app as init_security_headers
     from app.web import bp as web_bp
 
+    init_routing(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(receivers_bp)
     app.register_blueprint(health_bp)

@@ -3,7 +3,7 @@
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from html import unescape
+from html import escape, unescape
 from urllib.parse import quote
 
 import pytest
@@ -170,6 +170,21 @@ def test_service_page_shows_its_numbers_templates_and_recent_lines(client, traff
     assert recent.count('class="log-row') == 10
     assert "slow render" not in recent
     assert 'ws-connect="/ws/logs/dashboard?window=1h&amp;service=api"' in html
+
+
+@pytest.mark.parametrize("name", ["/usr/sbin/cron", "billing/eu", "a b"])
+def test_service_names_with_slashes_have_their_pages(client, name):
+    """Syslog can name a service by its program's path: the dashboard links to its page
+    and its API answers, leading slash included."""
+    send(client, [{"service": name, "level": "error", "message": "job failed"}])
+    link = re.search(r'href="(/services/[^"?]*)\?window=1h"', element(page(client, "/"),
+                                                                      "services")).group(1)
+    html = page(client, unescape(link))
+    assert data_value(html, "data-total") == "1"
+    assert f"<h1>{escape(name)}" in html or escape(name) in html
+    answer = client.get(f"/api/logs/dashboard/service/{quote(name, safe='/')}")
+    assert answer.status_code == 200 and answer.json["totals"]["total"] == 1
+    assert client.get(f"/api/logs/alerts/config/{quote(name, safe='/')}").status_code == 404
 
 
 def test_service_partial_for_another_window(client, traffic):

@@ -75,14 +75,14 @@ def list_alert_configs():
     return jsonify(configs=[to_dict(config) for config in list_configs()])
 
 
-@bp.get("/logs/alerts/config/<path:service>")
+@bp.get("/logs/alerts/config/<service:service>")
 def show_alert_config(service: str):
     """One service's config."""
     config, missing = _config_or_404(service)
     return missing or jsonify(to_dict(config))
 
 
-@bp.put("/logs/alerts/config/<path:service>")
+@bp.put("/logs/alerts/config/<service:service>")
 def update_alert_config(service: str):
     """Change the fields sent; the others stay as they are."""
     config, missing = _config_or_404(service)
@@ -97,7 +97,7 @@ def update_alert_config(service: str):
         return invalid_fields(error)
 
 
-@bp.delete("/logs/alerts/config/<path:service>")
+@bp.delete("/logs/alerts/config/<service:service>")
 def delete_alert_config(service: str):
     """Delete a config; its firing episodes end without a notice."""
     config, missing = _config_or_404(service)
@@ -107,14 +107,14 @@ def delete_alert_config(service: str):
     return "", 204
 
 
-@bp.post("/logs/alerts/config/<path:service>/rotate-secret")
+@bp.post("/logs/alerts/config/<service:service>/rotate-secret")
 def rotate_alert_secret(service: str):
     """Replace the webhook signing secret; the new one is in this answer only."""
     config, missing = _config_or_404(service)
     return missing or jsonify(to_dict(rotate_secret(config), with_secret=True))
 
 
-@bp.post("/logs/alerts/config/<path:service>/test")
+@bp.post("/logs/alerts/config/<service:service>/test")
 def test_alert(service: str):
     """Send a test notification on every channel of the config, once, without retries."""
     config, missing = _config_or_404(service)
@@ -127,7 +127,7 @@ def test_alert(service: str):
     return jsonify(deliveries=[delivery_dict(d) for d in deliveries]), 202
 
 
-@bp.get("/logs/alerts/config/<path:service>/backtest")
+@bp.get("/logs/alerts/config/<service:service>/backtest")
 def backtest_alert_config(service: str):
     """How often the given thresholds and `for` (default: the saved ones) would have fired."""
     try:

@@ -47,7 +47,7 @@ def dashboard_all():
     return jsonify(dashboard(_window(), _rules()))
 
 
-@bp.get("/logs/dashboard/service/<path:service>")
+@bp.get("/logs/dashboard/service/<service:service>")
 def dashboard_service(service: str):
     """The dashboard for one service, with its top templates of every level."""
     window = _window()

@@ -39,13 +39,13 @@ def dashboard_partial():
     return render_template("partials/view.html", **view_context(_window_name()))
 
 
-@bp.get("/services/<path:service>")
+@bp.get("/services/<service:service>")
 def service_page(service: str):
     """One service: its numbers, templates, top errors and recent lines."""
     return render_template("service.html", **view_context(_window_name(), _known(service)))
 
 
-@bp.get("/partials/services/<path:service>")
+@bp.get("/partials/services/<service:service>")
 def service_partial(service: str):
     """One service's content for another window."""
     return render_template("partials/view.html", **view_context(_window_name(), _known(service)))
