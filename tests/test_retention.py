@@ -1,5 +1,6 @@
 """Retention: whole raw partitions by age, counts by tier, never unaggregated minutes."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -95,3 +96,28 @@ def test_minutes_not_yet_aggregated_are_kept(client):
     aggregate_hours()
     assert delete_old_counts(current_app.config, NOW)["rollup_minute"] == 1
     assert scalar("SELECT sum(count) FROM logs.rollup_hourly") == 5
+
+
+def test_a_partition_in_use_is_dropped_on_a_later_run(app, client):
+    """A long read of logs.entries holds its lock: the drop gives up after a short wait
+    (ingest queues behind a waiting drop) and succeeds once the read is over."""
+    old = (NOW - timedelta(days=20)).replace(microsecond=0)
+    post_logs(client, {"service": "a", "message": "old", "timestamp": old.isoformat()})
+    result = {}
+
+    def retention():
+        """The retention job's drop, on a connection of its own."""
+        with app.app_context():
+            result["dropped"] = drop_old_partitions(14, NOW)
+            db.session.remove()
+
+    with db.engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM logs.entries"))  # still in its transaction
+        job = threading.Thread(target=retention)
+        job.start()
+        job.join(10)
+        gave_up = not job.is_alive()
+        reader.rollback()
+        job.join()
+    assert gave_up and result["dropped"] == []
+    assert drop_old_partitions(14, NOW) == [f"entries_p{old:%Y%m%d}"]

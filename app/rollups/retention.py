@@ -4,13 +4,20 @@ Service counts per minute (rollup_minute) outlive template counts per minute: al
 checks and the 7-day alert backtest read them, and they are small.
 """
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.ingest.partitions import existing_partitions, forget_partitions
 from app.rollups.aggregate import note_hourly_change, read_ingest_bounds
+
+log = logging.getLogger(__name__)
+# How long dropping a raw partition may wait for its lock, and so hold up ingest.
+DROP_LOCK_TIMEOUT = "2s"
 
 
 def _partition_day(name: str) -> date | None:
@@ -22,19 +29,37 @@ def _partition_day(name: str) -> date | None:
 
 
 def drop_old_partitions(keep_days: int, now: datetime) -> list[str]:
-    """Drop raw partitions whose whole day is older than keep_days."""
+    """Drop raw partitions whose whole day is older than keep_days; one that cannot be
+    locked soon is left for the next run."""
     oldest_kept = (now - timedelta(days=keep_days)).date()
-    dropped = []
-    for name in sorted(existing_partitions()):
-        day = _partition_day(name)
-        if day is not None and day < oldest_kept:
-            # The name was read from the catalogue and matched a date pattern.
-            db.session.execute(text(f"DROP TABLE IF EXISTS logs.{name}"))
-            dropped.append(name)
+    old = sorted(name for name in existing_partitions()
+                 if (day := _partition_day(name)) is not None and day < oldest_kept)
     db.session.commit()
+    dropped = [name for name in old if _drop_partition(name)]
     if dropped:
         forget_partitions()
     return dropped
+
+
+def _drop_partition(name: str) -> bool:
+    """Drop one partition in a transaction of its own; False if its lock was not granted.
+
+    The drop locks all of logs.entries, and every ingest batch queues behind it while it
+    waits for a long search to finish: the wait is bounded so ingest stalls at most that
+    long.
+    """
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+    try:
+        # The name was read from the catalogue and matched a date pattern.
+        db.session.execute(text(f"DROP TABLE IF EXISTS logs.{name}"))
+        db.session.commit()
+    except OperationalError as error:
+        db.session.rollback()
+        if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
+            raise
+        log.warning("retention: %s is in use; it is dropped on a later run", name)
+        return False
+    return True
 
 
 def _delete(sql: str, **params) -> int:
