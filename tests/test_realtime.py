@@ -392,6 +392,21 @@ def test_tail_filters_mean_what_search_means(args, line, expected):
     assert line_matches(filters, {**base, **line}) is expected
 
 
+@pytest.mark.parametrize("q", ["ss", "STRASSE", "STRAßE", "ärger", "ÄRGER", "%", "_"])
+def test_tail_text_matches_as_search_does(client, q):
+    """Case is ignored the way PostgreSQL's ILIKE ignores it, not folded further: "ss"
+    finds "Straße" in neither."""
+    lines = [{"service": "q", "message": m} for m in ("Straße gesperrt", "Ärger im Lager",
+                                                     "100% done", "a_b")]
+    assert post_logs(client, lines).json["accepted"] == len(lines)
+    found = {line["message"] for line in client.get("/api/logs", query_string={
+        "service": "q", "q": q}).json["logs"]}
+    filters = filters_from_args(MultiDict({"q": [q]}), 1000)
+    streamed = {line["message"] for line in lines
+                if line_matches(filters, {**line, "level": "info", "fingerprint": "f"})}
+    assert streamed == found
+
+
 def test_tail_publishing_never_breaks_ingest(database_url, queue_prefix):
     """The lines are committed before the signal: a Redis failure there is only logged."""
     offline = make_app(database_url, "redis://127.0.0.1:1/0", queue_prefix)

@@ -67,7 +67,8 @@ def line_matches(filters: SearchFilters, line: dict) -> bool:
         return False
     if filters.fingerprint and line["fingerprint"] != filters.fingerprint:
         return False
-    return not filters.q or filters.q.casefold() in line["message"].casefold()
+    # lower(), as ILIKE compares: casefold() would also find "ss" in "Straße".
+    return not filters.q or filters.q.lower() in line["message"].lower()
 
 
 def render_tail_rows(message: dict, filters: SearchFilters) -> str | None:
