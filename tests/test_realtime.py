@@ -5,6 +5,7 @@ Each app built here stands for one web process (a gunicorn worker or another mac
 its own hub, listener thread and sockets, sharing the database and Redis.
 """
 
+import json
 import threading
 import time
 import uuid
@@ -20,14 +21,17 @@ from app.extensions import db
 from app.ingest.records import Limits, normalize
 from app.realtime import close_sockets, live_connections, publish_alert
 from app.realtime.frames import render_view_frame
-from app.realtime.hub import Hub, Outbox, View, keys_of, publish
+from app.realtime.hub import OUTBOX_FRAMES, Hub, Outbox, View, keys_of, publish
 from app.realtime.tail import (
     LINES_PER_BATCH,
     LINES_PER_PUBLISH,
     MESSAGE_BYTES,
     TAIL,
     line_matches,
+    lines_held,
     publish_lines,
+    render_tail_rows,
+    shown_lines,
     tail_messages,
 )
 from app.search import filters_from_args
@@ -421,6 +425,37 @@ def test_outbox_drops_the_oldest_frames_of_a_slow_client():
     for frame in range(5):
         outbox.put(frame)
     assert [outbox.get(timeout=0) for _ in range(4)] == [2, 3, 4, None]
+
+
+def test_a_tail_that_falls_behind_keeps_its_own_lines_and_says_what_it_missed(cluster):
+    """Lines a tail would not show never take a place in its outbox; when its own lines
+    overflow it, the rows it sends next say how many were dropped."""
+    application = cluster.process()
+    hub = hub_of(application)
+    filters = filters_from_args(MultiDict({"service": ["api"], "q": ["rare"]}), 1000)
+    [[line, noise]] = [m["lines"] for m in tail_messages(records(2, "rare? {i}"))]
+    noise["message"] = "noise"
+
+    def message(*lines, skipped=0) -> bytes:
+        """A tail message on the channel."""
+        return json.dumps({"topic": TAIL, "data": {"lines": list(lines), "skipped": skipped}})
+
+    outbox = Outbox(weigh=lines_held)
+    with hub.subscription({TAIL}, accepts=lambda m: shown_lines(m, filters),
+                          outbox=outbox) as subscription:
+        hub.dispatch(message(line, noise))
+        for _ in range(OUTBOX_FRAMES * 2):
+            hub.dispatch(message(noise, noise))
+        assert subscription.outbox.get(timeout=0) == {"lines": [line], "skipped": 0}
+        assert subscription.outbox.get(timeout=0) is None
+        for _ in range(OUTBOX_FRAMES + 4):
+            hub.dispatch(message(line, line, noise, skipped=1))
+        dropped = outbox.take_dropped()
+        assert dropped == 4 * 3  # two of its lines and one left out of the batch, each time
+        with application.test_request_context():
+            rows = render_tail_rows(subscription.outbox.get(timeout=0), dropped)
+        assert "12 lines were not sent while this page fell behind" in rows
+        assert rows.count('class="log-row') == 2
 
 
 def test_listener_and_ticker_start_with_the_first_socket(cluster):

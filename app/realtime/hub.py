@@ -87,18 +87,33 @@ def connection_count(app: Flask) -> int:
 
 
 class Outbox:
-    """A bounded queue of frames for one socket; the oldest go when it is full."""
+    """A bounded queue of frames for one socket; the oldest go when it is full.
 
-    def __init__(self, size: int = OUTBOX_FRAMES) -> None:
+    `weigh`, if given, says how much a frame holds (the tail's lines): what the dropped
+    ones held is added up, for the socket to say what it missed.
+    """
+
+    def __init__(self, size: int = OUTBOX_FRAMES,
+                 weigh: Callable[[object], int] | None = None) -> None:
         """Start empty."""
         self._frames: deque = deque(maxlen=size)
         self._ready = threading.Condition()
+        self._weigh = weigh
+        self._dropped = 0
 
     def put(self, frame) -> None:
         """Add a frame, dropping the oldest if the socket is that far behind."""
         with self._ready:
+            if self._weigh is not None and len(self._frames) == self._frames.maxlen:
+                self._dropped += self._weigh(self._frames[0])
             self._frames.append(frame)
             self._ready.notify()
+
+    def take_dropped(self) -> int:
+        """What the frames dropped since the last call held, by `weigh`."""
+        with self._ready:
+            dropped, self._dropped = self._dropped, 0
+            return dropped
 
     def get(self, timeout: float):
         """The oldest waiting frame, or None if none comes within timeout seconds."""
@@ -115,6 +130,9 @@ class Subscription:
     topics: frozenset[str]
     view: View | None = None
     outbox: Outbox = field(default_factory=Outbox)
+    # Keeps of each message only what the socket shows, None for nothing, before it takes a
+    # place in the outbox: messages a socket would not show never push out ones it would.
+    accepts: Callable[[object], object | None] | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -140,9 +158,11 @@ class Hub:
     # Sockets
 
     @contextmanager
-    def subscription(self, topics: set[str], view: View | None = None):
+    def subscription(self, topics: set[str], view: View | None = None,
+                     accepts: Callable[[object], object | None] | None = None,
+                     outbox: Outbox | None = None):
         """Register a socket for its lifetime."""
-        subscription = Subscription(frozenset(topics), view)
+        subscription = Subscription(frozenset(topics), view, outbox or Outbox(), accepts)
         self._ensure_started()
         with self._lock:
             self._subscriptions[subscription.id] = subscription
@@ -198,8 +218,17 @@ class Hub:
             log.warning("ignoring a malformed live message")
             return
         for subscription in self._snapshot():
-            if topic in subscription.topics:
-                subscription.outbox.put(data)
+            if topic not in subscription.topics:
+                continue
+            shown = data
+            if subscription.accepts is not None:
+                try:
+                    shown = subscription.accepts(data)
+                except (KeyError, TypeError, AttributeError):
+                    log.warning("ignoring a live message its socket cannot read")
+                    continue
+            if shown is not None:
+                subscription.outbox.put(shown)
 
     # Threads
 

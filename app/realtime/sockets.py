@@ -3,8 +3,8 @@
 from flask import Blueprint, current_app, request
 
 from app.extensions import db, sock
-from app.realtime.hub import Hub, View
-from app.realtime.tail import TAIL, render_tail_rows
+from app.realtime.hub import Hub, Outbox, View
+from app.realtime.tail import TAIL, lines_held, render_tail_rows, shown_lines
 from app.search import BadSearch, filters_from_args
 from app.stats.dashboard import known_service
 from app.stats.windows import make_window
@@ -70,5 +70,8 @@ def tail_socket(ws):
     except BadSearch as error:
         ws.close(reason=CLOSE_BAD_REQUEST, message=str(error)[:120])
         return
-    with current_hub().subscription({TAIL}) as subscription:
-        pump(ws, subscription, render=lambda message: render_tail_rows(message, filters))
+    outbox = Outbox(weigh=lines_held)
+    with current_hub().subscription({TAIL}, accepts=lambda m: shown_lines(m, filters),
+                                    outbox=outbox) as subscription:
+        pump(ws, subscription,
+             render=lambda message: render_tail_rows(message, outbox.take_dropped()))

@@ -71,9 +71,22 @@ def line_matches(filters: SearchFilters, line: dict) -> bool:
     return not filters.q or filters.q.lower() in line["message"].lower()
 
 
-def render_tail_rows(message: dict, filters: SearchFilters) -> str | None:
-    """Rows of the lines of one message that pass the filters, or None when none does."""
+def shown_lines(message: dict, filters: SearchFilters) -> dict | None:
+    """What of one published message a tail shows: its lines that pass the filters, and
+    how many lines of its batch were left out; None when that is nothing."""
     lines = [line for line in message["lines"] if line_matches(filters, line)]
     if not lines and not message["skipped"]:
         return None
-    return render_template("live/tail_rows.html", lines=lines, skipped=message["skipped"])
+    return {"lines": lines, "skipped": message["skipped"]}
+
+
+def lines_held(message: dict) -> int:
+    """How many lines a message stands for, those left out of it included."""
+    return len(message["lines"]) + message["skipped"]
+
+
+def render_tail_rows(message: dict, dropped: int = 0) -> str:
+    """Rows of a message's lines, with notices of lines not shown: those left out of a large
+    batch, and `dropped`, those of messages this socket fell too far behind to send."""
+    return render_template("live/tail_rows.html", lines=message["lines"],
+                           skipped=message["skipped"], dropped=dropped)
