@@ -81,6 +81,24 @@ def test_periodic_job_ids_carry_the_installation_prefix(app, scheduler, monkeypa
     assert not ours & {schedule_id(entry) for entry in SCHEDULE}
 
 
+def test_a_periodic_job_still_waiting_is_not_queued_again(scheduler):
+    """With the workers down, each interval finds the last copy still in the queue: the run
+    is only moved on, so the workers run it once when they are back, not once per interval."""
+    reconcile(scheduler)
+    [job] = [j for j in scheduler.get_jobs() if j.func_name.endswith(".check_thresholds")]
+    queue = current_app.task_queue
+    try:
+        for _ in range(3):  # three intervals come due
+            scheduler.enqueue_job(job)
+        assert queue.get_job_ids().count(job.id) == 1
+        assert job.id in {j.id for j in scheduler.get_jobs()}  # its next run is scheduled
+        queue.empty()  # the copy is lost (Redis flushed the list): queued again
+        scheduler.enqueue_job(job)
+        assert queue.get_job_ids() == [job.id]
+    finally:
+        queue.empty()
+
+
 def test_scheduler_keys_are_prefixed(app, scheduler):
     """Two installations on one Redis do not share a schedule."""
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]

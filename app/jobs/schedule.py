@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from redis.exceptions import RedisError
+from rq.exceptions import InvalidJobOperation
+from rq.job import Job, JobStatus
 from rq_scheduler import Scheduler
+from rq_scheduler.utils import to_unix
 
 # Each entry: the job function's import path, its interval in seconds and its timeout.
 # Every job catches up on what it missed, so a run that is late or skipped costs nothing
@@ -43,9 +46,35 @@ def schedule_id(entry: dict) -> str:
     return f"{job_id_prefix()}-periodic-{digest.hexdigest()}"
 
 
+class PeriodicScheduler(Scheduler):
+    """rq-scheduler that does not queue a periodic job again while its last copy still waits
+    in the queue. rq-scheduler pushes it at every interval regardless: after workers were
+    down for hours, they would run the minute's check hundreds of times over."""
+
+    def enqueue_job(self, job: Job) -> None:
+        """Queue the job, unless it is periodic and already waiting; reschedule it either way."""
+        interval = job.meta.get("interval")
+        if interval and self._waiting(job):
+            self.connection.zadd(self.scheduled_jobs_key,
+                                 {job.id: to_unix(datetime.now(UTC).replace(tzinfo=None))
+                                  + int(interval)})
+            return
+        super().enqueue_job(job)
+
+    def _waiting(self, job: Job) -> bool:
+        """Whether the job is queued and its id is in its queue (not lost with the list)."""
+        queue = self.get_queue_for_job(job)
+        try:
+            status = job.get_status(refresh=True)
+        except InvalidJobOperation:  # its hash went too: certainly not waiting
+            return False
+        return status == JobStatus.QUEUED and self.connection.lpos(queue.key, job.id) is not None
+
+
 def make_scheduler() -> Scheduler:
     """Return a scheduler bound to the app's Redis and queue, its keys under our prefix."""
-    scheduler = Scheduler(queue=current_app.task_queue, connection=current_app.redis, interval=5)
+    scheduler = PeriodicScheduler(queue=current_app.task_queue, connection=current_app.redis,
+                                  interval=5)
     # rq-scheduler's keys are global by default; ours are prefixed so that two Logdash
     # installations (or a test run) on one Redis never see each other's schedule.
     prefix = current_app.config["LOGDASH_QUEUE_PREFIX"]
