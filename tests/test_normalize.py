@@ -52,6 +52,10 @@ def test_unknown_levels_are_refused(given):
         (1764219600250001999, datetime(2025, 11, 27, 5, 0, 0, 250001, tzinfo=UTC)),
         ("1764219600250", datetime(2025, 11, 27, 5, 0, 0, 250000, tzinfo=UTC)),
         ("1764219600.5", datetime(2025, 11, 27, 5, 0, 0, 500000, tzinfo=UTC)),
+        # Eight digits written as text: a compact date, not a second of 1970.
+        ("20261127", datetime(2026, 11, 27, tzinfo=UTC)),
+        (20261127, datetime(1970, 8, 23, 12, 5, 27, tzinfo=UTC)),
+        ("99999999", datetime(1973, 3, 3, 9, 46, 39, tzinfo=UTC)),  # no such date: epoch
     ],
 )
 def test_timestamps_in_every_accepted_form(given, expected):

@@ -1,5 +1,6 @@
 """Read event times in the forms log shippers send: ISO 8601 / RFC 3339 or epoch numbers."""
 
+import contextlib
 import math
 from datetime import UTC, datetime
 
@@ -21,6 +22,10 @@ def parse_timestamp(value) -> datetime:
     text = value.strip()
     if not text:
         raise ValueError("timestamp is empty")
+    if len(text) == 8 and text.isascii() and text.isdigit():
+        # A compact ISO date ("20240101"): read as epoch seconds it would be a day in 1970.
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
     if (seconds := whole_number(text)) is not None:
         return _from_epoch(seconds)
     try:
