@@ -63,6 +63,40 @@ def test_catch_up_after_the_scheduler_was_down(client):
     assert hourly() == raw_per("hour", floor_hour(NOW))
 
 
+def test_catch_up_goes_a_step_at_a_time_and_keeps_finished_steps(client, monkeypatch):
+    """A long catch-up commits a step of hours at a time (ingest waits for one step, not the
+    whole backlog); when it is cut short, the steps it finished stay done."""
+    from app.rollups import aggregate
+
+    post_logs(client, lines_at(6.5))
+    aggregate_hours(NOW - timedelta(hours=6))
+    post_logs(client, lines_at(5.5, 4.5, 3.5, 2.5, 1.5, 0.5))
+    # As if they had arrived on time, while the scheduler was down: not late, not dirty.
+    db.session.execute(text("DELETE FROM logs.dirty_hours"))
+    db.session.commit()
+    first = read_watermark("hourly")
+    monkeypatch.setattr(aggregate, "HOURS_PER_STEP", 2, raising=False)
+    recompute, calls = aggregate._recompute, []
+
+    def dies_in_the_second_step(*args):
+        """The worker is stopped during the second step (two tables per step)."""
+        calls.append(args)
+        if len(calls) == 3:
+            raise TimeoutError("job timeout")
+        recompute(*args)
+
+    monkeypatch.setattr(aggregate, "_recompute", dies_in_the_second_step)
+    try:
+        aggregate_hours()
+    except TimeoutError:
+        db.session.rollback()
+    assert read_watermark("hourly") == first + timedelta(hours=2)
+    assert hourly() == raw_per("hour", first + timedelta(hours=2))
+    monkeypatch.setattr(aggregate, "_recompute", recompute)
+    assert aggregate_hours()["hours"] >= 4
+    assert hourly() == raw_per("hour", floor_hour(NOW))
+
+
 def test_two_workers_at_once_never_double_count(app, client):
     """Concurrent runs serialise on a lock and recompute the same numbers."""
     post_logs(client, lines_at(1.5, 2.5, 3.5, per=50))

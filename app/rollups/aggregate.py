@@ -25,6 +25,8 @@ RECOMPUTE_HOURLY = [
     ("template_hourly", "template_minute", "service, level, fingerprint"),
 ]
 RECOMPUTE_DAILY = [("rollup_daily", "rollup_hourly", "service, level")]
+# Hours the hourly job redoes per transaction (a day's worth).
+HOURS_PER_STEP = 24
 # The watermarks row holding the minute horizon: ingest counts lines of hours before it
 # straight into the hourly tier, and per minute from it on. Only the hourly job moves it,
 # so every batch between two runs agrees on it, whatever its clock says: an hour that still
@@ -117,30 +119,49 @@ def _first_bucket(source: str, column: str, unit: str) -> datetime | None:
 
 
 def aggregate_hours(now: datetime | None = None) -> dict:
-    """Aggregate every complete hour since the watermark, and the dirty hours; commit."""
-    end = floor_hour(now or datetime.now(UTC))
+    """Aggregate every complete hour since the watermark, and the dirty hours.
+
+    A step of at most HOURS_PER_STEP hours per transaction, each committed: ingest waits for
+    the job's lock only as long as one step takes, and a catch-up cut short keeps the steps
+    it finished.
+    """
+    now = now or datetime.now(UTC)
+    end = floor_hour(now)
+    done = {"hours": 0, "from": None, "to": end.isoformat(), "dirty": 0}
+    while True:
+        start, stop, hours, dirty = _aggregate_step(now, end)
+        done["from"] = done["from"] or start.isoformat()
+        done["hours"] += hours
+        done["dirty"] += dirty
+        if stop >= end:
+            return done
+
+
+def _aggregate_step(now: datetime, end: datetime) -> tuple[datetime, datetime, int, int]:
+    """Redo the dirty hours and the next hours from the watermark; commit. Returns the
+    step's first and last hour, how many hours it redid, and how many were dirty."""
     db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["hourly"]})
     start = read_watermark("hourly") or _first_bucket("rollup_minute", "minute", "hour") or end
     start = min(start, end)
-    dirty = _claim_dirty("dirty_hours", "hour", end)
+    stop = min(start + HOURS_PER_STEP * HOUR, end)
+    # Those after the step are in a later step's hours anyway.
+    dirty = _claim_dirty("dirty_hours", "hour", stop)
     for target, source, keys in RECOMPUTE_HOURLY:
-        _recompute(target, source, keys, "hour", dirty, start, end)
-    hours = sorted(set(dirty) | _range(start, end, HOUR))
+        _recompute(target, source, keys, "hour", dirty, start, stop)
+    hours = sorted(set(dirty) | _range(start, stop, HOUR))
     # Days already aggregated that these hours belong to must be redone from them.
     _mark_days_dirty({floor_day(hour) for hour in hours} - {floor_day(end)})
-    _set_watermark("hourly", end)
+    _set_watermark("hourly", stop)
     # Dirty hours before the new horizon were redone above; from now on they only get
     # hourly counts.
-    horizon = minute_horizon(now or datetime.now(UTC),
-                             current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
-    _set_watermark(MINUTE_HORIZON, min(horizon, end))
+    horizon = minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"])
+    _set_watermark(MINUTE_HORIZON, min(horizon, stop))
     if hours:
         # Only a run that redid hours changes sealed ones; most runs (every 5 minutes) find
         # nothing new, and sums kept of sealed hours then stay valid.
         note_hourly_change()
     db.session.commit()
-    return {"hours": len(hours), "from": start.isoformat(), "to": end.isoformat(),
-            "dirty": len(dirty)}
+    return start, stop, len(hours), len(dirty)
 
 
 def aggregate_days(now: datetime | None = None) -> dict:
