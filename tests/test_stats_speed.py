@@ -145,6 +145,19 @@ def test_counts_are_exact_when_lines_too_old_for_minutes_arrive(client):
     check_exact()
 
 
+def test_before_the_first_run_after_an_upgrade_old_lines_go_to_sealed_hours(client):
+    """An installation upgraded from before the stored minute horizon has a watermark but
+    no horizon until the job runs: lines too old for minutes still go straight to the
+    hourly tier, not to minutes of hours whose other minutes retention already dropped."""
+    history(client)
+    aggregate_hours()
+    db.session.execute(text("DELETE FROM logs.watermarks WHERE tier = 'minute_horizon'"))
+    db.session.commit()
+    send(client, lines(24 * 5 + 0.5, "web", "critical", "out of memory in worker {i}", 2))
+    assert past_dirty_hours() == 0
+    check_exact()
+
+
 def test_top_template_series_leave_out_other_services_of_the_template(client):
     """A template shared by two services: the top one's series counts its own lines only."""
     history(client)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import psycopg
+from flask import current_app
 from psycopg.types.json import Jsonb
 from sqlalchemy import text
 
@@ -18,7 +19,7 @@ from app.extensions import db
 from app.ingest.partitions import ensure_partitions, forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
 from app.rollups.aggregate import LOCKS, NOTE_HOURLY_CHANGE, read_ingest_bounds
-from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute
+from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute, minute_horizon
 
 COPY_ENTRIES = f"COPY logs.entries ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 
@@ -129,13 +130,17 @@ def _claim_key(cursor, claim: KeyClaim) -> dict | None:
     return cursor.fetchone()[0]
 
 
-def _tally(records: list[Record], horizon: datetime | None) -> dict:
+def _tally(records: list[Record], done: datetime | None, horizon: datetime | None) -> dict:
     """Everything a batch adds besides its rows: counts, dirty buckets, templates, services.
 
-    `horizon` is the minute horizon the hourly job last set (app/rollups/aggregate.py)."""
+    `done` is the hourly watermark and `horizon` the minute horizon, as the hourly job last
+    set them (app/rollups/aggregate.py)."""
     now = datetime.now(UTC)
-    # Before the job's first run every hour keeps its minutes.
-    horizon = horizon or datetime.min.replace(tzinfo=UTC)
+    if horizon is None:
+        # Before the job's first run every hour keeps its minutes; before its first run
+        # since an upgrade that added the horizon, the clock's, within the sealed hours.
+        horizon = (min(minute_horizon(now, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"]),
+                       done) if done else datetime.min.replace(tzinfo=UTC))
     tally = {"counts": {table: Counter() for table in COUNT_TABLES}, "minutes": set(),
              "dirty_days": set(), "templates": {}, "services": {}}
     counts = tally["counts"]
@@ -167,7 +172,7 @@ def _copy_and_count(records: list[Record], claim: KeyClaim | None) -> dict | Non
     # machines' clocks.
     db.session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCKS["hourly"]})
     done, horizon = read_ingest_bounds()
-    tally = _tally(records, horizon)
+    tally = _tally(records, done, horizon)
     with db.session.connection().connection.driver_connection.cursor() as cursor:
         earlier = _claim_key(cursor, claim) if claim else None
         if earlier is not None:
