@@ -184,6 +184,9 @@ def test_wrong_password_and_open_redirects(browser):
                    # Werkzeug sends "////x" as "//x"; browsers drop a tab inside a URL.
                    "////evil.example", "/\t/evil.example"):
         assert sign_in(browser, "ada", next_path=target).headers["Location"] == "/"
+    # A page of this site, even with a space in its (decoded) path, is where one goes back.
+    assert sign_in(browser, "ada", next_path="/services/a b?window=24h").headers[
+        "Location"] == "/services/a%20b?window=24h"
 
 
 def test_sign_in_attempts_are_limited(app, browser, monkeypatch):

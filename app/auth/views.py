@@ -16,7 +16,8 @@ LOGIN_WINDOW = 15 * 60
 
 # A path on this site: one leading slash, and nothing a browser would read as another host
 # ("//host", "/\\host", or slashes with a tab or newline between them, which browsers drop).
-_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\x00-\x20\x7f]*")
+# Spaces stay: they come decoded from a page's own path ("/services/a b").
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\x00-\x1f\x7f]*")
 
 
 def _safe_next(target: str | None) -> str:
