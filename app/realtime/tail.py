@@ -1,5 +1,6 @@
 """The live tail: committed lines go to Redis once, each tail socket filters and renders them."""
 
+import itertools
 import json
 import logging
 
@@ -19,6 +20,8 @@ LINES_PER_PUBLISH = 200
 LINES_PER_BATCH = 1000
 # The tail is for reading: longer messages are cut (search shows them whole).
 MESSAGE_BYTES = 4096
+# Where a message keeps its lines' lower-cased text once a socket's filter needed it.
+_LOWERED = "_lowered"
 
 
 def tail_line(record: Record) -> dict:
@@ -59,25 +62,39 @@ def publish_lines(app: Flask, records: list[Record]) -> None:
         log.warning("live tail: could not publish %d lines", len(records), exc_info=True)
 
 
-def line_matches(filters: SearchFilters, line: dict) -> bool:
-    """Whether a line passes a tail's filters (the search API's meaning of each)."""
+def line_matches(filters: SearchFilters, line: dict, lowered: str | None = None) -> bool:
+    """Whether a line passes a tail's filters (the search API's meaning of each); `lowered`
+    is its message in lower case, when already known."""
     if filters.services and line["service"] not in filters.services:
         return False
     if filters.levels and line["level"] not in filters.levels:
         return False
     if filters.fingerprint and line["fingerprint"] != filters.fingerprint:
         return False
+    if not filters.q:
+        return True
     # lower(), as ILIKE compares: casefold() would also find "ss" in "Straße".
-    return not filters.q or filters.q.lower() in line["message"].lower()
+    return filters.q.lower() in (line["message"].lower() if lowered is None else lowered)
 
 
 def shown_lines(message: dict, filters: SearchFilters) -> dict | None:
     """What of one published message a tail shows: its lines that pass the filters, and
     how many lines of its batch were left out; None when that is nothing."""
-    lines = [line for line in message["lines"] if line_matches(filters, line)]
+    texts = _lowered(message) if filters.q else itertools.repeat(None)
+    lines = [line for line, text in zip(message["lines"], texts, strict=False)
+             if line_matches(filters, line, text)]
     if not lines and not message["skipped"]:
         return None
     return {"lines": lines, "skipped": message["skipped"]}
+
+
+def _lowered(message: dict) -> list[str]:
+    """Its lines' messages in lower case, worked out once: the hub hands the same decoded
+    message to every tail socket of the process, one after the other."""
+    texts = message.get(_LOWERED)
+    if texts is None:
+        texts = message[_LOWERED] = [line["message"].lower() for line in message["lines"]]
+    return texts
 
 
 def lines_held(message: dict) -> int:
