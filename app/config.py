@@ -113,6 +113,9 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12) * 3600
         self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
+        # A text search (q) stops after the slice of time that used up this budget, and
+        # answers with what it found and how far back it read (app/search).
+        self.LOGDASH_SEARCH_BUDGET_MS = _int("LOGDASH_SEARCH_BUDGET_MS", 2000, 0, 600_000)
         self.LOGDASH_QUEUE_PREFIX = os.environ.get("LOGDASH_QUEUE_PREFIX", "logdash")
         self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5)
         # Live pages: how often dashboard sockets get fresh numbers.

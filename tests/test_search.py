@@ -1,5 +1,6 @@
 """GET /api/logs and /api/logs/<id>: filters, order, keyset pages and bad parameters."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,6 +135,8 @@ def test_show_one_line(client, sample):
         ("limit=ten", "limit must be a whole number"),
         ("cursor=@@@", "cursor is not one this server gave out"),
         ("cursor=bm9wZQ", "cursor is not one this server gave out"),
+        # "2026-01-01T00:00:00|5": a time without a zone, which no cursor given out has.
+        ("q=x&cursor=MjAyNi0wMS0wMVQwMDowMDowMHw1", "cursor is not one this server gave out"),
         ("q=" + "x" * 501, "q is longer than 500"),
     ],
 )
@@ -142,3 +145,87 @@ def test_bad_parameters_are_400(client, query, error):
     response = client.get(f"/api/logs?{query}")
     assert response.status_code == 400
     assert error in response.json["error"]
+
+
+@pytest.fixture
+def needles(client):
+    """Lines containing "needle" at ages from minutes to a day, among lines without it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ages = [timedelta(minutes=10), timedelta(hours=3), timedelta(hours=5), timedelta(hours=30)]
+    lines = []
+    for i, age in enumerate(ages):
+        lines.append({"service": "s", "message": f"found the NEEDLE {i}",
+                      "timestamp": (now - age).isoformat()})
+        lines.append({"service": "s", "message": f"only hay {i}",
+                      "timestamp": (now - age - timedelta(minutes=1)).isoformat()})
+    assert post_logs(client, lines).json["accepted"] == 8
+    return [f"found the NEEDLE {i}" for i in range(len(ages))]
+
+
+def follow_pages(client, query: dict) -> list[dict]:
+    """Every page of a search, following next_cursor to the end."""
+    pages, cursor = [], None
+    while True:
+        page = client.get("/api/logs", query_string={**query, **({"cursor": cursor}
+                                                                 if cursor else {})}).json
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None or len(pages) > 100:
+            return pages
+
+
+def test_text_search_reads_back_in_slices_of_time(client, app, monkeypatch, needles):
+    """With no time budget left after each slice, a text search answers slice by slice,
+    newest first, says how far back it read, and its cursors still find every match once."""
+    monkeypatch.setitem(app.config, "LOGDASH_SEARCH_BUDGET_MS", 0)
+    pages = follow_pages(client, {"q": "needle"})
+    found = [line["message"] for page in pages for line in page["logs"]]
+    assert found == needles
+    stops = [datetime.fromisoformat(page["searched_since"]) for page in pages[:-1]]
+    assert len(stops) >= 4 and stops == sorted(stops, reverse=True)
+    assert pages[-1]["searched_since"] is None
+    # Some slices hold no match: those pages are empty but still lead on.
+    assert any(page["count"] == 0 and page["next_cursor"] for page in pages)
+    # Each page's matches are no older than where it says it stopped.
+    for page, stop in zip(pages, stops, strict=False):
+        assert all(datetime.fromisoformat(x["timestamp"]) >= stop for x in page["logs"])
+
+
+def test_text_search_within_its_budget_answers_in_one_page(client, needles):
+    """The default budget covers a small store: one page, nothing said about stopping."""
+    page = client.get("/api/logs?q=needle").json
+    assert [line["message"] for line in page["logs"]] == needles
+    assert page["next_cursor"] is None and page["searched_since"] is None
+    limited = follow_pages(client, {"q": "needle", "limit": 3})
+    assert [x["message"] for page in limited for x in page["logs"]] == needles
+    assert [page["count"] for page in limited] == [3, 1]
+
+
+def test_text_search_slices_stop_at_since(client, app, monkeypatch, needles):
+    """Bounded by since, the slices end there: no cursor leads past it."""
+    monkeypatch.setitem(app.config, "LOGDASH_SEARCH_BUDGET_MS", 0)
+    since = (datetime.now(UTC) - timedelta(hours=20)).isoformat()
+    pages = follow_pages(client, {"q": "needle", "since": since})
+    assert [x["message"] for page in pages for x in page["logs"]] == needles[:3]
+    assert pages[-1]["next_cursor"] is None
+
+
+def test_search_page_says_how_far_back_it_read(client, app, monkeypatch, needles):
+    """The search page tells that a text search stopped early and links to older lines."""
+    monkeypatch.setitem(app.config, "LOGDASH_SEARCH_BUDGET_MS", 0)
+    page = client.get("/logs?q=needle")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "found the NEEDLE 0" in html and "found the NEEDLE 1" not in html
+    assert "Matches in\n    the lines back to" in html and "Search older lines" in html
+    older = re.search(r'href="([^"]+)" rel="next"', html).group(1)
+    html = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
+    assert "found the NEEDLE 1" in html or "No match in" in html
+
+
+def test_text_search_at_the_edges_of_the_calendar(client, needles):
+    """A text search bounded near the year 1 or 9999 reads nothing there, without a fault."""
+    early = client.get("/api/logs", query_string={"q": "needle", "until": "0001-01-01T00:30:00Z"})
+    assert early.status_code == 200 and early.json["logs"] == []
+    late = client.get("/api/logs", query_string={"q": "needle", "since": "9999-12-31T23:00:00Z"})
+    assert late.status_code == 200 and late.json["logs"] == []

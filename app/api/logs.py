@@ -3,7 +3,7 @@
 from flask import current_app, jsonify, request
 
 from app.api import bp
-from app.search import BadSearch, filters_from_args, get_entry, search_entries
+from app.search import BadSearch, filters_from_args, get_entry, search_budget, search_entries
 
 
 @bp.get("/logs")
@@ -13,9 +13,11 @@ def search_logs():
         filters = filters_from_args(request.args, current_app.config["LOGDASH_SEARCH_MAX_LIMIT"])
     except BadSearch as error:
         return jsonify(error=str(error)), 400
-    entries, next_cursor = search_entries(filters)
+    page = search_entries(filters, search_budget())
+    since = page.searched_since
     return jsonify(
-        logs=[entry.to_dict() for entry in entries], count=len(entries), next_cursor=next_cursor
+        logs=[entry.to_dict() for entry in page.entries], count=len(page.entries),
+        next_cursor=page.next_cursor, searched_since=since.isoformat() if since else None,
     )
 
 

@@ -165,7 +165,9 @@ PATHS = {
             "summary": "Search lines, newest first",
             "parameters": [
                 _query("service", {"type": "string"}), _query("level", LEVEL),
-                _query("min_level", LEVEL), _query("q", {"type": "string", "maxLength": 500}),
+                _query("min_level", LEVEL), _query("q", {"type": "string", "maxLength": 500},
+                                           "text the message contains, any case; read newest"
+                                           " first in slices of time within a budget"),
                 _query("since", {"type": "string"}), _query("until", {"type": "string"}),
                 _query("fingerprint", {"type": "string"}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -173,7 +175,11 @@ PATHS = {
             ],
             "responses": _ok("A page of lines", {"type": "object", "properties": {
                 "logs": {"type": "array", "items": LOG_LINE}, "count": {"type": "integer"},
-                "next_cursor": {"type": ["string", "null"]}}}),
+                "next_cursor": {"type": ["string", "null"]},
+                "searched_since": {
+                    "type": ["string", "null"], "format": "date-time",
+                    "description": "set when a text search stopped on its time budget: the"
+                                   " oldest time it read; next_cursor goes on from there"}}}),
         },
     },
     "/api/logs/{id}": {"get": {

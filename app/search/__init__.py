@@ -2,10 +2,13 @@
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import select, tuple_
+from flask import current_app
+from sqlalchemy import func, select, tuple_
 
 from app.extensions import db
 from app.ingest.levels import normalize_level
@@ -15,6 +18,9 @@ from app.models import LEVELS, Entry
 DEFAULT_LIMIT = 100
 MAX_QUERY_CHARS = 500
 MAX_ID = 2**63 - 1
+# A text search reads the newest hour first, then twice as much each time, up to a day.
+FIRST_SLICE = timedelta(hours=1)
+LONGEST_SLICE = timedelta(days=1)
 
 
 class BadSearch(ValueError):
@@ -75,7 +81,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, entry_id = raw.rsplit("|", 1)
-        return datetime.fromisoformat(stamp), int(entry_id)
+        moment = datetime.fromisoformat(stamp)
+        if moment.tzinfo is None:  # every cursor given out names its zone
+            raise ValueError(stamp)
+        return moment, int(entry_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadSearch("cursor is not one this server gave out") from None
 
@@ -120,8 +129,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_entries(filters: SearchFilters) -> tuple[list[Entry], str | None]:
-    """Return one page of matching lines, newest first, and the cursor for the next page."""
+class SearchPage(NamedTuple):
+    """One page of lines, the cursor for the next, and, when a text search stopped on its
+    time budget before reaching its oldest line, the oldest time it read back to."""
+
+    entries: list[Entry]
+    next_cursor: str | None
+    searched_since: datetime | None = None
+
+
+def _query(filters: SearchFilters):
+    """The lines matching the filters, newest first."""
     query = select(Entry)
     if filters.services:
         query = query.where(Entry.service.in_(filters.services))
@@ -137,12 +155,57 @@ def search_entries(filters: SearchFilters) -> tuple[list[Entry], str | None]:
         query = query.where(Entry.fingerprint == filters.fingerprint)
     if filters.after:
         query = query.where(tuple_(Entry.timestamp, Entry.id) < filters.after)
-    query = query.order_by(Entry.timestamp.desc(), Entry.id.desc()).limit(filters.limit + 1)
-    rows = list(db.session.scalars(query))
-    if len(rows) <= filters.limit:
-        return rows, None
-    last = rows[filters.limit - 1]
-    return rows[: filters.limit], encode_cursor(last.timestamp, last.id)
+    return query.order_by(Entry.timestamp.desc(), Entry.id.desc())
+
+
+def _page(rows: list[Entry], limit: int) -> SearchPage:
+    """A page of at most `limit` rows out of limit + 1, with a cursor if there were more."""
+    if len(rows) <= limit:
+        return SearchPage(rows, None)
+    last = rows[limit - 1]
+    return SearchPage(rows[:limit], encode_cursor(last.timestamp, last.id))
+
+
+def search_entries(filters: SearchFilters, budget_seconds: float | None = None) -> SearchPage:
+    """Return one page of matching lines, newest first, and the cursor for the next page.
+
+    Every filter but `q` has an index. A text search reads the stored lines in slices of
+    time, newest first, and stops after the slice that used up `budget_seconds` (None: no
+    budget), so that a rare word does not read every kept line in one request; the page
+    then says how far back it read, and its cursor goes on from there.
+    """
+    if not filters.q:
+        return _page(list(db.session.scalars(_query(filters).limit(filters.limit + 1))),
+                     filters.limit)
+    oldest = db.session.scalar(select(func.min(Entry.timestamp)))
+    if oldest is None:
+        return SearchPage([], None)
+    if filters.since:
+        oldest = max(oldest, filters.since)
+    newest = min(t for t in (filters.until, filters.after and filters.after[0],
+                             datetime.now(UTC)) if t)
+    started = time.monotonic()
+    rows: list[Entry] = []
+    upper, span = None, FIRST_SLICE
+    while True:
+        top = newest if upper is None else upper
+        # Compared before subtracting: a time near the year 1 has no hour before it.
+        lower = top - span if top - oldest > span else oldest
+        query = _query(filters).where(Entry.timestamp >= lower)
+        if upper is not None:
+            query = query.where(Entry.timestamp < upper)
+        rows += db.session.scalars(query.limit(filters.limit + 1 - len(rows)))
+        if len(rows) > filters.limit or lower <= oldest:
+            return _page(rows, filters.limit)
+        if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
+            # Nothing is older than `lower` yet: the next page starts just before it.
+            return SearchPage(rows, encode_cursor(lower, 0), lower)
+        upper, span = lower, min(span * 2, LONGEST_SLICE)
+
+
+def search_budget() -> float:
+    """The configured time budget of a text search, in seconds."""
+    return current_app.config["LOGDASH_SEARCH_BUDGET_MS"] / 1000
 
 
 def get_entry(entry_id: int) -> Entry | None:

@@ -21,7 +21,7 @@ def view_context(window_name: str, service: str | None = None) -> dict:
         context["has_logs"] = bool(service_names())
         return context
     context["data"] = service_dashboard(window, rules, service)
-    lines, _ = search_entries(SearchFilters(services=[service], limit=RECENT_LINES))
-    context["recent"] = [line.to_dict() for line in lines]
+    page = search_entries(SearchFilters(services=[service], limit=RECENT_LINES))
+    context["recent"] = [line.to_dict() for line in page.entries]
     context["has_logs"] = True
     return context

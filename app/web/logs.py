@@ -3,7 +3,13 @@
 from flask import current_app, render_template, request, url_for
 
 from app.models import LEVELS
-from app.search import FILTER_ARGS, BadSearch, filters_from_args, search_entries
+from app.search import (
+    FILTER_ARGS,
+    BadSearch,
+    filters_from_args,
+    search_budget,
+    search_entries,
+)
 from app.stats.dashboard import service_names
 from app.web import bp
 from app.web.filters import socket_path
@@ -34,13 +40,14 @@ def _page_url(cursor: str | None) -> str:
 def logs_page():
     """Matching lines, newest first, a page at a time (the API's cursor)."""
     try:
-        entries, next_cursor = search_entries(_filters())
+        page = search_entries(_filters(), search_budget())
     except BadSearch as error:
         return render_template("logs.html", error=str(error), lines=[], **_form_context()), 400
     return render_template(
         "logs.html",
-        lines=[entry.to_dict() for entry in entries],
-        older_url=_page_url(next_cursor) if next_cursor else None,
+        lines=[entry.to_dict() for entry in page.entries],
+        searched_since=page.searched_since,
+        older_url=_page_url(page.next_cursor) if page.next_cursor else None,
         newest_url=_page_url(None) if request.args.get("cursor") else None,
         **_form_context(),
     )
