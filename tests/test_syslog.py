@@ -16,18 +16,21 @@ import sys
 import threading
 import time
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import graypy
+import psycopg
 import pytest
 from sqlalchemy import text
 
 from app.extensions import db
+from app.ingest.batch import ingest_items
 from app.listeners import batcher as batcher_module
 from app.listeners.batcher import Batcher
 from app.listeners.framing import FrameError, StreamFramer
 from app.listeners.gelf import ChunkAssembler, GelfError, decompress
-from app.listeners.server import Listener
+from app.listeners.server import Listener, stream_server, syslog_framer, syslog_handler
 from app.listeners.settings import ListenerSettings, listener_settings
 from app.listeners.syslog import parse_syslog
 
@@ -436,11 +439,101 @@ def test_storing_retries_while_the_database_is_away(app, monkeypatch):
     assert stored_sizes == [2, 1]
 
 
+def _lock_waiters(admin) -> list:
+    """Backends waiting for a row lock while adding to the minute counts."""
+    return admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'INSERT INTO logs.rollup_minute%%'").fetchall()
+
+
+async def _until(check, seconds: float = 5.0):
+    """Poll until check() is true; return its last value."""
+    for _ in range(int(seconds / 0.02)):
+        if result := check():
+            return result
+        await asyncio.sleep(0.02)
+    return check()
+
+
+@pytest.mark.parametrize("cut_off", ["server ends the session", "lock timeout"])
+def test_a_batch_cut_off_by_the_database_is_retried(app, database_url, monkeypatch, cut_off):
+    """A batch the database breaks off is stored when retried, once: whether the server
+    ends its session, or a lock timeout raises psycopg's own OperationalError from the
+    COPY's cursor (which SQLAlchemy does not wrap) on a connection that stays usable."""
+    monkeypatch.setattr(batcher_module, "RETRY_FIRST_SECONDS", 0.05)
+    moment = datetime.now(UTC).replace(second=10, microsecond=0)
+    line = {"service": "cut-off-test", "message": "hello", "timestamp": moment.isoformat()}
+    ingest_items([dict(line)], None, app.config)  # the count row the batch will update
+    db.session.remove()
+
+    async def scenario(admin, holder):
+        batcher = Batcher(app, "syslog", max_lines=1, max_seconds=0.01)
+        task = asyncio.create_task(batcher.run())
+        batcher.add([dict(line)])
+        waiting = await _until(lambda: _lock_waiters(admin))
+        assert waiting, "the batch never waited for the locked row"
+        if cut_off == "server ends the session":
+            admin.execute("SELECT pg_terminate_backend(%s)", waiting[0])
+        else:
+            assert await _until(lambda: not _lock_waiters(admin)), "no lock timeout"
+        holder.rollback()
+        await _until(lambda: batcher.dropped or admin.execute(
+            "SELECT count(*) > 1 FROM logs.entries WHERE service = 'cut-off-test'").fetchone()[0])
+        batcher.close()
+        await task
+        batcher.shutdown()
+        return batcher.dropped
+
+    with psycopg.connect(database_url, autocommit=True) as admin, \
+            psycopg.connect(database_url) as holder:
+        if cut_off == "lock timeout":
+            admin.execute("ALTER DATABASE " + admin.info.dbname + " SET lock_timeout = '300ms'")
+            db.engine.dispose()  # new connections take the setting
+        try:
+            holder.execute("SELECT 1 FROM logs.rollup_minute WHERE service = 'cut-off-test'"
+                           " FOR UPDATE")
+            dropped = asyncio.run(scenario(admin, holder))
+        finally:
+            admin.execute("ALTER DATABASE " + admin.info.dbname + " RESET lock_timeout")
+            db.engine.dispose()
+    assert dropped == 0
+    stored = db.session.execute(text(
+        "SELECT count(*) FROM logs.entries WHERE service = 'cut-off-test'")).scalar()
+    counted = db.session.execute(text(
+        "SELECT sum(count) FROM logs.rollup_minute WHERE service = 'cut-off-test'")).scalar()
+    assert (stored, counted) == (2, 2)
+
+
+def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app):
+    """With the queue full, a TCP read's lines are all kept and the reader pauses; UDP's
+    extra datagrams are dropped, as datagrams may be."""
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=100, max_seconds=60, max_pending=10)
+        server = await asyncio.start_server(
+            stream_server(syslog_handler, batcher, syslog_framer, {}), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(b"<13>line %d\n" % n for n in range(15)))
+        await writer.drain()
+        for _ in range(100):
+            if len(batcher._items) >= 15:
+                break
+            await asyncio.sleep(0.01)
+        queued_tcp = len(batcher._items)
+        batcher.add([{"message": "a datagram"}])  # what the UDP receiver does
+        writer.close()
+        server.close()
+        return queued_tcp, len(batcher._items), batcher.dropped
+
+    assert asyncio.run(scenario()) == (15, 15, 1)
+
+
 def test_listen_command_runs_until_sigterm(database_url, redis_url, queue_prefix, app):
     """`flask --app app listen` binds the configured ports, stores lines, stops cleanly."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "SECRET_KEY": "test", "LOGDASH_QUEUE_PREFIX": queue_prefix,
+           "SECRET_KEY": "secret-of-the-listener-test", "LOGDASH_QUEUE_PREFIX": queue_prefix,
            "LOGDASH_LISTEN_BIND": "127.0.0.1", "LOGDASH_SYSLOG_UDP_PORT": str(port),
            "LOGDASH_SYSLOG_TCP_PORT": "off", "LOGDASH_GELF_UDP_PORT": "0",
            "LOGDASH_GELF_TCP_PORT": str(free_port())}

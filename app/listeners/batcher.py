@@ -11,6 +11,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 from flask import Flask
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -29,7 +30,9 @@ RETRIES_WHEN_CLOSING = 3
 
 def _transient(error: Exception) -> bool:
     """Whether storing may work if tried again (the database is away or restarting)."""
-    return isinstance(error, OperationalError) or (
+    # The COPY and the counts go through psycopg's own cursor, whose errors SQLAlchemy
+    # does not wrap: a server shutting down raises psycopg's AdminShutdown there.
+    return isinstance(error, OperationalError | psycopg.OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated)
 
 
@@ -53,11 +56,13 @@ class Batcher:
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ingest-{receiver}")
 
-    def add(self, items: list) -> None:
-        """Queue log objects (called on the event loop); drop them when the queue is full."""
+    def add(self, items: list, lossless: bool = False) -> None:
+        """Queue log objects (called on the event loop); drop them when the queue is full,
+        unless `lossless`: a TCP reader, which then waits for room() before reading more,
+        so the queue outgrows its limit by at most one read per connection."""
         if not items:
             return  # a GELF chunk that does not complete a message yet
-        if len(self._items) >= self.max_pending:
+        if len(self._items) >= self.max_pending and not lossless:
             if not self.dropped % 1000:
                 log.warning("%s: %d messages dropped, the database is not keeping up",
                             self.receiver, self.dropped + len(items))

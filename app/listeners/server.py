@@ -94,11 +94,11 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         try:
             while data := await reader.read(READ_BYTES):
                 for frame in frames.feed(data):
-                    batcher.add(_safely(handle, frame, peer))
+                    batcher.add(_safely(handle, frame, peer), lossless=True)
                 await batcher.room()
             last = frames.flush()
             if last is not None:
-                batcher.add(_safely(handle, last, peer))
+                batcher.add(_safely(handle, last, peer), lossless=True)
         except FrameError as error:
             log.warning("closing the connection from %s: %s", peer, error)
         except ConnectionError:
