@@ -121,4 +121,8 @@ class Config:
         # Live pages: how often dashboard sockets get fresh numbers.
         self.LOGDASH_LIVE_TICK_SECONDS = _float("LOGDASH_LIVE_TICK_SECONDS", 1.0)
         # Pings keep idle sockets open through proxies that drop silent connections.
-        self.SOCK_SERVER_OPTIONS = {"ping_interval": 25}
+        # Pages never send on their sockets; a message that is not small closes it.
+        self.SOCK_SERVER_OPTIONS = {"ping_interval": 25, "max_message_size": 1024}
+        # A client that stops reading is let go after a send has waited this long.
+        self.LOGDASH_LIVE_SEND_TIMEOUT_SECONDS = _int("LOGDASH_LIVE_SEND_TIMEOUT_SECONDS", 10,
+                                                      1, 3600)

@@ -5,7 +5,10 @@ Each app built here stands for one web process (a gunicorn worker or another mac
 its own hub, listener thread and sockets, sharing the database and Redis.
 """
 
+import base64
 import json
+import os
+import socket
 import threading
 import time
 import uuid
@@ -65,10 +68,10 @@ class Cluster:
         self.clients: list[Client] = []
         self.hubs: list[Hub] = []
 
-    def process(self, tick: float = NEVER):
+    def process(self, tick: float = NEVER, **settings):
         """A new app, as another web process would build it."""
         application = make_app(self.database_url, self.redis_url, self.prefix,
-                               LOGDASH_LIVE_TICK_SECONDS=tick)
+                               LOGDASH_LIVE_TICK_SECONDS=tick, **settings)
         self.apps.append(application)
         self.hubs.append(hub_of(application))
         return application
@@ -301,6 +304,49 @@ def test_a_bad_socket_request_is_refused_for_good(cluster):
         with pytest.raises(ConnectionClosed) as closed:
             client.receive(timeout=5)
         assert closed.value.reason == 1008
+
+
+def test_a_socket_that_is_sent_messages_is_closed(cluster):
+    """Pages never send on their sockets: a message closes the socket (1008) rather than
+    waiting unread in memory, and a large one is refused by its size (1009)."""
+    server = cluster.serve(cluster.process())
+    for path, message, reason in (("/ws/logs/tail", "hello", 1008),
+                                  ("/ws/logs/dashboard", "x" * 4096, 1009)):
+        client = cluster.connect(server, path)
+        wait_until(lambda: cluster.count() >= 1)
+        client.send(message)
+        deadline = time.monotonic() + 5
+        with pytest.raises(ConnectionClosed) as closed:
+            while time.monotonic() < deadline:
+                client.receive(timeout=0.5)
+        assert closed.value.reason == reason
+    wait_until(lambda: cluster.count() == 0)
+
+
+def test_a_client_that_stops_reading_is_let_go(cluster):
+    """A client whose buffers are full no longer holds a server thread for ever: once a send
+    has waited LOGDASH_LIVE_SEND_TIMEOUT_SECONDS the socket is given up."""
+    application = cluster.process(LOGDASH_LIVE_SEND_TIMEOUT_SECONDS=1)
+    server = cluster.serve(application)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    stalled.sendall((
+        f"GET /ws/logs/tail HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\n"
+        f"Authorization: {token_headers('read')['Authorization']}\r\n\r\n").encode())
+    assert stalled.recv(12) == b"HTTP/1.1 101"
+    wait_until(lambda: cluster.count() == 1)
+    lines = tail_messages(records(LINES_PER_PUBLISH, "x" * MESSAGE_BYTES + " {i}"))[0]["lines"]
+    message = json.dumps({"topic": TAIL, "data": {"lines": lines, "skipped": 0}})
+    try:
+        for _ in range(OUTBOX_FRAMES * 2):  # megabytes more than the socket buffers hold
+            hub_of(application).dispatch(message)
+        wait_until(lambda: cluster.count() == 0, timeout=15)
+    finally:
+        stalled.close()
 
 
 def test_stopping_process_tells_its_pages_to_reconnect(cluster):

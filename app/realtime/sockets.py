@@ -1,5 +1,8 @@
 """The WebSocket endpoints: one dashboard (or service) view, or the live tail."""
 
+import socket
+import struct
+
 from flask import Blueprint, current_app, request
 
 from app.extensions import db, sock
@@ -35,17 +38,35 @@ def view_from_args(args) -> View:
     return View(window, service)
 
 
+def limit_sends(ws, seconds: int) -> None:
+    """Make a send that waits longer than `seconds` fail, on this socket only.
+
+    The server's socket blocks without a timeout, so a client that stops reading (its
+    buffers full) would hold this thread, and the ping thread's sends, forever. SO_SNDTIMEO
+    bounds only sends: the reader thread's receives still wait as long as they need."""
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
+
+
 def pump(ws, subscription, render) -> None:
     """Send a subscription's frames, rendered, until the client or this process goes away."""
     # The access check and the view's validation used the database: a socket may stay open
     # for hours, so give the pooled connection back now rather than when it closes.
     db.session.remove()
+    limit_sends(ws, current_app.config["LOGDASH_LIVE_SEND_TIMEOUT_SECONDS"])
     hub = current_hub()
     while ws.connected and not hub.stopping:
+        if ws.receive(timeout=0) is not None:
+            # Nothing reads what a client sends here: kept, it would pile up in memory.
+            ws.close(reason=CLOSE_BAD_REQUEST, message="this socket does not take messages")
+            return
         payload = subscription.outbox.get(timeout=IDLE_CHECK_SECONDS)
         frame = None if payload is None else render(payload)
-        if frame:
+        if not frame:
+            continue
+        try:
             ws.send(frame)
+        except OSError:  # the send timed out (or the connection broke): let it go
+            return
     if hub.stopping:
         ws.close(reason=CLOSE_RESTARTING, message="server restarting")
 
