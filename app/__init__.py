@@ -9,11 +9,24 @@ from flask import Flask
 from app.answers import AnswerJSON
 from app.config import Config
 
+# Anyone who knows the key can sign a session cookie as any user: a key copied from an
+# example, or short enough to guess, is refused rather than used.
+MIN_SECRET_KEY_CHARS = 16
+EXAMPLE_KEY_PREFIX = "change-me"
+
 
 def _secret_key(app: Flask) -> str:
     """Use SECRET_KEY, or one kept in the instance folder so every process shares it."""
-    if app.config.get("SECRET_KEY"):
-        return app.config["SECRET_KEY"]
+    key = app.config.get("SECRET_KEY")
+    if key:
+        if key.startswith(EXAMPLE_KEY_PREFIX) or len(key) < MIN_SECRET_KEY_CHARS:
+            raise RuntimeError(
+                f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_CHARS}"
+                " characters, not an example (python3 -c 'import secrets;"
+                " print(secrets.token_hex(32))'), or unset to use one generated under"
+                " the instance folder."
+            )
+        return key
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +40,9 @@ def create_app(config: dict | None = None) -> Flask:
     root = Path(__file__).resolve().parent.parent
     app = Flask(
         __name__,
-        instance_path=os.environ.get("LOGDASH_INSTANCE_PATH", str(root / "instance")),
+        # Flask refuses a relative instance path; ./instance is as good as any here.
+        instance_path=str(Path(os.environ.get("LOGDASH_INSTANCE_PATH", root / "instance"))
+                          .resolve()),
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
@@ -36,7 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         raise RuntimeError(
-            "DATABASE_URL is not set. `python3 dev.py run` starts an embedded PostgreSQL"
+            "DATABASE_URL is not set. `python3 manage.py run` starts an embedded PostgreSQL"
             " and Redis and sets it for you."
         )
     if not app.config["REDIS_URL"]:

@@ -126,7 +126,7 @@ def make_app(database_url: str, redis_url: str, queue_prefix: str, **overrides):
     """Create an app bound to a test database and Redis prefix."""
     config = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "secret-of-the-test-suite",
         "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url),
         "REDIS_URL": redis_url,
         "LOGDASH_QUEUE_PREFIX": queue_prefix,

@@ -90,6 +90,24 @@ def test_secret_key_is_generated_once_and_shared(tmp_path, database_url, redis_u
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.parametrize("key", ["change-me-to-a-long-random-string", "short-secret"])
+def test_example_or_short_secret_keys_are_refused(key, database_url, redis_url, queue_prefix):
+    """A SECRET_KEY copied from .env.example, or one short enough to guess, stops the app:
+    whoever knows it could sign a session cookie as an admin."""
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be a random string"):
+        make_app(database_url, redis_url, queue_prefix, SECRET_KEY=key)
+
+
+def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, queue_prefix,
+                                            monkeypatch):
+    """LOGDASH_INSTANCE_PATH=./instance, as .env.example writes it, works from any folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOGDASH_INSTANCE_PATH", "./instance")
+    app = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
+    assert app.instance_path == str(tmp_path / "instance")
+    assert (tmp_path / "instance" / "secret_key").exists()
+
+
 def test_partitions_command(app):
     """`flask partitions` creates and lists today's and the next days' partitions."""
     result = app.test_cli_runner().invoke(args=["partitions", "--days-ahead", "1"])
