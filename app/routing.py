@@ -1,5 +1,7 @@
 """URL parts that need more than Werkzeug's converters."""
 
+from urllib.parse import quote
+
 from werkzeug.routing import PathConverter
 
 
@@ -10,6 +12,12 @@ class ServiceConverter(PathConverter):
 
     regex = ".+?"
     part_isolating = False  # spans several segments of the path
+
+    def to_url(self, value: str) -> str:
+        """The name as one segment of the path, slashes encoded: a browser resolves the dot
+        segments of "../../api/logs" (a name any sender can choose) into another URL, which
+        htmx would then load into the page. Servers decode %2F before routing."""
+        return quote(value, safe="")
 
 
 def init_routing(app) -> None:

@@ -105,6 +105,7 @@ def test_normalize_defaults_level_time_and_service():
         ({"service": "  ", "message": "x"}, "service is empty"),
         ({"service": 5, "message": "x"}, "service must be a string"),
         ({"service": "a\nb", "message": "x"}, "control characters"),
+        ({"service": "..", "message": "x"}, "service cannot be '..'"),
         ({"service": "s" * 101, "message": "x"}, "longer than 100"),
         ({"service": "a"}, "message is required"),
         ({"service": "a", "message": "   "}, "message is empty"),

@@ -172,14 +172,19 @@ def test_service_page_shows_its_numbers_templates_and_recent_lines(client, traff
     assert 'ws-connect="/ws/logs/dashboard?window=1h&amp;service=api"' in html
 
 
-@pytest.mark.parametrize("name", ["/usr/sbin/cron", "billing/eu", "a b"])
+@pytest.mark.parametrize("name", ["/usr/sbin/cron", "billing/eu", "a b", "../../api/logs"])
 def test_service_names_with_slashes_have_their_pages(client, name):
     """Syslog can name a service by its program's path: the dashboard links to its page
-    and its API answers, leading slash included."""
+    and its API answers, leading slash included. The name is one part of each URL, so no
+    browser resolves "../" in it into another page."""
     send(client, [{"service": name, "level": "error", "message": "job failed"}])
     link = re.search(r'href="(/services/[^"?]*)\?window=1h"', element(page(client, "/"),
                                                                       "services")).group(1)
+    assert unescape(link) == "/services/" + quote(name, safe="")
     html = page(client, unescape(link))
+    partials = re.findall(r'hx-get="(/partials/services/[^"?]*)\?', html)
+    assert partials and all(unescape(p) == "/partials/services/" + quote(name, safe="")
+                            for p in partials)
     assert data_value(html, "data-total") == "1"
     assert f"<h1>{escape(name)}" in html or escape(name) in html
     answer = client.get(f"/api/logs/dashboard/service/{quote(name, safe='/')}")

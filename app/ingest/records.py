@@ -130,6 +130,8 @@ def service_name(value) -> str:
         raise InvalidLine(f"service is longer than {MAX_SERVICE_CHARS} characters")
     if _CONTROL.search(name):
         raise InvalidLine("service contains control characters")
+    if name in (".", ".."):  # as a part of a page's URL it would mean another page
+        raise InvalidLine(f"service cannot be {name!r}")
     return clean_text(name)
 
 
