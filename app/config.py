@@ -11,6 +11,10 @@ def database_url_from(value: str) -> str:
     return value
 
 
+# The longest span in days any setting may give: a century, well within datetime's range.
+DAYS_MAX = 36_500
+
+
 def _int(name: str, default: int, low: int | None = None, high: int | None = None) -> int:
     """Read an integer setting, naming the variable when it is not a number or out of range."""
     raw = os.environ.get(name)
@@ -21,7 +25,8 @@ def _int(name: str, default: int, low: int | None = None, high: int | None = Non
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        wanted = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {wanted}, got {value}")
     return value
 
 
@@ -52,7 +57,10 @@ class Config:
             "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10),
             "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20),
             "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10),
-            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5)},
+            # Times come back in the session's zone: in UTC, adding an hour is an hour,
+            # whatever zone the server was installed with (a summer-time change is not).
+            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5),
+                             "options": "-c TimeZone=UTC"},
         }
         self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
         self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
@@ -60,16 +68,18 @@ class Config:
         self.LOGDASH_MAX_MESSAGE_BYTES = _int("LOGDASH_MAX_MESSAGE_BYTES", 32 * 1024)
         self.LOGDASH_MAX_ATTRIBUTES = _int("LOGDASH_MAX_ATTRIBUTES", 100)
         self.LOGDASH_MAX_ATTRIBUTE_DEPTH = _int("LOGDASH_MAX_ATTRIBUTE_DEPTH", 8)
-        self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30)
-        self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24)
+        self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30, 0, DAYS_MAX)
+        self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24, 0, DAYS_MAX * 24)
         self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3)
-        # Retention per tier, in days; raw lines go by whole daily partitions.
-        self.LOGDASH_RETAIN_RAW_DAYS = _int("LOGDASH_RETAIN_RAW_DAYS", 14)
-        self.LOGDASH_RETAIN_MINUTE_DAYS = _int("LOGDASH_RETAIN_MINUTE_DAYS", 2)
+        # Retention per tier, in days; raw lines go by whole daily partitions. Hours are kept
+        # at least 2 days: ingest accepts lines a day less far back than they are kept.
+        self.LOGDASH_RETAIN_RAW_DAYS = _int("LOGDASH_RETAIN_RAW_DAYS", 14, 1, DAYS_MAX)
+        self.LOGDASH_RETAIN_MINUTE_DAYS = _int("LOGDASH_RETAIN_MINUTE_DAYS", 2, 1, DAYS_MAX)
         # Per-minute service x level counts, read by alert checks and the 7-day backtest.
-        self.LOGDASH_RETAIN_MINUTE_COUNTS_DAYS = _int("LOGDASH_RETAIN_MINUTE_COUNTS_DAYS", 8)
-        self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90)
-        self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730)
+        self.LOGDASH_RETAIN_MINUTE_COUNTS_DAYS = _int("LOGDASH_RETAIN_MINUTE_COUNTS_DAYS", 8, 1,
+                                                      DAYS_MAX)
+        self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90, 2, DAYS_MAX)
+        self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730, 1, DAYS_MAX)
         # How long an ingest Idempotency-Key is remembered.
         self.LOGDASH_IDEMPOTENCY_HOURS = _int("LOGDASH_IDEMPOTENCY_HOURS", 24)
         # Health over the last hour (errors = error + critical).

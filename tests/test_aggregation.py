@@ -167,6 +167,21 @@ def test_daily_job_sums_complete_days_after_the_hours(client):
     assert table("SELECT day, service, level, count FROM logs.rollup_daily") == daily
 
 
+def test_a_run_behind_another_runs_clock_still_marks_the_day_it_redid(client):
+    """Runs on machines whose clocks differ (by up to 3 minutes): one already past midnight
+    sums the day; a late line then dirties one of its hours, which a run still before
+    midnight redoes. That run marks the day, so the daily job redoes it too."""
+    ahead = floor_day(NOW) + timedelta(days=1, minutes=2)
+    post_logs(client, lines_at(0.1))
+    aggregate_hours(ahead)
+    aggregate_days(ahead)
+    post_logs(client, lines_at(1.5, per=2))  # late: its hour was summed
+    aggregate_hours(NOW)
+    aggregate_days(ahead)
+    assert table("SELECT day, service, level, count FROM logs.rollup_daily") == raw_per(
+        "day", ahead)
+
+
 def test_jobs_run_through_rq_and_are_recorded(client):
     """The scheduled job functions run in a real RQ worker and record their runs."""
     post_logs(client, lines_at(1.5))
@@ -179,3 +194,50 @@ def test_jobs_run_through_rq_and_are_recorded(client):
     assert done == {"aggregate_hourly": "success", "aggregate_daily": "success",
                     "retention": "success"}
     assert sum(hourly().values()) == 3
+
+
+def test_daily_job_waits_for_batches_still_writing_a_dirty_day(app, client, database_url):
+    """A batch adding late lines to a day already marked dirty (its mark is then left as
+    it is) must be in that day's count: the daily job waits for batches in flight rather
+    than taking the mark and summing without them."""
+    import psycopg
+
+    from app.ingest.batch import ingest_items
+
+    moment = (NOW - timedelta(days=5)).replace(minute=30, second=0, microsecond=0)
+    line = {"service": "late", "message": "late line", "timestamp": moment.isoformat()}
+    post_logs(client, [line])
+    aggregate_hours(NOW)
+    aggregate_days(NOW)
+    post_logs(client, [line])  # late: straight into the hourly tier, the day marked dirty
+    assert scalar("SELECT count(*) FROM logs.dirty_days WHERE day = :d", d=floor_day(moment)) == 1
+    db.session.remove()
+
+    def in_thread(work):
+        """Run work in an app context of its own thread."""
+        def run():
+            with app.app_context():
+                work()
+                db.session.remove()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    with psycopg.connect(database_url, autocommit=True) as admin, \
+            psycopg.connect(database_url) as holder:
+        holder.execute("SELECT 1 FROM logs.rollup_hourly WHERE service = 'late' FOR UPDATE")
+        batch = in_thread(lambda: ingest_items([dict(line)], None, app.config))
+        for _ in range(250):  # until the batch waits, its day's mark already left as it was
+            if admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                             " 'Lock' AND query LIKE 'INSERT INTO logs.rollup_hourly%%'"
+                             ).fetchone()[0]:
+                break
+            threading.Event().wait(0.02)
+        daily = in_thread(lambda: aggregate_days(NOW))
+        daily.join(0.5)
+        holder.rollback()
+        batch.join(10)
+        daily.join(10)
+    aggregate_days(NOW)  # a later run: whatever is still marked dirty is redone now
+    assert scalar("SELECT sum(count) FROM logs.rollup_hourly WHERE service = 'late'") == 3
+    assert scalar("SELECT sum(count) FROM logs.rollup_daily WHERE service = 'late'") == 3

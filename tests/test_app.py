@@ -1,6 +1,10 @@
 """The app factory, configuration, probes, error answers and CLI commands."""
 
+from datetime import timedelta
+
+import psycopg
 import pytest
+from sqlalchemy import text
 
 from app import create_app
 from app.config import Config, database_url_from
@@ -106,6 +110,37 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
     app = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
     assert app.instance_path == str(tmp_path / "instance")
     assert (tmp_path / "instance" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(("name", "value", "error"), [
+    ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 2 and 36500, got 1"),
+    ("LOGDASH_RETAIN_RAW_DAYS", "0", "must be between 1 and 36500, got 0"),
+    ("LOGDASH_ACCEPT_PAST_DAYS", "99999999", "must be between 0 and 36500"),
+])
+def test_retention_and_acceptance_settings_are_range_checked(monkeypatch, name, value, error):
+    """A day count that would refuse every line, or overflow a date, stops the app."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name} {error}"):
+        Config()
+
+
+def test_sessions_use_utc_whatever_the_servers_zone(app, database_url):
+    """Times come back in UTC even where the server (here the database) defaults to a
+    zone with summer time, in which adding an hour to 00:00 UTC on 2026-10-25 gave 02:00."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f"ALTER DATABASE {name} SET timezone = 'Europe/Berlin'")
+        try:
+            db.engine.dispose()
+            zone, moment = db.session.execute(text(
+                "SELECT current_setting('TimeZone'), timestamptz '2026-10-25 00:00:00+00'"
+            )).one()
+            db.session.remove()
+        finally:
+            admin.execute(f"ALTER DATABASE {name} RESET timezone")
+            db.engine.dispose()
+    assert zone == "UTC"
+    assert (moment + timedelta(hours=1)).isoformat() == "2026-10-25T01:00:00+00:00"
 
 
 def test_partitions_command(app):

@@ -7,9 +7,9 @@ from flask import current_app
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rollups.aggregate import aggregate_hours
+from app.rollups.aggregate import aggregate_days, aggregate_hours
 from app.rollups.retention import delete_old_counts, drop_old_partitions
-from app.rollups.tiers import floor_hour, minute_horizon
+from app.rollups.tiers import floor_day, floor_hour, minute_horizon
 from tests.helpers import post_logs, scalar
 
 NOW = datetime.now(UTC)
@@ -44,8 +44,9 @@ def test_counts_past_retention_are_deleted(app):
     nine_days = floor_hour(NOW - timedelta(days=9))
     for minute in (nine_days, nine_days + timedelta(hours=1)):
         put("INSERT INTO logs.rollup_minute VALUES (:m, 'a', 'info', 5)", m=minute)
-    put("INSERT INTO logs.watermarks VALUES ('hourly', :w), ('minute_horizon', :h)",
-        w=floor_hour(NOW), h=minute_horizon(NOW, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"]))
+    put("INSERT INTO logs.watermarks VALUES ('hourly', :w), ('minute_horizon', :h),"
+        " ('daily', :d)", w=floor_hour(NOW), d=floor_day(NOW),
+        h=minute_horizon(NOW, current_app.config["LOGDASH_RETAIN_MINUTE_DAYS"]))
     put("INSERT INTO logs.dirty_hours VALUES (:h)", h=nine_days + timedelta(hours=1))
     put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 7)",
         h=floor_hour(NOW - timedelta(days=91)))
@@ -121,3 +122,37 @@ def test_a_partition_in_use_is_dropped_on_a_later_run(app, client):
         job.join()
     assert gave_up and result["dropped"] == []
     assert drop_old_partitions(14, NOW) == [f"entries_p{old:%Y%m%d}"]
+
+
+def test_hours_past_retention_stay_until_their_day_is_summed(app):
+    """The hourly cut falls inside a day: that day's hours all stay while the day is dirty
+    or not yet summed, so the daily job never replaces its count with part of one."""
+    day = floor_day(NOW - timedelta(days=app.config["LOGDASH_RETAIN_HOURLY_DAYS"]))
+    before = day - timedelta(days=1)
+    for hour, count in ((day, 5), (day + timedelta(hours=23), 7), (before, 2)):
+        put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', :c)", h=hour, c=count)
+    # The daily job summed both days before a late line added the 7 and marked `day` dirty.
+    put("INSERT INTO logs.rollup_daily VALUES (:d, 'a', 'info', 5), (:b, 'a', 'info', 2)",
+        d=day, b=before)
+    put("INSERT INTO logs.watermarks VALUES ('hourly', :w), ('daily', :d)",
+        w=floor_hour(NOW), d=floor_day(NOW))
+    put("INSERT INTO logs.dirty_days VALUES (:d)", d=day)
+
+    assert delete_old_counts(app.config, NOW)["rollup_hourly"] == 1  # the clean day before
+    aggregate_days(NOW)
+    assert scalar("SELECT count FROM logs.rollup_daily WHERE day = :d", d=day) == 12
+    # Clean and summed, the whole day goes once the cut has passed all of it.
+    assert delete_old_counts(app.config, NOW + timedelta(days=1))["rollup_hourly"] == 2
+    assert scalar("SELECT count FROM logs.rollup_daily WHERE day = :d", d=day) == 12
+
+
+def test_hours_of_days_not_yet_summed_are_kept(app):
+    """Without a daily run since, hours past retention are kept for it."""
+    old = floor_hour(NOW - timedelta(days=app.config["LOGDASH_RETAIN_HOURLY_DAYS"] + 2))
+    put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 3)", h=old)
+    put("INSERT INTO logs.watermarks VALUES ('hourly', :w), ('daily', :d)",
+        w=floor_hour(NOW), d=floor_day(old))
+    assert delete_old_counts(app.config, NOW)["rollup_hourly"] == 0
+    aggregate_days(NOW)
+    assert delete_old_counts(app.config, NOW)["rollup_hourly"] == 1
+    assert scalar("SELECT sum(count) FROM logs.rollup_daily") == 3

@@ -160,7 +160,6 @@ def _tally(records: list[Record], done: datetime | None, horizon: datetime | Non
         _widen(tally["templates"], (r.service, r.level, r.fingerprint), r.template, r.message,
                r.timestamp)
         _widen(tally["services"], r.service, None, None, r.timestamp)
-    tally["dirty_days"].discard(floor_day(now))
     return tally
 
 

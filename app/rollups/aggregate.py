@@ -149,8 +149,9 @@ def _aggregate_step(now: datetime, end: datetime) -> tuple[datetime, datetime, i
     for target, source, keys in RECOMPUTE_HOURLY:
         _recompute(target, source, keys, "hour", dirty, start, stop)
     hours = sorted(set(dirty) | _range(start, stop, HOUR))
-    # Days already aggregated that these hours belong to must be redone from them.
-    _mark_days_dirty({floor_day(hour) for hour in hours} - {floor_day(end)})
+    # Days already aggregated that these hours belong to must be redone from them. Today's
+    # mark too: another run, or a clock ahead of this one, may have summed it already.
+    _mark_days_dirty({floor_day(hour) for hour in hours})
     _set_watermark("hourly", stop)
     # Dirty hours before the new horizon were redone above; from now on they only get
     # hourly counts.
@@ -167,6 +168,10 @@ def _aggregate_step(now: datetime, end: datetime) -> tuple[datetime, datetime, i
 def aggregate_days(now: datetime | None = None) -> dict:
     """Aggregate every complete UTC day since the watermark, and the dirty days; commit."""
     db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["daily"]})
+    # Batches and hourly steps in flight may be adding to a day already marked dirty, which
+    # leaves its mark as it is: wait for them, so the day is not summed without their hours
+    # and its mark taken. Ingest waits for this short transaction in turn.
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCKS["hourly"]})
     hourly_done = read_watermark("hourly")
     if hourly_done is None:
         db.session.commit()

@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.ingest.partitions import existing_partitions, forget_partitions
-from app.rollups.aggregate import note_hourly_change, read_ingest_bounds
+from app.rollups.aggregate import note_hourly_change, read_ingest_bounds, read_watermark
+from app.rollups.tiers import floor_day
 
 log = logging.getLogger(__name__)
 # How long dropping a raw partition may wait for its lock, and so hold up ingest.
@@ -87,13 +88,18 @@ def delete_old_counts(config, now: datetime) -> dict:
     """Delete counts past their tier's retention; minutes only once their hour is aggregated."""
     hour_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_HOURLY_DAYS"])
     day_cutoff = now - timedelta(days=config["LOGDASH_RETAIN_DAILY_DAYS"])
+    # The daily job sums whole days of service counts from their hours: they stay until
+    # their day is summed and clean, and go a whole day at a time.
+    summed_before = read_watermark("daily") or datetime.min.replace(tzinfo=UTC)
+    service_hour_cutoff = min(floor_day(hour_cutoff), summed_before)
     not_dirty = ("AND date_trunc('hour', minute, 'UTC') NOT IN"
                  " (SELECT hour FROM logs.dirty_hours)")
     removed = {
         **{table: _delete(f"DELETE FROM logs.{table} WHERE minute < :cut {not_dirty}", cut=cut)
            for table, cut in minute_cutoffs(config, now).items()},
-        "rollup_hourly": _delete("DELETE FROM logs.rollup_hourly WHERE hour < :cut",
-                                 cut=hour_cutoff),
+        "rollup_hourly": _delete(
+            "DELETE FROM logs.rollup_hourly WHERE hour < :cut AND date_trunc('day', hour, 'UTC')"
+            " NOT IN (SELECT day FROM logs.dirty_days)", cut=service_hour_cutoff),
         "template_hourly": _delete("DELETE FROM logs.template_hourly WHERE hour < :cut",
                                    cut=hour_cutoff),
         "rollup_daily": _delete("DELETE FROM logs.rollup_daily WHERE day < :cut", cut=day_cutoff),
