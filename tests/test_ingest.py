@@ -208,6 +208,26 @@ def test_unusable_bodies_are_400(client, body, status, error):
     assert error in response.json["error"]
 
 
+NDJSON = "application/x-ndjson"
+
+
+def test_gzip_of_several_members_is_read_whole(client):
+    """Gzip files joined end to end (cat a.gz b.gz) are one valid body: every member is
+    read, not just the first; data after the end of a deflate stream is refused."""
+    first = ndjson({"service": "gz", "message": f"first {i}"} for i in range(3))
+    second = ndjson({"service": "gz", "message": f"second {i}"} for i in range(4))
+    response = client.post("/api/logs", data=gzip.compress(first) + gzip.compress(second),
+                           content_type=NDJSON, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 202 and response.json["accepted"] == 7
+    trailing = client.post("/api/logs", data=zlib.compress(first) + b"garbage",
+                           content_type=NDJSON, headers={"Content-Encoding": "deflate"})
+    assert trailing.status_code == 400 and "not valid deflate" in trailing.json["error"]
+    too_big = gzip.compress(first) + gzip.compress(b" " * 20_000_000)
+    bomb = client.post("/api/logs", data=too_big, content_type=NDJSON,
+                       headers={"Content-Encoding": "gzip"})
+    assert bomb.status_code == 413
+
+
 def test_broken_gzip_is_400(client):
     """A body that claims gzip but is not is refused clearly."""
     response = client.post("/api/logs", data=b"not gzip at all",

@@ -101,6 +101,42 @@ def test_framing_refuses_oversized_frames():
     assert StreamFramer(b"\x00", False, 100).feed(b"{}\x00{\"a\"") == [b"{}"]
 
 
+def test_plain_lines_that_start_with_digits_are_lines():
+    """Only `LEN <PRI>...` is octet counting (RFC 6587 frames a syslog message, which
+    starts with <PRI>): a line such as a date or "200 OK" is a line of its own."""
+    framer = StreamFramer(b"\n\x00", octet_counting=True, max_frame=1000)
+    stream = b"<13>first\n2024-05-01 12:00:00 app started\n200 OK sent\n12 <13>1 - a b\n7\n"
+    assert framer.feed(stream) == [b"<13>first", b"2024-05-01 12:00:00 app started",
+                                   b"200 OK sent", b"<13>1 - a b\n", b"7"]
+
+
+def test_a_bad_frame_keeps_the_messages_before_it():
+    """The messages complete before an impossible frame are handed back with the error."""
+    framer = StreamFramer(b"\n", octet_counting=True, max_frame=100)
+    with pytest.raises(FrameError) as refused:
+        framer.feed(b"<13>one\n<13>two\n999 <13>x")
+    assert refused.value.frames == [b"<13>one", b"<13>two"]
+
+
+def test_a_connection_closed_for_a_bad_frame_keeps_its_earlier_lines(app):
+    """Lines read before an oversized frame are queued; then the connection is closed."""
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=100, max_seconds=60)
+        server = await asyncio.start_server(
+            stream_server(syslog_handler, batcher, syslog_framer, {}), "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(b"<13>one\n<13>two\n99999999 <13>far too long")
+        await writer.drain()
+        closed = await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        server.close()
+        return closed, [item["message"] for item in batcher._items]
+
+    assert asyncio.run(scenario()) == (True, ["one", "two"])
+
+
 def _chunks(message: bytes, size: int, message_id: bytes = b"12345678") -> list[bytes]:
     """Split a GELF message into chunked datagrams."""
     parts = [message[i:i + size] for i in range(0, len(message), size)]
@@ -134,6 +170,10 @@ def test_gelf_decompression_detects_gzip_zlib_and_plain():
         decompress(zlib.compress(b"0" * 10_000), 1000)
     with pytest.raises(GelfError):
         decompress(zlib.compress(document)[:-4], 1000)
+    # Gzip members joined end to end are all read; anything else after a stream is refused.
+    assert decompress(gzip.compress(document[:9]) + gzip.compress(document[9:]), 1000) == document
+    with pytest.raises(GelfError):
+        decompress(zlib.compress(document) + b"tail", 1000)
 
 
 def test_settings_read_ports_and_switches(monkeypatch):

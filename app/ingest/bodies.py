@@ -29,6 +29,35 @@ class LineError:
         self.error = error
 
 
+class InflateError(ValueError):
+    """Compressed data that is not valid, is cut short, or grows past its limit."""
+
+    def __init__(self, reason: str, too_large: bool = False) -> None:
+        """reason: what is wrong; too_large: the data was valid but grew past the limit."""
+        super().__init__(reason)
+        self.too_large = too_large
+
+
+def inflate(data: bytes, wbits: int, max_bytes: int) -> bytes:
+    """Decompress zlib or gzip data to at most max_bytes. Gzip files joined end to end
+    (`cat a.gz b.gz`) are one valid file: every member is read. Data after the last
+    stream that is not another one is refused, never silently ignored."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(data, max_bytes + 1 - len(out))
+        except zlib.error as error:
+            raise InflateError(str(error)) from None
+        if len(out) > max_bytes or inflater.unconsumed_tail:
+            raise InflateError(f"larger than {max_bytes} bytes", too_large=True)
+        if not inflater.eof:
+            raise InflateError("truncated stream")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)
+
+
 def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
     """Undo Content-Encoding, refusing bodies that grow past max_bytes."""
     encoding = encoding.strip().lower()
@@ -36,17 +65,13 @@ def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
         return data
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise BodyError(415, f"Content-Encoding {encoding!r} is not supported (use gzip)")
-    # wbits 47 reads both gzip and zlib headers.
-    inflater = zlib.decompressobj(47 if encoding != "deflate" else 15)
     try:
-        out = inflater.decompress(data, max_bytes + 1)
-    except zlib.error as error:
+        # wbits 47 reads both gzip and zlib headers.
+        return inflate(data, 47 if encoding != "deflate" else 15, max_bytes)
+    except InflateError as error:
+        if error.too_large:
+            raise BodyError(413, f"decompressed body is {error}") from None
         raise BodyError(400, f"body is not valid {encoding}: {error}") from None
-    if len(out) > max_bytes or inflater.unconsumed_tail:
-        raise BodyError(413, f"decompressed body is larger than {max_bytes} bytes")
-    if not inflater.eof:
-        raise BodyError(400, f"body is not valid {encoding}: truncated stream")
-    return out
 
 
 def _finite_float(text: str) -> float | str:

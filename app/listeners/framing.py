@@ -7,9 +7,21 @@ instead. GELF over TCP ends each message with NUL.
 
 import re
 
+# RFC 6587 octet counting: `MSG-LEN SP SYSLOG-MSG`, and a syslog message starts with <PRI>.
+# A line that merely starts with digits (a date, "200 OK") is framed by its terminator.
+_COUNTED = re.compile(rb"(\d{1,10}) (?=<)")
+# Digits, maybe a space, and nothing yet after them: too early to tell which framing.
+_UNDECIDED = re.compile(rb"\d{1,10} ?")
+
 
 class FrameError(ValueError):
-    """The stream cannot be split any further (a frame too long, a bad length)."""
+    """The stream cannot be split any further (a frame too long, a bad length). `frames`
+    holds the messages completed before it, which are as good as any other."""
+
+    def __init__(self, message: str) -> None:
+        """The problem; `frames` is filled in by the framer that raises it."""
+        super().__init__(message)
+        self.frames: list[bytes] = []
 
 
 class StreamFramer:
@@ -26,14 +38,15 @@ class StreamFramer:
         """Add received bytes; return the messages they complete (empty ones skipped)."""
         self._buffer += data
         frames = []
-        while True:
-            frame = self._next_frame()
-            if frame is None:
-                break
-            if frame.strip():
-                frames.append(bytes(frame))
-        if len(self._buffer) > self._max_frame + 12:
-            raise FrameError(f"a message is longer than {self._max_frame} bytes")
+        try:
+            while (frame := self._next_frame()) is not None:
+                if frame.strip():
+                    frames.append(bytes(frame))
+            if len(self._buffer) > self._max_frame + 12:
+                raise FrameError(f"a message is longer than {self._max_frame} bytes")
+        except FrameError as error:
+            error.frames = frames
+            raise
         return frames
 
     def flush(self) -> bytes | None:
@@ -53,7 +66,10 @@ class StreamFramer:
         if not buffer:
             return None
         if self._octet_counting and buffer[:1].isdigit():
-            return self._counted_frame()
+            if _UNDECIDED.fullmatch(buffer):
+                return None
+            if counted := _COUNTED.match(buffer):
+                return self._counted_frame(int(counted[1]), counted.end())
         match = self._end.search(buffer)
         if match is None:
             return None
@@ -61,23 +77,13 @@ class StreamFramer:
         del buffer[:match.end()]
         return frame
 
-    def _counted_frame(self) -> bytes | None:
-        """`MSG-LEN SP SYSLOG-MSG`: the length says where the message ends."""
-        buffer = self._buffer
-        space = buffer.find(b" ", 0, 11)
-        if space < 0:
-            if len(buffer) > 10:
-                raise FrameError("octet count is not a number followed by a space")
-            return None
-        try:
-            length = int(buffer[:space])
-        except ValueError:
-            raise FrameError("octet count is not a number") from None
+    def _counted_frame(self, length: int, start: int) -> bytes | None:
+        """The message of `length` bytes from `start`, once all of it has arrived."""
         if length > self._max_frame:
             raise FrameError(f"a message of {length} bytes is longer than {self._max_frame}")
-        end = space + 1 + length
-        if len(buffer) < end:
+        end = start + length
+        if len(self._buffer) < end:
             return None
-        frame = buffer[space + 1:end]
-        del buffer[:end]
+        frame = self._buffer[start:end]
+        del self._buffer[:end]
         return frame

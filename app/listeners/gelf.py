@@ -6,10 +6,9 @@ only turns datagrams and TCP frames into the JSON documents it reads.
 """
 
 import time
-import zlib
 from collections import OrderedDict
 
-from app.ingest.bodies import LineError
+from app.ingest.bodies import InflateError, LineError, inflate
 from app.ingest.gelf import parse_messages
 
 CHUNK_MAGIC = b"\x1e\x0f"
@@ -26,20 +25,17 @@ class GelfError(ValueError):
 def decompress(data: bytes, max_bytes: int) -> bytes:
     """Undo gzip or zlib compression (told apart by their headers); plain JSON passes."""
     if data[:2] == b"\x1f\x8b":
-        inflater = zlib.decompressobj(31)
+        wbits = 31
     elif len(data) > 1 and data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0:
-        inflater = zlib.decompressobj(15)
+        wbits = 15
     else:
         return data
     try:
-        out = inflater.decompress(data, max_bytes + 1)
-    except zlib.error as error:
+        return inflate(data, wbits, max_bytes)
+    except InflateError as error:
+        if error.too_large:
+            raise GelfError(f"decompressed message is {error}") from None
         raise GelfError(f"not valid compressed data: {error}") from None
-    if len(out) > max_bytes or inflater.unconsumed_tail:
-        raise GelfError(f"decompressed message is larger than {max_bytes} bytes")
-    if not inflater.eof:
-        raise GelfError("compressed data is truncated")
-    return out
 
 
 class ChunkAssembler:

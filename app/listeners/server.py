@@ -100,6 +100,8 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
             if last is not None:
                 batcher.add(_safely(handle, last, peer), lossless=True)
         except FrameError as error:
+            for frame in error.frames:
+                batcher.add(_safely(handle, frame, peer), lossless=True)
             log.warning("closing the connection from %s: %s", peer, error)
         except ConnectionError:
             pass
