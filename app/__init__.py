@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.answers import AnswerJSON
 from app.config import Config
@@ -58,6 +59,10 @@ def create_app(config: dict | None = None) -> Flask:
         raise RuntimeError("REDIS_URL is not set (see .env.example).")
     app.config["SECRET_KEY"] = _secret_key(app)
     app.json = AnswerJSON(app)
+    if proxies := app.config["LOGDASH_TRUSTED_PROXIES"]:
+        # Behind a proxy every request comes from its address: sign-in limits would be
+        # shared by everyone, and one client's failures would lock all others out.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from app import models  # noqa: F401  (tables must be known before migrations run)
     from app.extensions import db, init_autocommit_reads, init_redis, mail, migrate, sock

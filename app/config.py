@@ -116,6 +116,9 @@ class Config:
         self.LOGDASH_OPEN_INGEST = os.environ.get("LOGDASH_OPEN_INGEST", "") in ("1", "true")
         self.LOGDASH_TOKEN_RATE_PER_MINUTE = _int("LOGDASH_TOKEN_RATE_PER_MINUTE", 1200)
         self.LOGDASH_LOGIN_ATTEMPTS = _int("LOGDASH_LOGIN_ATTEMPTS", 10)
+        # Reverse proxies in front of the web process whose X-Forwarded-For and
+        # X-Forwarded-Proto are believed (0: none; anyone could write those headers).
+        self.LOGDASH_TRUSTED_PROXIES = _int("LOGDASH_TRUSTED_PROXIES", 0, 0, 10)
         # Session cookies: not readable by scripts, not sent cross-site, HTTPS only unless
         # LOGDASH_SECURE_COOKIES=0 (browsers treat localhost as secure anyway).
         self.SESSION_COOKIE_SECURE = os.environ.get("LOGDASH_SECURE_COOKIES", "1") != "0"

@@ -7,7 +7,7 @@ from sqlalchemy import event
 
 from app.auth.credentials import create_token, create_user
 from app.extensions import db
-from tests.conftest import token_headers
+from tests.conftest import make_app, token_headers
 from tests.helpers import post_logs, scalar
 
 PASSWORD = "correct horse battery"
@@ -198,6 +198,46 @@ def test_sign_in_attempts_are_limited(app, browser, monkeypatch):
     blocked = sign_in(browser, "ada")
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
+
+
+def _failed_sign_ins_then_ada(app, count: int) -> int:
+    """Fail `count` sign-ins from one address (new user names each time), then sign in as
+    ada from another; return ada's status."""
+    def from_address(address: str):
+        """A browser whose requests a proxy forwards for `address`."""
+        browser = app.test_client()
+        browser.environ_base.update({"wsgi.url_scheme": "https",
+                                     "HTTP_X_FORWARDED_FOR": address,
+                                     "HTTP_X_FORWARDED_PROTO": "https"})
+        return browser
+    attacker = from_address("203.0.113.5")
+    statuses = [sign_in(attacker, f"mallory{i}", "guess").status_code for i in range(count)]
+    assert statuses == [401] * count
+    assert sign_in(attacker, "mallory", "guess").status_code == 429
+    return sign_in(from_address("198.51.100.7"), "ada").status_code
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit(
+        app, database_url, redis_url, queue_prefix):
+    """With LOGDASH_TRUSTED_PROXIES=1 the limit is per client address as the proxy forwards
+    it: one client's failures do not lock everyone else out of signing in."""
+    proxied = make_app(database_url, redis_url, queue_prefix, LOGDASH_TRUSTED_PROXIES=1,
+                       LOGDASH_LOGIN_ATTEMPTS=3)
+    with proxied.app_context():
+        try:
+            create_user("ada", PASSWORD, "admin")
+            assert _failed_sign_ins_then_ada(proxied, 3) == 302
+        finally:
+            db.session.remove()
+            db.engine.dispose()  # this app's own pool: close its connections now
+
+
+def test_forwarded_addresses_are_not_believed_by_default(app, monkeypatch):
+    """Without a trusted proxy anyone could write X-Forwarded-For, so it is ignored: every
+    request counts against the address that connected."""
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("ada", PASSWORD, "admin")
+    assert _failed_sign_ins_then_ada(app, 3) == 429
 
 
 def test_session_cookie_flags(browser):
