@@ -143,11 +143,12 @@ def field(number: int, payload: bytes | int) -> bytes:
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
-def push_request(labels: str, entries: list[tuple[int, str, dict]]) -> bytes:
+def push_request(labels: str, entries: list[tuple[int, str | bytes, dict]]) -> bytes:
     """A logproto.PushRequest encoded by hand from push.proto, independent of the receiver."""
     stream = field(1, labels.encode())
     for when, line, metadata in entries:
-        entry = field(1, field(1, when // 10**9) + field(2, when % 10**9)) + field(2, line.encode())
+        text = line.encode() if isinstance(line, str) else line
+        entry = field(1, field(1, when // 10**9) + field(2, when % 10**9)) + field(2, text)
         for name, value in metadata.items():
             entry += field(3, field(1, name.encode()) + field(2, value.encode()))
         stream += field(2, entry)
@@ -170,6 +171,17 @@ def test_snappy_protobuf_push(client):
     assert datetime.fromisoformat(first["timestamp"]) == datetime.fromtimestamp(
         when // 1000 / 1e6, UTC)
     assert second["message"] == "disk ok"
+
+
+def test_a_line_that_is_not_utf8_does_not_cost_the_push(client):
+    """Loki's senders do not check UTF-8 (a tailed Latin-1 file): such a line is kept with
+    U+FFFD for its bad bytes, and the push's other lines with it."""
+    when = int(ns())
+    body = push_request('{job="latin1"}', [(when, b"caf\xe9 ouvert", {}), (when + 1, "ok", {})])
+    response = client.post(PUSH, data=bytes(cramjam.snappy.compress_raw(body)),
+                           content_type="application/x-protobuf")
+    assert response.status_code == 204, response.data
+    assert [line["message"] for line in stored("latin1")] == ["caf\ufffd ouvert", "ok"]
 
 
 @pytest.mark.parametrize(("text", "labels"), [
