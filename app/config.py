@@ -11,6 +11,8 @@ def database_url_from(value: str) -> str:
     return value
 
 
+# Web threads per process that live sockets never take, by default.
+THREADS_KEPT_FOR_REQUESTS = 16
 # The longest span in days any setting may give: a century, well within datetime's range.
 DAYS_MAX = 36_500
 
@@ -136,6 +138,12 @@ class Config:
         # Pings keep idle sockets open through proxies that drop silent connections.
         # Pages never send on their sockets; a message that is not small closes it.
         self.SOCK_SERVER_OPTIONS = {"ping_interval": 25, "max_message_size": 1024}
+        # Each open socket holds one of a web process's threads (LOGDASH_WEB_THREADS, as the
+        # Procfile passes it to gunicorn); past this many, more are refused with 503, so that
+        # some threads are always left for pages, the API and ingest.
+        threads = _int("LOGDASH_WEB_THREADS", 64, 1)
+        self.LOGDASH_LIVE_MAX_SOCKETS = _int("LOGDASH_LIVE_MAX_SOCKETS",
+                                             max(threads - THREADS_KEPT_FOR_REQUESTS, 1), 0)
         # A client that stops reading is let go after a send has waited this long.
         self.LOGDASH_LIVE_SEND_TIMEOUT_SECONDS = _int("LOGDASH_LIVE_SEND_TIMEOUT_SECONDS", 10,
                                                       1, 3600)

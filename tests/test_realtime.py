@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+import requests
 from simple_websocket import Client, ConnectionClosed
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
@@ -347,6 +349,51 @@ def test_a_client_that_stops_reading_is_let_go(cluster):
         wait_until(lambda: cluster.count() == 0, timeout=15)
     finally:
         stalled.close()
+
+
+def test_sockets_beyond_a_process_limit_are_refused_before_the_handshake(cluster):
+    """Each open socket holds a web thread: past LOGDASH_LIVE_MAX_SOCKETS a process answers
+    503 (htmx retries later) and keeps its threads for requests and ingest."""
+    server = cluster.serve(cluster.process(LOGDASH_LIVE_MAX_SOCKETS=2))
+    first = cluster.connect(server, "/ws/logs/dashboard")
+    cluster.connect(server, "/ws/logs/tail")
+    wait_until(lambda: cluster.count() == 2)
+    refused = requests.get(f"{server.url}/ws/logs/tail", timeout=5, headers={
+        **token_headers("read"), "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert refused.status_code == 503 and "live connections" in refused.json()["error"]
+    assert int(refused.headers["Retry-After"]) > 0
+    first.close()
+    wait_until(lambda: cluster.count() == 1)
+    cluster.connect(server, "/ws/logs/dashboard")
+    wait_until(lambda: cluster.count() == 2)
+
+
+def test_a_revoked_token_loses_its_open_sockets(cluster, monkeypatch):
+    """Revoking a token ends the live pages and tails it opened, not only its requests."""
+    from app.auth.credentials import revoke_token
+    from app.models import ApiToken
+    from app.realtime import sockets
+
+    monkeypatch.setattr(sockets, "CREDENTIAL_CHECK_SECONDS", 0.2)
+    application = cluster.process()
+    server = cluster.serve(application)
+    headers = token_headers("read")
+    revoked = Client.connect(f"ws://127.0.0.1:{server.port}/ws/logs/tail", headers=headers)
+    kept = cluster.connect(server, "/ws/logs/tail")
+    cluster.clients.append(revoked)
+    wait_until(lambda: cluster.count() == 2)
+    token = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc()).limit(2)).all()
+    with application.app_context():
+        assert revoke_token(token[1].id)
+        db.session.remove()
+    deadline = time.monotonic() + 5
+    with pytest.raises(ConnectionClosed) as closed:
+        while time.monotonic() < deadline:
+            revoked.receive(timeout=0.5)
+    assert closed.value.reason == 1008
+    wait_until(lambda: cluster.count() == 1)
+    assert kept.connected
 
 
 def test_stopping_process_tells_its_pages_to_reconnect(cluster):

@@ -177,6 +177,11 @@ class Hub:
                 self._subscriptions.pop(subscription.id, None)
             self._withdraw(subscription)
 
+    def socket_count(self) -> int:
+        """How many sockets this process holds now."""
+        with self._lock:
+            return len(self._subscriptions)
+
     def _member(self, subscription: Subscription) -> str:
         """The socket's entry in the shared set: process id first, to tell processes apart."""
         return f"{self.id}:{subscription.id}"

@@ -2,10 +2,14 @@
 
 import socket
 import struct
+import time
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db, sock
+from app.models import ApiToken
 from app.realtime.hub import Hub, Outbox, View
 from app.realtime.tail import TAIL, lines_held, render_tail_rows, shown_lines
 from app.search import BadSearch, filters_from_args
@@ -21,6 +25,10 @@ CLOSE_BAD_REQUEST = 1008
 CLOSE_RESTARTING = 1012
 # How often an idle socket checks that its client is still there.
 IDLE_CHECK_SECONDS = 1.0
+# How often a socket checks that the token it was opened with is not revoked.
+CREDENTIAL_CHECK_SECONDS = 30.0
+# Retry-After for a socket refused because the process has no thread to spare.
+FULL_RETRY_SECONDS = 15
 
 
 def current_hub() -> Hub:
@@ -38,6 +46,31 @@ def view_from_args(args) -> View:
     return View(window, service)
 
 
+@bp.before_request
+def refuse_when_full():
+    """503 before the handshake when this process already holds its most sockets: each
+    holds a thread, and the rest are kept for pages, the API and ingest."""
+    if current_hub().socket_count() >= current_app.config["LOGDASH_LIVE_MAX_SOCKETS"]:
+        response = jsonify(error="this server has no room for more live connections;"
+                                 " try again shortly")
+        return response, 503, {"Retry-After": str(FULL_RETRY_SECONDS)}
+    return None
+
+
+def token_still_valid(token_id: int | None) -> bool:
+    """Whether the token a socket was opened with (if any) is still live. A database that
+    does not answer does not close sockets: it says nothing about the token."""
+    if token_id is None:
+        return True
+    try:
+        return db.session.execute(select(ApiToken.id).where(
+            ApiToken.id == token_id, ApiToken.revoked_at.is_(None))).first() is not None
+    except SQLAlchemyError:
+        return True
+    finally:
+        db.session.remove()
+
+
 def limit_sends(ws, seconds: int) -> None:
     """Make a send that waits longer than `seconds` fail, on this socket only.
 
@@ -51,14 +84,21 @@ def pump(ws, subscription, render) -> None:
     """Send a subscription's frames, rendered, until the client or this process goes away."""
     # The access check and the view's validation used the database: a socket may stay open
     # for hours, so give the pooled connection back now rather than when it closes.
+    token_id = g.token.id if g.get("token") is not None else None
     db.session.remove()
     limit_sends(ws, current_app.config["LOGDASH_LIVE_SEND_TIMEOUT_SECONDS"])
     hub = current_hub()
+    checked = time.monotonic()
     while ws.connected and not hub.stopping:
         if ws.receive(timeout=0) is not None:
             # Nothing reads what a client sends here: kept, it would pile up in memory.
             ws.close(reason=CLOSE_BAD_REQUEST, message="this socket does not take messages")
             return
+        if time.monotonic() - checked >= CREDENTIAL_CHECK_SECONDS:
+            checked = time.monotonic()
+            if not token_still_valid(token_id):
+                ws.close(reason=CLOSE_BAD_REQUEST, message="the API token was revoked")
+                return
         payload = subscription.outbox.get(timeout=IDLE_CHECK_SECONDS)
         frame = None if payload is None else render(payload)
         if not frame:
