@@ -241,3 +241,17 @@ def test_daily_job_waits_for_batches_still_writing_a_dirty_day(app, client, data
     aggregate_days(NOW)  # a later run: whatever is still marked dirty is redone now
     assert scalar("SELECT sum(count) FROM logs.rollup_hourly WHERE service = 'late'") == 3
     assert scalar("SELECT sum(count) FROM logs.rollup_daily WHERE service = 'late'") == 3
+
+
+def test_a_recompute_reads_each_source_row_once():
+    """Dirty buckets inside the range, or next to each other, are read as one span: a row
+    read twice would be counted twice."""
+    from app.rollups.aggregate import _spans
+    from app.rollups.tiers import HOUR
+
+    t = floor_hour(NOW)
+    hours = [t - 5 * HOUR, t - 4 * HOUR, t - 2 * HOUR, t - HOUR, t - 9 * HOUR]
+    assert _spans(hours, t - 2 * HOUR, t, HOUR) == [
+        (t - 9 * HOUR, t - 8 * HOUR), (t - 5 * HOUR, t - 3 * HOUR), (t - 2 * HOUR, t)]
+    assert _spans([], t, t, HOUR) == []
+    assert _spans([t - HOUR], t, t, HOUR) == [(t - HOUR, t)]

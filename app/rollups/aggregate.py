@@ -84,28 +84,47 @@ def _claim_dirty(table: str, column: str, before: datetime) -> list[datetime]:
     return sorted(bucket for (bucket,) in rows)
 
 
+def _spans(buckets: list[datetime], start: datetime, end: datetime, step) -> list[tuple]:
+    """The [from, to) spans of time a recompute reads: [start, end) and each listed bucket
+    outside it, merged where they touch, so no source row is read twice."""
+    spans = sorted(([(start, end)] if start < end else [])
+                   + [(b, b + step) for b in buckets if not start <= b < end])
+    merged: list[tuple] = []
+    for low, high in spans:
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return merged
+
+
 def _recompute(target: str, source: str, keys: str, unit: str, buckets: list[datetime],
                start: datetime | None, end: datetime) -> None:
     """Replace target's buckets in [start, end) and the listed ones with sums from source."""
     bucket = "hour" if unit == "hour" else "day"
     source_bucket = "minute" if unit == "hour" else "hour"
-    chosen = (
-        f"(({source_bucket} >= :start AND {source_bucket} < :end)"
-        f" OR date_trunc('{unit}', {source_bucket}, 'UTC') = ANY(:buckets))"
-    )
-    params = {"start": start or end, "end": end, "buckets": buckets}
+    spans = _spans(buckets, start or end, end, HOUR if unit == "hour" else DAY)
+    if not spans:  # most runs: no new hour and nothing late
+        return
+    params = {"lows": [low for low, _ in spans], "highs": [high for _, high in spans]}
+    # Each span is a range of the source's primary key (time first): read by index, where a
+    # condition on date_trunc() of it read the whole table, every run, under the job's lock.
     db.session.execute(
         text(
-            f"DELETE FROM logs.{target} WHERE ({bucket} >= :start AND {bucket} < :end)"
-            f" OR {bucket} = ANY(:buckets)"
+            f"DELETE FROM logs.{target} t USING unnest(CAST(:lows AS timestamptz[]),"
+            f" CAST(:highs AS timestamptz[])) AS span(low, high)"
+            f" WHERE t.{bucket} >= span.low AND t.{bucket} < span.high"
         ),
         params,
     )
     db.session.execute(
         text(
             f"INSERT INTO logs.{target} ({bucket}, {keys}, count)"
-            f" SELECT date_trunc('{unit}', {source_bucket}, 'UTC'), {keys}, sum(count)"
-            f" FROM logs.{source} WHERE {chosen} GROUP BY 1, {keys}"
+            f" SELECT date_trunc('{unit}', s.{source_bucket}, 'UTC'), {keys}, sum(s.count)"
+            f" FROM unnest(CAST(:lows AS timestamptz[]), CAST(:highs AS timestamptz[]))"
+            f" AS span(low, high) JOIN logs.{source} s"
+            f" ON s.{source_bucket} >= span.low AND s.{source_bucket} < span.high"
+            f" GROUP BY 1, {keys}"
         ),
         params,
     )
