@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify
+from app.alerts.signals import alert_changed
 from app.extensions import db
 from app.rollups.tiers import floor_minute
 from tests.alert_fixtures import run_jobs
@@ -156,8 +157,11 @@ def test_an_evaluation_that_dies_before_its_notices_records_nothing(client, rece
     assert [b["event"] for b in receiver.bodies()] == ["firing"]
 
 
-def test_firing_resolved_then_firing_again(client, receiver):
-    """Back under the threshold for a full minute resolves once; a new burst opens anew."""
+def test_firing_resolved_then_firing_again(app, client, receiver):
+    """Back under the threshold for a full minute resolves once; a new burst opens anew.
+    The live pages are told the count and the episode's peak."""
+    announced = []
+    alert_changed.connect(lambda sender, event: announced.append(event), app, weak=False)
     configure(client, receiver)
     # The timeline ends in the current minute, where the checks that ingest queues run.
     start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
@@ -179,6 +183,8 @@ def test_firing_resolved_then_firing_again(client, receiver):
     assert events[0][1] == events[1][1] != events[2][1]
     assert receiver.bodies()[1]["resolved_at"] is not None
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 2
+    assert [(e["event"], e["current_count"], e["peak_count"]) for e in announced] == [
+        ("firing", 6, 6), ("resolved", 6, 6), ("firing", 7, 7)]
 
 
 def test_two_evaluators_at_once_open_one_violation(app, client):

@@ -261,9 +261,11 @@ def test_publish_alert_shows_a_banner_on_every_dashboard_now(cluster):
         assert "120/min, threshold 100" in banner and "at 2026-11-27 10:42:00 UTC" in banner
         assert "&lt;img src=x onerror=alert(1)&gt;" in banner and HOSTILE not in banner
     with second.app_context():
-        publish_alert({**event, "event": "resolved", "service": "api", "current_count": 3})
+        publish_alert({**event, "event": "resolved", "service": "api", "current_count": 110,
+                       "peak_count": 480})
     for client in dashboards:
-        assert "Alert resolved" in receive_until(client, "banner-resolved", timeout=2)
+        banner = receive_until(client, "banner-resolved", timeout=2)
+        assert "Alert resolved" in banner and "peaked at 480/min, threshold 100" in banner
 
 
 def test_publish_alert_without_redis_reports_nothing_sent(database_url, queue_prefix):
@@ -469,6 +471,19 @@ def test_tail_cuts_long_messages():
     assert "truncated" in line["message"]
 
 
+def test_tail_leaves_out_huge_attributes():
+    """Attributes of megabytes are not copied to every tail (search shows them whole);
+    ordinary ones are streamed as they are."""
+    now = datetime.now(UTC)
+    limits = Limits(max_message_bytes=1_000_000, oldest=now.replace(year=2000), newest=now)
+    big, small = (normalize({"service": "api", "message": "m", "blob": "x" * size}, None,
+                            limits, now) for size in (100_000, 10))
+    [huge, ordinary] = tail_messages([big, small])[0]["lines"]
+    assert huge["attributes"] == {"…": f"{len(big.attributes)} characters of attributes;"
+                                       " search shows them"}
+    assert ordinary["attributes"] == {"blob": "x" * 10}
+
+
 @pytest.mark.parametrize(("args", "line", "expected"), [
     ({}, {}, True),
     ({"service": ["web"]}, {}, False),
@@ -480,11 +495,16 @@ def test_tail_cuts_long_messages():
     ({"q": ["memory"]}, {}, False),
     ({"fingerprint": ["abc"]}, {}, True),
     ({"fingerprint": ["def"]}, {}, False),
+    ({"since": ["2026-11-27T10:00:00Z"]}, {}, True),
+    ({"since": ["2026-11-27T10:00:01Z"]}, {}, False),
+    ({"until": ["2026-11-27T10:00:00Z"]}, {}, True),
+    ({"until": ["2026-11-27T09:59:59Z"]}, {}, False),
 ])
 def test_tail_filters_mean_what_search_means(args, line, expected):
-    """Each filter of the search API, applied to one streamed line."""
+    """Each filter of the search API, applied to one streamed line: since and until bound
+    its event time, both inclusive."""
     base = {"service": "api", "level": "info", "message": "Disk almost full",
-            "fingerprint": "abc"}
+            "fingerprint": "abc", "timestamp": "2026-11-27T10:00:00+00:00"}
     filters = filters_from_args(MultiDict(args), 1000)
     assert line_matches(filters, {**base, **line}) is expected
 

@@ -189,7 +189,10 @@ def announce(item: AlertEvent) -> None:
     violation = item.violation
     alert_changed.send(current_app._get_current_object(), event={
         "service": violation.service, "level": violation.level, "event": item.event,
-        "current_count": violation.peak_count or violation.current_count,
+        # The last count over the threshold, as the alerts panel and API show it, and the
+        # episode's peak, which a resolved banner names.
+        "current_count": violation.current_count,
+        "peak_count": violation.peak_count or violation.current_count,
         "threshold": violation.threshold_value,
         "at": (violation.resolved_at or violation.timestamp).isoformat(),
     })

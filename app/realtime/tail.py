@@ -3,6 +3,7 @@
 import itertools
 import json
 import logging
+from datetime import datetime
 
 import redis
 from flask import Flask, render_template
@@ -20,6 +21,9 @@ LINES_PER_PUBLISH = 200
 LINES_PER_BATCH = 1000
 # The tail is for reading: longer messages are cut (search shows them whole).
 MESSAGE_BYTES = 4096
+# Attributes longer than this as JSON are not sent to the tail (search shows them): one
+# line's megabytes would be copied into every tail socket's outbox and page.
+ATTRIBUTES_BYTES = 4096
 # Where a message keeps its lines' lower-cased text once a socket's filter needed it.
 _LOWERED = "_lowered"
 
@@ -35,7 +39,10 @@ def tail_line(record: Record) -> dict:
         "host": record.host,
         "logger": record.logger,
         "trace_id": record.trace_id,
-        "attributes": json.loads(record.attributes),
+        "attributes": (json.loads(record.attributes)
+                       if len(record.attributes) <= ATTRIBUTES_BYTES else
+                       {"…": f"{len(record.attributes)} characters of attributes; search"
+                             " shows them"}),
     }
 
 
@@ -71,6 +78,11 @@ def line_matches(filters: SearchFilters, line: dict, lowered: str | None = None)
         return False
     if filters.fingerprint and line["fingerprint"] != filters.fingerprint:
         return False
+    if filters.since or filters.until:
+        moment = datetime.fromisoformat(line["timestamp"])
+        if (filters.since and moment < filters.since) or (filters.until
+                                                           and moment > filters.until):
+            return False
     if not filters.q:
         return True
     # lower(), as ILIKE compares: casefold() would also find "ss" in "Straße".
