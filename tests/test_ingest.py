@@ -213,7 +213,8 @@ NDJSON = "application/x-ndjson"
 
 def test_gzip_of_several_members_is_read_whole(client):
     """Gzip files joined end to end (cat a.gz b.gz) are one valid body: every member is
-    read, not just the first; data after the end of a deflate stream is refused."""
+    read, not just the first; data after the end of a deflate stream is refused, and so are
+    bodies of more streams than any sender joins (each would copy the rest of the body)."""
     first = ndjson({"service": "gz", "message": f"first {i}"} for i in range(3))
     second = ndjson({"service": "gz", "message": f"second {i}"} for i in range(4))
     response = client.post("/api/logs", data=gzip.compress(first) + gzip.compress(second),
@@ -222,6 +223,9 @@ def test_gzip_of_several_members_is_read_whole(client):
     trailing = client.post("/api/logs", data=zlib.compress(first) + b"garbage",
                            content_type=NDJSON, headers={"Content-Encoding": "deflate"})
     assert trailing.status_code == 400 and "not valid deflate" in trailing.json["error"]
+    many = client.post("/api/logs", data=zlib.compress(b"") * 100_000 + zlib.compress(first),
+                       content_type=NDJSON, headers={"Content-Encoding": "deflate"})
+    assert many.status_code == 400 and "more than 32 compressed streams" in many.json["error"]
     too_big = gzip.compress(first) + gzip.compress(b" " * 20_000_000)
     bomb = client.post("/api/logs", data=too_big, content_type=NDJSON,
                        headers={"Content-Encoding": "gzip"})

@@ -160,6 +160,22 @@ def test_gelf_chunks_reassemble_in_any_order_and_expire():
         assembler.add(b"\x1e\x0f" + b"12345678" + bytes([5, 3]) + b"x")
 
 
+def test_gelf_chunks_held_are_bounded_in_bytes():
+    """A message whose chunks add up past the frame limit is dropped as they arrive, and
+    partial messages together never hold more than their budget: the oldest go first."""
+    assembler = ChunkAssembler(max_message_bytes=1000, max_total_bytes=1000)
+    big = _chunks(b"x" * 1800, 600, b"bigbigbi")
+    assert assembler.add(big[0]) is None
+    with pytest.raises(GelfError, match="larger than 1000 bytes"):
+        assembler.add(big[1])
+    assert len(assembler) == 0
+    for n in range(3):
+        assert assembler.add(_chunks(b"y" * 900, 450, bytes([n]) * 8)[0]) is None
+    assert len(assembler) == 2  # 3 x 450 bytes is past the budget: the first went
+    assert assembler.add(_chunks(b"y" * 900, 450, bytes([2]) * 8)[1]) == b"y" * 900
+    assert len(assembler) == 0  # the second went to make room for the third's last chunk
+
+
 def test_gelf_decompression_detects_gzip_zlib_and_plain():
     """Compression is told from the bytes; a bomb is refused."""
     document = b'{"short_message": "hi"}'
@@ -479,6 +495,33 @@ def test_storing_retries_while_the_database_is_away(app, monkeypatch):
     assert stored_sizes == [2, 1]
 
 
+def test_a_batch_the_database_will_never_take_is_dropped_not_retried(app, monkeypatch):
+    """Only errors that pass are retried: a full disk is not one, and retrying its batch
+    without end would hold up every line behind it."""
+    calls = []
+
+    def fail(items, *args, **kwargs):
+        """The server refuses the batch for good."""
+        calls.append(len(items))
+        raise psycopg.errors.DiskFull("could not extend file")
+
+    monkeypatch.setattr(batcher_module, "ingest_items", fail)
+    monkeypatch.setattr(batcher_module, "RETRY_FIRST_SECONDS", 0.01)
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=3, max_seconds=0.01)
+        task = asyncio.create_task(batcher.run())
+        batcher.add([{}, {}, {}])
+        await asyncio.sleep(0.2)
+        batcher.close()
+        await task
+        batcher.shutdown()
+        return batcher.dropped
+
+    assert asyncio.run(scenario()) == 3
+    assert calls == [3]
+
+
 def _lock_waiters(admin) -> list:
     """Backends waiting for a row lock while adding to the minute counts."""
     return admin.execute(
@@ -544,9 +587,9 @@ def test_a_batch_cut_off_by_the_database_is_retried(app, database_url, monkeypat
     assert (stored, counted) == (2, 2)
 
 
-def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app):
-    """With the queue full, a TCP read's lines are all kept and the reader pauses; UDP's
-    extra datagrams are dropped, as datagrams may be."""
+def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app, monkeypatch):
+    """With the queue full, a TCP read's lines are all kept and the reader pauses until
+    there is room again; UDP's extra datagrams are dropped, as datagrams may be."""
 
     async def scenario():
         batcher = Batcher(app, "syslog", max_lines=100, max_seconds=60, max_pending=10)
@@ -562,11 +605,28 @@ def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app):
             await asyncio.sleep(0.01)
         queued_tcp = len(batcher._items)
         batcher.add([{"message": "a datagram"}])  # what the UDP receiver does
+        writer.write(b"<13>later\n")  # not read while the queue is full
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        held = len(batcher._items)
+        task = asyncio.create_task(batcher.run())  # storing makes room: reading goes on
+        for _ in range(200):
+            if "later" in stored:
+                break
+            await asyncio.sleep(0.01)
+        batcher.close()
+        await task
+        batcher.shutdown()
         writer.close()
         server.close()
-        return queued_tcp, len(batcher._items), batcher.dropped
+        return queued_tcp, held, batcher.dropped, stored[-1]
 
-    assert asyncio.run(scenario()) == (15, 15, 1)
+    stored = []
+    monkeypatch.setattr(batcher_module, "ingest_items", lambda items, *a, **k: (
+        stored.extend(item.get("message") for item in items),
+        ({"accepted": len(items), "rejected": 0, "errors": []}, False))[1])
+    assert asyncio.run(scenario()) == (15, 15, 1, "later")
+    assert len(stored) == 16  # the 15 lines of the first read, then "later"
 
 
 def test_listen_command_runs_until_sigterm(database_url, redis_url, queue_prefix, app):

@@ -29,6 +29,11 @@ class LineError:
         self.error = error
 
 
+# Each member after the first copies the rest of the body (zlib's unused_data): a body of
+# thousands of empty members would take seconds to minutes of CPU.
+MAX_MEMBERS = 32
+
+
 class InflateError(ValueError):
     """Compressed data that is not valid, is cut short, or grows past its limit."""
 
@@ -40,10 +45,10 @@ class InflateError(ValueError):
 
 def inflate(data: bytes, wbits: int, max_bytes: int) -> bytes:
     """Decompress zlib or gzip data to at most max_bytes. Gzip files joined end to end
-    (`cat a.gz b.gz`) are one valid file: every member is read. Data after the last
-    stream that is not another one is refused, never silently ignored."""
+    (`cat a.gz b.gz`) are one valid file: every member is read, up to MAX_MEMBERS. Data
+    after the last stream that is not another one is refused, never silently ignored."""
     out = bytearray()
-    while True:
+    for _ in range(MAX_MEMBERS):
         inflater = zlib.decompressobj(wbits)
         try:
             out += inflater.decompress(data, max_bytes + 1 - len(out))
@@ -56,6 +61,7 @@ def inflate(data: bytes, wbits: int, max_bytes: int) -> bytes:
         data = inflater.unused_data
         if not data:
             return bytes(out)
+    raise InflateError(f"more than {MAX_MEMBERS} compressed streams joined together")
 
 
 def decompress(data: bytes, encoding: str, max_bytes: int) -> bytes:

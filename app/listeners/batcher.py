@@ -12,6 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import psycopg.errors
 from flask import Flask
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -28,12 +29,26 @@ RETRY_MAX_SECONDS = 30.0
 RETRIES_WHEN_CLOSING = 3
 
 
+# psycopg errors that pass: the server going away or refusing connections for now, a lock
+# wait or a deadlock. Not every OperationalError does (a full disk, a query over its
+# limit): retried without end, one such batch would hold up all the receiver's lines.
+PASSING_ERRORS = (psycopg.errors.ConnectionException, psycopg.errors.AdminShutdown,
+                  psycopg.errors.CrashShutdown, psycopg.errors.CannotConnectNow,
+                  psycopg.errors.LockNotAvailable, psycopg.errors.TransactionRollback)
+
+
 def _transient(error: Exception) -> bool:
     """Whether storing may work if tried again (the database is away or restarting)."""
-    # The COPY and the counts go through psycopg's own cursor, whose errors SQLAlchemy
-    # does not wrap: a server shutting down raises psycopg's AdminShutdown there.
-    return isinstance(error, OperationalError | psycopg.OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated)
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if not isinstance(error.orig, psycopg.Error):
+            return isinstance(error, OperationalError)
+        error = error.orig
+    # The COPY and the counts go through psycopg's own cursor, whose errors SQLAlchemy does
+    # not wrap. One without a SQLSTATE did not come from the server: the connection failed.
+    return isinstance(error, PASSING_ERRORS) or (
+        isinstance(error, psycopg.OperationalError) and error.sqlstate is None)
 
 
 class Batcher:
