@@ -19,6 +19,7 @@ import pytest
 import redis
 import requests
 from simple_websocket import Client, ConnectionClosed
+from simple_websocket import ConnectionError as HandshakeRefused
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
@@ -353,21 +354,46 @@ def test_a_client_that_stops_reading_is_let_go(cluster):
         stalled.close()
 
 
+# simple-websocket's client leaves its socket to the garbage collector when a handshake is
+# refused, which is the point of this test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_sockets_beyond_a_process_limit_are_refused_before_the_handshake(cluster):
     """Each open socket holds a web thread: past LOGDASH_LIVE_MAX_SOCKETS a process answers
-    503 (htmx retries later) and keeps its threads for requests and ingest."""
-    server = cluster.serve(cluster.process(LOGDASH_LIVE_MAX_SOCKETS=2))
-    first = cluster.connect(server, "/ws/logs/dashboard")
-    cluster.connect(server, "/ws/logs/tail")
+    503 (htmx retries later) and keeps its threads for requests and ingest, also when the
+    handshakes arrive all at once."""
+    application = cluster.process(LOGDASH_LIVE_MAX_SOCKETS=2)
+    send(application, [{"service": "api", "message": "hello"}])
+    server = cluster.serve(application)
+    headers = token_headers("read")
+    opened, refused = [], []
+
+    def handshake() -> None:
+        """Try to open a service's dashboard socket (its check of the service takes a query
+        before the socket counts as open)."""
+        try:
+            client = Client.connect(
+                f"ws://127.0.0.1:{server.port}/ws/logs/dashboard?service=api", headers=headers)
+        except HandshakeRefused:
+            refused.append(1)
+            return
+        opened.append(client)
+
+    threads = [threading.Thread(target=handshake) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    cluster.clients.extend(opened)
+    assert (len(opened), len(refused)) == (2, 4)
     wait_until(lambda: cluster.count() == 2)
-    refused = requests.get(f"{server.url}/ws/logs/tail", timeout=5, headers={
-        **token_headers("read"), "Connection": "Upgrade", "Upgrade": "websocket",
+    answer = requests.get(f"{server.url}/ws/logs/tail", timeout=5, headers={
+        **headers, "Connection": "Upgrade", "Upgrade": "websocket",
         "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
-    assert refused.status_code == 503 and "live connections" in refused.json()["error"]
-    assert int(refused.headers["Retry-After"]) > 0
-    first.close()
+    assert answer.status_code == 503 and "live connections" in answer.json()["error"]
+    assert int(answer.headers["Retry-After"]) > 0
+    opened[0].close()
     wait_until(lambda: cluster.count() == 1)
-    cluster.connect(server, "/ws/logs/dashboard")
+    cluster.connect(server, "/ws/logs/dashboard")  # the slot was given back
     wait_until(lambda: cluster.count() == 2)
 
 

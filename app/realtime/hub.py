@@ -154,6 +154,8 @@ class Hub:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_in: int | None = None
+        # One per socket this process may hold (app/realtime/sockets.py takes and frees them).
+        self.slots = threading.BoundedSemaphore(app.config["LOGDASH_LIVE_MAX_SOCKETS"])
 
     # Sockets
 
@@ -176,11 +178,6 @@ class Hub:
             with self._lock:
                 self._subscriptions.pop(subscription.id, None)
             self._withdraw(subscription)
-
-    def socket_count(self) -> int:
-        """How many sockets this process holds now."""
-        with self._lock:
-            return len(self._subscriptions)
 
     def _member(self, subscription: Subscription) -> str:
         """The socket's entry in the shared set: process id first, to tell processes apart."""

@@ -1,12 +1,15 @@
 """The WebSocket endpoints: one dashboard (or service) view, or the live tail."""
 
+import contextlib
 import socket
 import struct
 import time
 
 from flask import Blueprint, current_app, g, jsonify, request
+from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from wsproto.events import TextMessage
 
 from app.extensions import db, sock
 from app.models import ApiToken
@@ -47,14 +50,23 @@ def view_from_args(args) -> View:
 
 
 @bp.before_request
-def refuse_when_full():
+def take_a_socket_slot():
     """503 before the handshake when this process already holds its most sockets: each
-    holds a thread, and the rest are kept for pages, the API and ingest."""
-    if current_hub().socket_count() >= current_app.config["LOGDASH_LIVE_MAX_SOCKETS"]:
+    holds a thread, and the rest are kept for pages, the API and ingest. The slot is taken
+    here, at once, so that handshakes arriving together cannot all pass one count."""
+    if not current_hub().slots.acquire(blocking=False):
         response = jsonify(error="this server has no room for more live connections;"
                                  " try again shortly")
         return response, 503, {"Retry-After": str(FULL_RETRY_SECONDS)}
+    g.socket_slot = True
     return None
+
+
+@bp.teardown_request
+def give_back_the_socket_slot(_error) -> None:
+    """The socket has ended (the view returns only then): free its slot."""
+    if g.pop("socket_slot", False):
+        current_hub().slots.release()
 
 
 def token_still_valid(token_id: int | None) -> bool:
@@ -80,6 +92,18 @@ def limit_sends(ws, seconds: int) -> None:
     ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
 
 
+def send(ws, frame: str) -> None:
+    """Send one text frame whole, or raise OSError. simple-websocket's send() ignores how
+    much a send() call wrote, which under SO_SNDTIMEO may be part of a frame."""
+    ws.sock.sendall(ws.ws.send(TextMessage(data=frame)))
+
+
+def close(ws, reason: int, message: str) -> None:
+    """Close the socket with a reason, unless the connection is already beyond it."""
+    with contextlib.suppress(OSError, ConnectionClosed):
+        ws.close(reason=reason, message=message)
+
+
 def pump(ws, subscription, render) -> None:
     """Send a subscription's frames, rendered, until the client or this process goes away."""
     # The access check and the view's validation used the database: a socket may stay open
@@ -92,23 +116,23 @@ def pump(ws, subscription, render) -> None:
     while ws.connected and not hub.stopping:
         if ws.receive(timeout=0) is not None:
             # Nothing reads what a client sends here: kept, it would pile up in memory.
-            ws.close(reason=CLOSE_BAD_REQUEST, message="this socket does not take messages")
+            close(ws, CLOSE_BAD_REQUEST, "this socket does not take messages")
             return
         if time.monotonic() - checked >= CREDENTIAL_CHECK_SECONDS:
             checked = time.monotonic()
             if not token_still_valid(token_id):
-                ws.close(reason=CLOSE_BAD_REQUEST, message="the API token was revoked")
+                close(ws, CLOSE_BAD_REQUEST, "the API token was revoked")
                 return
         payload = subscription.outbox.get(timeout=IDLE_CHECK_SECONDS)
         frame = None if payload is None else render(payload)
         if not frame:
             continue
         try:
-            ws.send(frame)
+            send(ws, frame)
         except OSError:  # the send timed out (or the connection broke): let it go
             return
     if hub.stopping:
-        ws.close(reason=CLOSE_RESTARTING, message="server restarting")
+        close(ws, CLOSE_RESTARTING, "server restarting")
 
 
 @sock.route("/ws/logs/dashboard", bp=bp)
@@ -117,7 +141,7 @@ def dashboard_socket(ws):
     try:
         view = view_from_args(request.args)
     except ValueError as error:  # BadWindow, or a service never seen
-        ws.close(reason=CLOSE_BAD_REQUEST, message=str(error)[:120])
+        close(ws, CLOSE_BAD_REQUEST, str(error)[:120])
         return
     with current_hub().subscription({view.topic, ALERTS}, view) as subscription:
         pump(ws, subscription, render=str)
@@ -129,7 +153,7 @@ def tail_socket(ws):
     try:
         filters = filters_from_args(request.args, current_app.config["LOGDASH_SEARCH_MAX_LIMIT"])
     except BadSearch as error:
-        ws.close(reason=CLOSE_BAD_REQUEST, message=str(error)[:120])
+        close(ws, CLOSE_BAD_REQUEST, str(error)[:120])
         return
     outbox = Outbox(weigh=lines_held)
     with current_hub().subscription({TAIL}, accepts=lambda m: shown_lines(m, filters),
