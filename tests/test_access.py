@@ -1,6 +1,7 @@
 """Access: who may read, change and send logs; sessions, CSRF, tokens, headers, limits."""
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import event
@@ -53,6 +54,11 @@ def test_pages_send_people_to_sign_in(anonymous_client):
     response = anonymous_client.get("/health", headers={"Accept": "text/html"})
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=/health")
+    # The page's path as it was sent: decoded, a service's %2F would lead elsewhere.
+    page = "/services/..%2F..%2Fapi%2Flogs%2Fdashboard?window=24h"
+    response = anonymous_client.get(page, headers={"Accept": "text/html"})
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login" and parse_qs(location.query)["next"] == [page]
 
 
 def test_anonymous_requests_take_no_database_connection(anonymous_client):

@@ -126,6 +126,13 @@ def _wants_page() -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
 
 
+def _this_page() -> str:
+    """The path and query asked for, as the client sent them. Decoded, a service name's
+    %2F would turn into a slash, and its ../ into a different page after sign-in."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    return raw if raw and raw.startswith("/") else request.full_path.rstrip("?")
+
+
 def enforce_access():
     """The before_request hook: None to let the request through, or a refusal."""
     if request.endpoint in PUBLIC or request.endpoint is None:
@@ -142,7 +149,7 @@ def enforce_access():
     if g.user is not None:
         return _for_user()
     if _wants_page():
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return redirect(url_for("auth.login", next=_this_page()))
     return _deny(401, "sign in or send an API token (Authorization: Bearer ...)",
                  **{"WWW-Authenticate": "Bearer"})
 
