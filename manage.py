@@ -73,9 +73,14 @@ def procfile_commands() -> dict[str, str]:
     return commands
 
 
+def switched_on(env: dict, name: str) -> bool:
+    """Whether an on/off setting is on, in the words app/config.py accepts."""
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def wanted_processes(env: dict) -> tuple[str, ...]:
     """The Procfile processes the embedded run starts: the listener only when enabled."""
-    return PROCESSES + ((LISTENER,) if env.get("LOGDASH_SYSLOG_ENABLE") == "1" else ())
+    return PROCESSES + ((LISTENER,) if switched_on(env, "LOGDASH_SYSLOG_ENABLE") else ())
 
 
 def start_embedded_postgres() -> str:
@@ -139,7 +144,7 @@ def run() -> int:
     flask = [str(BIN / "flask"), "--app", "app"]
     subprocess.run([*flask, "db", "upgrade"], check=True, env=env, cwd=ROOT)
     subprocess.run([*flask, "users", "ensure-admin"], check=True, env=env, cwd=ROOT)
-    if env.get("LOGDASH_OPEN_INGEST") == "1":
+    if switched_on(env, "LOGDASH_OPEN_INGEST"):
         print("Ingest is open: POST /api/logs needs no token (LOGDASH_OPEN_INGEST=1, local only)")
     commands = procfile_commands()
     children = {

@@ -42,7 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
         # Flask refuses a relative instance path; ./instance is as good as any here.
-        instance_path=str(Path(os.environ.get("LOGDASH_INSTANCE_PATH", root / "instance"))
+        instance_path=str(Path(os.environ.get("LOGDASH_INSTANCE_PATH") or root / "instance")
                           .resolve()),
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
@@ -65,9 +65,18 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from app import models  # noqa: F401  (tables must be known before migrations run)
-    from app.extensions import db, init_autocommit_reads, init_redis, mail, migrate, sock
+    from app.extensions import (
+        db,
+        init_autocommit_reads,
+        init_redis,
+        init_utc_times,
+        mail,
+        migrate,
+        sock,
+    )
 
     db.init_app(app)
+    init_utc_times(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
     mail.init_app(app)
     sock.init_app(app)

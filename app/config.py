@@ -32,6 +32,22 @@ def _int(name: str, default: int, low: int | None = None, high: int | None = Non
     return value
 
 
+SWITCH_ON = ("1", "true", "yes", "on")
+SWITCH_OFF = ("0", "false", "no", "off")
+
+
+def _switch(name: str, default: bool) -> bool:
+    """Read an on/off setting; a value that is neither (a typo) is refused, not taken as off."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in SWITCH_ON + SWITCH_OFF:
+        raise ValueError(f"{name} must be on or off (1, true, yes, on / 0, false, no, off),"
+                         f" got {raw!r}")
+    return value in SWITCH_ON
+
+
 def _float(name: str, default: float) -> float:
     """Read a number setting, naming the variable when it is not a number."""
     raw = os.environ.get(name)
@@ -59,10 +75,7 @@ class Config:
             "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10),
             "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20),
             "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10),
-            # Times come back in the session's zone: in UTC, adding an hour is an hour,
-            # whatever zone the server was installed with (a summer-time change is not).
-            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5),
-                             "options": "-c TimeZone=UTC"},
+            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5)},
         }
         self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
         self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
@@ -102,28 +115,30 @@ class Config:
         # The daily job moves violations resolved this long ago, and deliveries as old, to
         # the archive tables (or deletes them with LOGDASH_ALERT_ARCHIVE=0).
         self.LOGDASH_ALERT_ARCHIVE_DAYS = _int("LOGDASH_ALERT_ARCHIVE_DAYS", 90)
-        self.LOGDASH_ALERT_ARCHIVE = os.environ.get("LOGDASH_ALERT_ARCHIVE", "1") != "0"
+        self.LOGDASH_ALERT_ARCHIVE = _switch("LOGDASH_ALERT_ARCHIVE", True)
         # Runs recorded in logs.job_executions are kept this long.
         self.LOGDASH_JOB_HISTORY_DAYS = _int("LOGDASH_JOB_HISTORY_DAYS", 30)
         # Flask-Mail reads these names.
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
         self.MAIL_PORT = _int("MAIL_PORT", 25)
-        self.MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "") in ("1", "true", "yes")
-        self.MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "") in ("1", "true", "yes")
+        self.MAIL_USE_TLS = _switch("MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = _switch("MAIL_USE_SSL", False)
         self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "logdash@localhost")
         # Access: ingest without a token only where every sender is trusted (the embedded
         # run on localhost); request and sign-in limits.
-        self.LOGDASH_OPEN_INGEST = os.environ.get("LOGDASH_OPEN_INGEST", "") in ("1", "true")
+        self.LOGDASH_OPEN_INGEST = _switch("LOGDASH_OPEN_INGEST", False)
         self.LOGDASH_TOKEN_RATE_PER_MINUTE = _int("LOGDASH_TOKEN_RATE_PER_MINUTE", 1200)
         self.LOGDASH_LOGIN_ATTEMPTS = _int("LOGDASH_LOGIN_ATTEMPTS", 10)
         # Reverse proxies in front of the web process whose X-Forwarded-For and
         # X-Forwarded-Proto are believed (0: none; anyone could write those headers).
+        # /metrics without a token, for a scraper on a private network (app.auth.access).
+        self.LOGDASH_METRICS_PUBLIC = _switch("LOGDASH_METRICS_PUBLIC", False)
         self.LOGDASH_TRUSTED_PROXIES = _int("LOGDASH_TRUSTED_PROXIES", 0, 0, 10)
         # Session cookies: not readable by scripts, not sent cross-site, HTTPS only unless
         # LOGDASH_SECURE_COOKIES=0 (browsers treat localhost as secure anyway).
-        self.SESSION_COOKIE_SECURE = os.environ.get("LOGDASH_SECURE_COOKIES", "1") != "0"
+        self.SESSION_COOKIE_SECURE = _switch("LOGDASH_SECURE_COOKIES", True)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12) * 3600

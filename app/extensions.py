@@ -1,13 +1,16 @@
 """Extension singletons, bound to an app in create_app."""
 
+from datetime import UTC, datetime
+
 import redis
 from flask import Flask, g, request, session
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from rq import Queue
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 
 # Everything Logdash owns lives in the `logs` schema, so it can share a database.
 db = SQLAlchemy(metadata=MetaData(schema="logs"))
@@ -61,6 +64,46 @@ def init_autocommit_reads(app: Flask) -> None:
     """Register the two hooks; before any other that uses the database."""
     app.before_request(read_in_autocommit)
     app.teardown_request(end_autocommit_read)
+
+
+# Session time zones that are UTC under another name.
+UTC_NAMES = {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Zulu", "Etc/Zulu",
+             "Universal", "Etc/Universal"}
+
+
+class UtcTimestamptzLoader(TimestamptzLoader):
+    """timestamptz values as UTC datetimes, in text."""
+
+    def load(self, data) -> datetime:
+        """The value, moved to UTC."""
+        return super().load(data).astimezone(UTC)
+
+
+class UtcTimestamptzBinaryLoader(TimestamptzBinaryLoader):
+    """timestamptz values as UTC datetimes, in binary."""
+
+    def load(self, data) -> datetime:
+        """The value, moved to UTC."""
+        return super().load(data).astimezone(UTC)
+
+
+def use_utc_times(dbapi_connection, _record) -> None:
+    """Read times in UTC on a new connection, whatever the server's TimeZone.
+
+    psycopg gives times in the session's zone, and adding an hour to one in a zone with
+    summer time is wall-clock arithmetic (00:00Z + 1 h gave 02:00Z on the night the clocks
+    went back). Done by the client: setting TimeZone as a startup option would be refused
+    by older PgBouncers, and would replace options given in DATABASE_URL."""
+    if dbapi_connection.info.parameter_status("TimeZone") in UTC_NAMES:
+        return  # the usual case: psycopg's own loaders already give UTC, at no extra cost
+    dbapi_connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+    dbapi_connection.adapters.register_loader("timestamptz", UtcTimestamptzBinaryLoader)
+
+
+def init_utc_times(app: Flask) -> None:
+    """Register use_utc_times on the app's engine."""
+    with app.app_context():
+        event.listen(db.engine, "connect", use_utc_times)
 
 
 def init_redis(app: Flask) -> None:

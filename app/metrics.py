@@ -13,7 +13,6 @@ counter reset.
 """
 
 import logging
-import os
 
 import redis
 from flask import Blueprint, Flask, Response, current_app
@@ -216,8 +215,6 @@ def init_app(app: Flask) -> None:
 
     LOGDASH_METRICS_PUBLIC=1 lets it answer without a token (see app.auth.access).
     """
-    app.config.setdefault("LOGDASH_METRICS_PUBLIC",
-                          os.environ.get("LOGDASH_METRICS_PUBLIC", "") in ("1", "true"))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LogdashCollector(app))
     app.extensions["logdash.metrics"] = registry

@@ -104,6 +104,12 @@ def test_open_ingest_accepts_lines_without_a_token(app, anonymous_client, monkey
     monkeypatch.setitem(app.config, "LOGDASH_OPEN_INGEST", True)
     assert post_logs(anonymous_client, {"service": "a", "message": "m"}).status_code == 202
     assert anonymous_client.get("/api/logs").status_code == 401
+    # A page of another site posting in the person's browser (text/plain needs no preflight).
+    forged = anonymous_client.post("/api/logs", data='{"service": "a", "message": "forged"}',
+                                   content_type="text/plain",
+                                   headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and "other sites" in forged.json["error"]
+    assert scalar("SELECT count(*) FROM logs.entries") == 1
 
 
 def test_token_pinned_to_a_service(anonymous_client):

@@ -110,6 +110,9 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
     app = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
     assert app.instance_path == str(tmp_path / "instance")
     assert (tmp_path / "instance" / "secret_key").exists()
+    monkeypatch.setenv("LOGDASH_INSTANCE_PATH", "")  # a line left empty: as if unset
+    assert make_app(database_url, redis_url, queue_prefix).instance_path.endswith("/instance")
+    assert make_app(database_url, redis_url, queue_prefix).instance_path != str(tmp_path)
 
 
 @pytest.mark.parametrize(("name", "value", "error"), [
@@ -124,9 +127,27 @@ def test_retention_and_acceptance_settings_are_range_checked(monkeypatch, name, 
         Config()
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("True", True), (" yes ", True), ("on", True), ("0", False), ("false", False),
+    ("OFF", False), ("", True)])
+def test_switches_take_the_usual_words(monkeypatch, value, expected):
+    """On/off settings read 1/true/yes/on and 0/false/no/off in any case; unset (or
+    empty) keeps the default, here on."""
+    monkeypatch.setenv("LOGDASH_SECURE_COOKIES", value)
+    assert Config().SESSION_COOKIE_SECURE is expected
+
+
+def test_a_switch_that_is_neither_on_nor_off_is_refused(monkeypatch):
+    """A typo is not silently taken as off (MAIL_USE_TLS=ture would mail in plain text)."""
+    monkeypatch.setenv("MAIL_USE_TLS", "ture")
+    with pytest.raises(ValueError, match="MAIL_USE_TLS must be on or off"):
+        Config()
+
+
 def test_sessions_use_utc_whatever_the_servers_zone(app, database_url):
     """Times come back in UTC even where the server (here the database) defaults to a
-    zone with summer time, in which adding an hour to 00:00 UTC on 2026-10-25 gave 02:00."""
+    zone with summer time, in which adding an hour to 00:00 UTC on 2026-10-25 gave 02:00.
+    The session's own setting is left alone (PgBouncer may refuse to change it)."""
     with psycopg.connect(database_url, autocommit=True) as admin:
         name = admin.info.dbname
         admin.execute(f"ALTER DATABASE {name} SET timezone = 'Europe/Berlin'")
@@ -134,12 +155,13 @@ def test_sessions_use_utc_whatever_the_servers_zone(app, database_url):
             db.engine.dispose()
             zone, moment = db.session.execute(text(
                 "SELECT current_setting('TimeZone'), timestamptz '2026-10-25 00:00:00+00'"
+                " + interval '1 hour' * 0"  # computed by the server, not a constant
             )).one()
             db.session.remove()
         finally:
             admin.execute(f"ALTER DATABASE {name} RESET timezone")
             db.engine.dispose()
-    assert zone == "UTC"
+    assert zone == "Europe/Berlin"  # the session keeps the server's zone
     assert (moment + timedelta(hours=1)).isoformat() == "2026-10-25T01:00:00+00:00"
 
 

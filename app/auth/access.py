@@ -86,6 +86,10 @@ def _for_ingest():
     if g.token is not None and g.token.scope in ("ingest", "admin"):
         return _rate_limited()
     if current_app.config["LOGDASH_OPEN_INGEST"]:
+        # A web page the person has open may post here too (a form, or fetch with a
+        # text/plain body, needs no preflight); shippers send no Origin.
+        if not _same_origin():
+            return _deny(403, "open ingest does not take lines from other sites' pages")
         return None
     if g.token is not None:
         return _deny(403, f"this token has the {g.token.scope} scope; sending logs needs"
