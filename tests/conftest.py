@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -153,6 +154,15 @@ def app(database_url, redis_url, queue_prefix):
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def now_per_test(request, monkeypatch):
+    """Modules that stamp their lines from a module-level NOW read off the clock (and say so
+    with NOW_IS_CLOCK) get it anew for each test. Read once at import, it could fall in the
+    hour before the one a later test runs in, whose jobs read the clock themselves."""
+    if getattr(request.module, "NOW_IS_CLOCK", False):
+        monkeypatch.setattr(request.module, "NOW", datetime.now(UTC))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from app.rollups.tiers import floor_day, floor_hour
 from tests.helpers import post_logs, scalar
 
 NOW = datetime.now(UTC)
+NOW_IS_CLOCK = True  # conftest sets NOW anew for each test
 
 
 def lines_at(*hours_ago: float, service="api", level="error", per=3) -> list[dict]:

@@ -9,6 +9,7 @@ from app.stats.windows import make_window
 from tests.helpers import post_logs
 
 NOW = datetime.now(UTC)
+NOW_IS_CLOCK = True  # conftest sets NOW anew for each test
 
 
 def at(minutes_ago: float) -> str:

@@ -13,6 +13,7 @@ from app.rollups.tiers import floor_day, floor_hour, minute_horizon
 from tests.helpers import post_logs, scalar
 
 NOW = datetime.now(UTC)
+NOW_IS_CLOCK = True  # conftest sets NOW anew for each test
 
 
 def put(sql: str, **params) -> None:

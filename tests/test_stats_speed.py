@@ -18,6 +18,7 @@ from app.stats.windows import make_window
 from tests.helpers import post_logs, scalar
 
 NOW = datetime.now(UTC)
+NOW_IS_CLOCK = True  # conftest sets NOW anew for each test
 COUNT_TABLES = {table for minute, hourly, _ in KINDS.values() for table in (minute, hourly)}
 
 
