@@ -616,5 +616,7 @@ def test_malformed_channel_messages_are_ignored(cluster):
     with hub.subscription({TAIL}) as subscription:
         hub.dispatch(b"not json")
         hub.dispatch(b'{"no": "topic"}')
+        hub.dispatch(b'{"topic": ["tail"], "data": "a list is no topic"}')
+        hub.dispatch(b'["topic", "data"]')
         hub.dispatch(b'{"topic": "tail", "data": "ok"}')
         assert subscription.outbox.get(timeout=1) == "ok"

@@ -217,6 +217,8 @@ class Hub:
             message = json.loads(raw)
             topic, data = message["topic"], message["data"]
         except (ValueError, KeyError, TypeError):
+            topic = None
+        if not isinstance(topic, str):  # a list would fail the topic look-ups below
             log.warning("ignoring a malformed live message")
             return
         for subscription in self._snapshot():
