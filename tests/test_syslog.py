@@ -54,6 +54,20 @@ def test_rfc5424_fields_become_service_level_host_and_attributes():
                                   "origin": {"ip": "10.0.0.1"}, "meta": {"a": ["x]y", "2"]}}
 
 
+def test_rfc5424_events_without_a_message_are_kept():
+    """MSG is optional (RFC 5424 section 6.5, example 4): the structured data, or else the
+    MSGID, stands for it, rather than the line being refused as empty."""
+    data = (b'<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47'
+            b' [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"]'
+            b'[examplePriority@32473 class="high"]')
+    item = parse_syslog(data, "192.0.2.9")
+    assert item["message"] == ('[exampleSDID@32473 iut="3" eventSource="Application"'
+                               ' eventID="1011"][examplePriority@32473 class="high"]')
+    assert item["attributes"]["exampleSDID@32473"]["eventID"] == "1011"
+    assert parse_syslog(b"<165>1 - host app - ID47 -", None)["message"] == "ID47"
+    assert parse_syslog(b"<165>1 - host app - - -", None)["message"] == ""
+
+
 def test_rfc5424_nil_values_fall_back_to_defaults():
     """`-` fields: the peer is the host, the default service, no timestamp (arrival time)."""
     item = parse_syslog(b"<165>1 - - - - - - hello", "192.0.2.9")

@@ -64,10 +64,16 @@ def _rfc5424(head: re.Match, rest: str) -> dict:
     """The fields after VERSION: timestamp, host, app, procid, msgid, structured data, msg."""
     timestamp, host, app_name, procid, msgid = head.groups()
     structured, message = _structured_data(rest)
+    message = message.removeprefix(_BOM)
+    if not message.strip():
+        # MSG is optional: an event told only by its structured data (RFC 5424's example 4)
+        # is kept, with that data, or else its MSGID, as the text to show and group by.
+        written = rest[:len(rest) - len(message)].strip()
+        message = (written if structured else "") or _nil(msgid) or message
     attributes = {key: value for key, value in (("procid", _nil(procid)),
                                                 ("msgid", _nil(msgid))) if value}
     attributes.update(structured)
-    item = {"message": message.removeprefix(_BOM), "service": _nil(app_name),
+    item = {"message": message, "service": _nil(app_name),
             "host": _nil(host), "attributes": attributes}
     if _nil(timestamp):
         item["timestamp"] = timestamp
