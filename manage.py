@@ -141,6 +141,17 @@ def run() -> int:
         env.setdefault("LOGDASH_OPEN_INGEST", "1")
         env.setdefault("LOGDASH_SECURE_COOKIES", "0")
         env.setdefault("LOGDASH_LISTEN_BIND", env["LOGDASH_BIND"])
+    try:
+        return start_processes(env, helpers)
+    except BaseException:
+        # A failed migration or a Ctrl-C before the processes run: the embedded Redis
+        # started above must not outlive this command.
+        stop_all(helpers)
+        raise
+
+
+def start_processes(env: dict, helpers: list[subprocess.Popen]) -> int:
+    """Migrate, make sure an admin exists, start the Procfile's processes and watch them."""
     flask = [str(BIN / "flask"), "--app", "app"]
     subprocess.run([*flask, "db", "upgrade"], check=True, env=env, cwd=ROOT)
     subprocess.run([*flask, "users", "ensure-admin"], check=True, env=env, cwd=ROOT)
@@ -160,7 +171,9 @@ def run() -> int:
 def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Popen]) -> int:
     """Wait until one process exits or we are told to stop, then stop them all."""
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # SIGHUP: the terminal it runs in was closed.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda *_: stopping.append(True))
     code = 0
     try:
         while not stopping:
@@ -172,15 +185,20 @@ def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Po
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
-    for process in [*children.values(), *helpers]:
+    stop_all([*children.values(), *helpers])
+    return code
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """Ask every process to stop, then wait for each (killing one that takes too long)."""
+    for process in processes:
         if process.poll() is None:
             process.terminate()
-    for process in [*children.values(), *helpers]:
+    for process in processes:
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-    return code
 
 
 def test() -> int:

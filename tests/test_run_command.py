@@ -95,3 +95,24 @@ def test_run_command_serves_with_embedded_services(running):
     assert not (instance / "pgdata" / "postmaster.pid").exists()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/healthz", timeout=2)
+
+
+def test_a_failed_start_leaves_no_embedded_redis_behind(tmp_path):
+    """When migrating fails (here: a database that does not exist), the embedded Redis the
+    command started is stopped with it, so the next run does not meet it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY")}
+    env.update(PORT=str(free_port()), LOGDASH_INSTANCE_PATH=str(tmp_path / "instance"),
+               DATABASE_URL="postgresql://postgres@127.0.0.1:5432/logdash_no_such_database")
+    redis_socket = tmp_path / "instance" / "redis.sock"
+    try:
+        # A Redis left running would hold the output pipe open: the run would seem to hang.
+        result = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        leftover = subprocess.run(["pgrep", "-f", str(redis_socket)], capture_output=True,
+                                  text=True).stdout.split()
+        for pid in leftover:  # stop what a failing run left, so it does not outlive the test
+            os.kill(int(pid), signal.SIGTERM)
+    assert result.returncode != 0
+    assert "embedded Redis" in result.stdout
+    assert leftover == [] and not redis_socket.exists()
