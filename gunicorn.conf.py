@@ -25,8 +25,31 @@ def post_worker_init(worker):
     import sys
 
     gc.freeze()
+    close_sockets_on_sigterm(worker)
     # A request waiting on PostgreSQL gets the GIL back only when the running thread gives
     # it up, by default after 5 ms: a dashboard request making a dozen round trips next to
     # an ingest request parsing a batch waited up to that long after each. 1 ms keeps such
     # short requests short while batches are parsed; the extra switches cost little.
     sys.setswitchinterval(0.001)
+
+
+def close_sockets_on_sigterm(worker):
+    """Tell the live pages to reconnect as soon as the worker is told to stop.
+
+    A gthread worker waits for its open connections, live sockets included, for the whole
+    graceful timeout before it calls worker_exit: the pages were told only after it, or cut
+    off when the master killed the worker. gunicorn set its handlers before this hook runs,
+    so this one wraps its own.
+    """
+    import signal
+
+    from app.realtime import begin_closing_sockets
+
+    stop = worker.handle_exit
+
+    def handle_exit(number, frame):
+        """Start closing the sockets (each closes within a second), then stop as usual."""
+        begin_closing_sockets(worker.wsgi)
+        stop(number, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)

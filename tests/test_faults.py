@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from simple_websocket import Client, ConnectionClosed
 from sqlalchemy import text
 
 import app.alerts.deliver as deliver_module
@@ -301,6 +303,40 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
         assert_each_batch_stored_once(batches)
         assert scalar("SELECT count(*) FROM logs.entries") == len(batches) * size
     close_app(application)
+
+
+def test_stopping_gunicorn_tells_live_pages_to_reconnect_at_once(scratch_db, redis_url,
+                                                                 queue_prefix, tmp_path):
+    """SIGTERM to gunicorn (a deploy or restart): each open live page is told 1012, which
+    htmx answers by reconnecting, at once rather than after the graceful timeout."""
+    prefix = f"{queue_prefix}-restart"
+    application = migrated_app(scratch_db, redis_url, prefix)
+    with application.app_context():
+        headers = token_headers("read")
+        db.session.remove()
+    port = free_port()
+    log = tmp_path / "web.log"
+    web = start_procfile("web", process_env(scratch_db, redis_url, prefix, PORT=str(port),
+                                            LOGDASH_BIND="127.0.0.1"), log)
+    try:
+        def healthy() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        assert wait_until(healthy, 60, 0.2), tail(log)
+        client = Client.connect(f"ws://127.0.0.1:{port}/ws/logs/dashboard", headers=headers)
+        time.sleep(0.5)  # the socket is being served
+        started = time.monotonic()
+        web.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            while time.monotonic() - started < 10:
+                client.receive(timeout=0.5)
+        assert closed.value.reason == 1012 and time.monotonic() - started < 3, tail(log)
+    finally:
+        stop_process(web)
+        close_app(application)
 
 
 # --- 3. Redis down ------------------------------------------------------------------------

@@ -52,6 +52,12 @@ def close_sockets(app: Flask) -> None:
     app.extensions["logdash.live"].stop()
 
 
+def begin_closing_sockets(app: Flask) -> None:
+    """Start closing this process's live sockets with "restarting", without waiting (the
+    worker's SIGTERM handler): each closes within a second."""
+    app.extensions["logdash.live"].begin_stopping()
+
+
 def _show_alert(app: Flask, event: dict) -> None:
     """Show an alert that alerting announced as a banner on every dashboard."""
     publish_alert(event)

@@ -258,6 +258,11 @@ class Hub:
         """Whether the process is closing its sockets (it is about to exit)."""
         return self._stop.is_set()
 
+    def begin_stopping(self) -> None:
+        """Tell the threads and sockets to stop, without waiting for them (a signal handler
+        calls this)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads; the sockets see `stopping` and close."""
         self._stop.set()
