@@ -71,20 +71,20 @@ UTC_NAMES = {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Zulu", "Etc/
              "Universal", "Etc/Universal"}
 
 
-class UtcTimestamptzLoader(TimestamptzLoader):
+class _InUtc:
+    """Mixed into psycopg's timestamptz loaders: the value they read, moved to UTC."""
+
+    def load(self, data) -> datetime:
+        """The value, moved to UTC."""
+        return super().load(data).astimezone(UTC)
+
+
+class UtcTimestamptzLoader(_InUtc, TimestamptzLoader):
     """timestamptz values as UTC datetimes, in text."""
 
-    def load(self, data) -> datetime:
-        """The value, moved to UTC."""
-        return super().load(data).astimezone(UTC)
 
-
-class UtcTimestamptzBinaryLoader(TimestamptzBinaryLoader):
+class UtcTimestamptzBinaryLoader(_InUtc, TimestamptzBinaryLoader):
     """timestamptz values as UTC datetimes, in binary."""
-
-    def load(self, data) -> datetime:
-        """The value, moved to UTC."""
-        return super().load(data).astimezone(UTC)
 
 
 def use_utc_times(dbapi_connection, _record) -> None:

@@ -237,6 +237,28 @@ def test_postgres_restart_under_ingest_stores_each_batch_once(own_postgres, redi
 
 # --- 2. A gunicorn worker SIGKILLed under ingest -------------------------------------------
 
+def served_by_gunicorn(url: str, redis_url: str, prefix: str, tmp_path: Path, scope: str):
+    """An app migrated on its own database, a token of `scope` for it, and gunicorn serving
+    it as the Procfile's web line says: (app, headers, base URL, log path, gunicorn)."""
+    application = migrated_app(url, redis_url, prefix)
+    with application.app_context():
+        headers = token_headers(scope)
+        db.session.remove()
+    port = free_port()
+    log = tmp_path / "web.log"
+    web = start_procfile("web", process_env(url, redis_url, prefix, PORT=str(port),
+                                            LOGDASH_BIND="127.0.0.1"), log)
+    return application, headers, f"http://127.0.0.1:{port}", log, web
+
+
+def healthy(base: str) -> bool:
+    """Whether the server at base answers its liveness probe."""
+    try:
+        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, redis_url,
                                                                     queue_prefix, tmp_path):
     """gunicorn runs as the Procfile's web line says (2 gthread workers) on a free port.
@@ -246,16 +268,8 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
     same Idempotency-Key (and hang up on some first attempts, as in the test above). The
     master replaces the worker, and every batch is stored exactly once, with rollups equal
     to the lines."""
-    prefix = f"{queue_prefix}-gunicorn"
-    application = migrated_app(scratch_db, redis_url, prefix)
-    with application.app_context():
-        headers = token_headers("ingest")
-        db.session.remove()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "web.log"
-    web = start_procfile("web", process_env(scratch_db, redis_url, prefix, PORT=str(port),
-                                            LOGDASH_BIND="127.0.0.1"), log)
+    application, headers, base, log, web = served_by_gunicorn(
+        scratch_db, redis_url, f"{queue_prefix}-gunicorn", tmp_path, "ingest")
     # Batches large and many enough that a kill finds requests in flight on the victim, and
     # that clients still send during the later kills.
     size = 500
@@ -263,17 +277,11 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
     batches = [b for client in work for b in client]
     killed = []
 
-    def healthy() -> bool:
-        try:
-            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
     def cut_off() -> int:
         return sum(b.cut_off for b in batches)
 
     try:
-        assert wait_until(healthy, 60, 0.2), tail(log)
+        assert wait_until(lambda: healthy(base), 60, 0.2), tail(log)
         assert wait_until(lambda: len(children_of(web.pid)) == 2, 30), tail(log)
         deadline = time.monotonic() + 90
         threads, in_flight = run_clients(f"{base}/api/logs", headers, work, deadline)
@@ -309,24 +317,12 @@ def test_stopping_gunicorn_tells_live_pages_to_reconnect_at_once(scratch_db, red
                                                                  queue_prefix, tmp_path):
     """SIGTERM to gunicorn (a deploy or restart): each open live page is told 1012, which
     htmx answers by reconnecting, at once rather than after the graceful timeout."""
-    prefix = f"{queue_prefix}-restart"
-    application = migrated_app(scratch_db, redis_url, prefix)
-    with application.app_context():
-        headers = token_headers("read")
-        db.session.remove()
-    port = free_port()
-    log = tmp_path / "web.log"
-    web = start_procfile("web", process_env(scratch_db, redis_url, prefix, PORT=str(port),
-                                            LOGDASH_BIND="127.0.0.1"), log)
+    application, headers, base, log, web = served_by_gunicorn(
+        scratch_db, redis_url, f"{queue_prefix}-restart", tmp_path, "read")
     try:
-        def healthy() -> bool:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
-            except requests.RequestException:
-                return False
-
-        assert wait_until(healthy, 60, 0.2), tail(log)
-        client = Client.connect(f"ws://127.0.0.1:{port}/ws/logs/dashboard", headers=headers)
+        assert wait_until(lambda: healthy(base), 60, 0.2), tail(log)
+        client = Client.connect(base.replace("http", "ws", 1) + "/ws/logs/dashboard",
+                                headers=headers)
         time.sleep(0.5)  # the socket is being served
         started = time.monotonic()
         web.send_signal(signal.SIGTERM)
