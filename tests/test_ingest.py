@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import threading
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -351,6 +352,32 @@ def test_partition_dropped_behind_our_back_is_recreated(client):
     response = post_logs(client, line)
     assert response.status_code == 202
     assert response.json["accepted"] == 1
+    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
+
+
+def test_a_new_partition_waits_only_briefly_for_a_long_read(app, client):
+    """Creating a partition locks all of logs.entries, and other batches queue behind it:
+    while a long read holds the table, a line needing a new partition gets a 503 soon,
+    and is stored once the read is over."""
+    when = (datetime.now(UTC) - timedelta(days=25)).replace(microsecond=0)
+    line = {"service": "late", "message": "m", "timestamp": when.isoformat()}
+    answers = []
+
+    def send():
+        """Post the line from a thread, so that a wait without end fails the test."""
+        answers.append(post_logs(client, line))
+
+    with db.engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM logs.entries"))  # still in its transaction
+        sender = threading.Thread(target=send)
+        sender.start()
+        sender.join(10)
+        gave_up = not sender.is_alive()
+        reader.rollback()
+        sender.join()
+    assert gave_up
+    assert answers[0].status_code == 503 and answers[0].headers["Retry-After"]
+    assert post_logs(client, line).json["accepted"] == 1
     assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
 
 

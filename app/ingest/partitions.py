@@ -10,6 +10,11 @@ from app.extensions import db
 # One key for every process, so two creators of the same partition take turns.
 _LOCK_KEY = 0x6C6F6764  # "logd"
 
+# Creating or dropping a partition locks all of logs.entries, and every ingest batch
+# queues behind such a statement while it waits for a long search to finish: the wait is
+# bounded, so ingest stalls at most this long and the statement is tried again later.
+DDL_LOCK_TIMEOUT = "2s"
+
 
 def partition_name(day: date) -> str:
     """Return the table name holding the lines of one UTC day."""
@@ -44,11 +49,13 @@ def forget_partitions() -> None:
 
 
 def ensure_partitions(days: set[date]) -> None:
-    """Create the partitions for these days that do not exist yet, committed on their own."""
+    """Create the partitions for these days that do not exist yet, committed on their own;
+    raises LockNotAvailable (a 503 at ingest) when logs.entries stays in use too long."""
     known = _known()
     missing = sorted(day for day in days if partition_name(day) not in known)
     if not missing:
         return
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
     db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     for day in missing:
         # DDL takes no bound parameters; name and bounds are built from a date object only.

@@ -12,13 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from app.ingest.partitions import existing_partitions, forget_partitions
+from app.ingest.partitions import DDL_LOCK_TIMEOUT, existing_partitions, forget_partitions
 from app.rollups.aggregate import note_hourly_change, read_ingest_bounds, read_watermark
 from app.rollups.tiers import floor_day
 
 log = logging.getLogger(__name__)
-# How long dropping a raw partition may wait for its lock, and so hold up ingest.
-DROP_LOCK_TIMEOUT = "2s"
 
 
 def _partition_day(name: str) -> date | None:
@@ -43,13 +41,9 @@ def drop_old_partitions(keep_days: int, now: datetime) -> list[str]:
 
 
 def _drop_partition(name: str) -> bool:
-    """Drop one partition in a transaction of its own; False if its lock was not granted.
-
-    The drop locks all of logs.entries, and every ingest batch queues behind it while it
-    waits for a long search to finish: the wait is bounded so ingest stalls at most that
-    long.
-    """
-    db.session.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+    """Drop one partition in a transaction of its own; False if its lock was not granted
+    within DDL_LOCK_TIMEOUT."""
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
     try:
         # The name was read from the catalogue and matched a date pattern.
         db.session.execute(text(f"DROP TABLE IF EXISTS logs.{name}"))
