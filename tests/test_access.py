@@ -212,6 +212,29 @@ def test_sign_in_attempts_are_limited(app, browser, monkeypatch):
     assert int(blocked.headers["Retry-After"]) > 0
 
 
+def _from_address(app, address: str):
+    """A browser connecting from `address`."""
+    browser = app.test_client()
+    browser.environ_base["REMOTE_ADDR"] = address
+    return browser
+
+
+def test_failed_sign_ins_from_elsewhere_do_not_lock_out_a_known_browser(app, monkeypatch):
+    """Whoever fails a user's sign-ins locks out new browsers only: one that signed in as
+    that user before still can, and its cookie does not count for another user."""
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("ada", PASSWORD, "admin")
+    create_user("bob", PASSWORD, "viewer")
+    adas, bobs = _from_address(app, "198.51.100.7"), _from_address(app, "198.51.100.8")
+    assert sign_in(adas, "ada").status_code == 302
+    assert sign_in(bobs, "bob").status_code == 302
+    attacker = _from_address(app, "203.0.113.5")
+    assert [sign_in(attacker, "ada", "guess").status_code for _ in range(3)] == [401] * 3
+    assert sign_in(_from_address(app, "198.51.100.9"), "ada").status_code == 429
+    assert sign_in(bobs, "ada").status_code == 429
+    assert sign_in(adas, "ada").status_code == 302
+
+
 def _failed_sign_ins_then_ada(app, count: int) -> int:
     """Fail `count` sign-ins from one address (new user names each time), then sign in as
     ada from another; return ada's status."""

@@ -1,9 +1,11 @@
 """Sign in and out."""
 
 import re
+import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, session, url_for
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from app.auth import bp
 from app.auth.credentials import authenticate
@@ -12,6 +14,12 @@ from app.security.ratelimit import clear, hit
 
 # Failed sign-ins allowed per address and per user name in this many seconds.
 LOGIN_WINDOW = 15 * 60
+
+# A browser that signed in as a user before carries a signed cookie naming it; its attempts
+# count on their own instead of against the user name, so that whoever fails a user's
+# sign-ins from elsewhere does not lock that person out of the browser they always use.
+DEVICE_COOKIE = "logdash_device"
+DEVICE_SECONDS = 180 * 24 * 3600
 
 
 # A path on this site: one leading slash, and nothing a browser would read as another host
@@ -34,7 +42,10 @@ def login():
         return render_template("auth/login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "")
     limit = current_app.config["LOGDASH_LOGIN_ATTEMPTS"]
-    keys = [f"login-ip:{request.remote_addr}", f"login-user:{username.lower()[:100]}"]
+    name = username.lower()[:100]
+    device = _known_device(name)
+    keys = [f"login-ip:{request.remote_addr}",
+            f"login-device:{device}" if device else f"login-user:{name}"]
     if not csrf_ok():
         return render_template("auth/login.html", error="The form expired; please try again.",
                                next=request.form.get("next", "")), 400
@@ -52,7 +63,31 @@ def login():
     session.clear()
     session["user_id"] = user.id
     session.permanent = True
-    return redirect(_safe_next(request.form.get("next")))
+    response = redirect(_safe_next(request.form.get("next")))
+    _remember_device(response, name, device or secrets.token_urlsafe(16))
+    return response
+
+
+def _devices() -> URLSafeTimedSerializer:
+    """Signs and reads device cookies with the app's secret key."""
+    return URLSafeTimedSerializer(current_app.secret_key, salt="logdash-device")
+
+
+def _known_device(name: str) -> str | None:
+    """This browser's device id if it signed in as `name` before, else None."""
+    try:
+        signed_name, device = _devices().loads(request.cookies.get(DEVICE_COOKIE, ""),
+                                               max_age=DEVICE_SECONDS)
+    except (BadData, ValueError, TypeError):
+        return None
+    return device if signed_name == name else None
+
+
+def _remember_device(response, name: str, device: str) -> None:
+    """Mark this browser as one `name` signs in from; sent to the sign-in form only."""
+    response.set_cookie(DEVICE_COOKIE, _devices().dumps([name, device]), max_age=DEVICE_SECONDS,
+                        path=url_for("auth.login"), httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
 
 
 @bp.post("/logout")
