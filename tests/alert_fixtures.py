@@ -24,8 +24,16 @@ class MailBox:
     """An aiosmtpd handler keeping every message it receives."""
 
     def __init__(self) -> None:
-        """Start empty."""
+        """Start empty, taking every recipient."""
         self.messages = []
+        self.rcpt_replies = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        """Answer the next scripted reply to a recipient, then take the rest."""
+        if self.rcpt_replies:
+            return self.rcpt_replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         """Keep the message."""

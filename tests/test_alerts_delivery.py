@@ -62,6 +62,32 @@ def test_permanent_404_is_not_retried(client):
     assert scalar("SELECT alert_sent_at FROM logs.alert_violations") is None
 
 
+def fire_by_email(client, service: str) -> None:
+    """Configure `service` to email on-call and make it cross its error threshold."""
+    response = client.post("/api/logs/alerts/config", json={
+        "service": service, "error_threshold_per_min": 1, "alert_email": "oncall@example.com"})
+    assert response.status_code == 201
+    post_logs(client, [{"service": service, "level": "error", "message": "boom"}] * 2)
+    notify(evaluate())
+
+
+def test_recipients_refused_for_now_are_retried_for_good_are_not(app, client, monkeypatch,
+                                                                  smtp_server):
+    """A mail server's 4xx to the recipient (greylisting) is tried again; a 5xx is final."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)
+    smtp_server.box.rcpt_replies = ["450 4.2.0 greylisted, try again later"]
+    fire_by_email(client, "api")
+    run_jobs(until=lambda: smtp_server.box.messages, timeout=20)
+    assert [(a, s, c) for a, s, c, _ in attempts()] == [(1, "retrying", 450), (2, "success", None)]
+    assert smtp_server.box.messages[0].rcpt_tos == ["oncall@example.com"]
+
+    smtp_server.box.rcpt_replies = ["550 5.1.1 no such mailbox"]
+    fire_by_email(client, "db")
+    run_jobs()
+    assert [(a, s, c) for a, s, c, _ in attempts()][2:] == [(1, "failed", 550)]
+    assert len(smtp_server.box.messages) == 1
+
+
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):
     """Connection errors are retried; past the horizon the delivery gives up, saying so."""
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)

@@ -106,7 +106,12 @@ def send_email(recipients: str, body: dict, delivery_id: str) -> None:
     try:
         mail.send(message)
     except smtplib.SMTPRecipientsRefused as error:
-        raise TransportError(f"recipients refused: {error}", permanent=True) from None
+        # Every recipient was refused; a 4xx for any of them (greylisting, a full mailbox)
+        # means the same message may pass later.
+        codes = [code for code, _ in error.recipients.values()]
+        raise TransportError(f"recipients refused: {error}",
+                             permanent=all(code >= 500 for code in codes),
+                             response_code=min(codes, default=None)) from None
     except smtplib.SMTPResponseException as error:
         # SMTP 5xx replies are final, 4xx are "try again later".
         raise TransportError(f"SMTP {error.smtp_code}: {error.smtp_error!r}",
