@@ -1,5 +1,6 @@
 """Scheduled jobs: partition upkeep through a real RQ worker, runs recorded, schedule reconciled."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,6 +128,20 @@ def test_scheduler_puts_the_schedule_back_and_outlives_redis(app, scheduler):
                      interval=0.05)
     rounds = iter(range(3))
     run_forever(dead, should_stop=lambda: next(rounds, None) is None)  # returns, no raise
+
+
+def test_a_round_cut_off_by_redis_does_not_stop_the_scheduler(app, scheduler):
+    """A round that lost Redis midway leaves this scheduler's key looking alive (its death is
+    registered in a `finally` that failed too); the next rounds start regardless."""
+    from app.jobs.schedule import run_forever
+
+    scheduler._interval = 0.05
+    app.redis.hset(scheduler.key, "birth", time.time())  # what the cut-off round left
+    app.redis.expire(scheduler.key, 60)
+    rounds = iter(range(3))
+    run_forever(scheduler, should_stop=lambda: next(rounds, None) is None)
+    assert len(list(scheduler.get_jobs())) == len(SCHEDULE)
+    assert app.redis.hexists(scheduler.key, "death")  # the last round ended as usual
 
 
 def test_runs_abandoned_by_a_dead_worker_are_closed(app):

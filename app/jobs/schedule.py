@@ -129,7 +129,15 @@ def run_forever(scheduler: Scheduler, should_stop=lambda: False) -> None:
     while not should_stop():
         try:
             reconcile(scheduler)
-            scheduler.run(burst=True)
+            try:
+                scheduler.run(burst=True)
+            except ValueError as error:
+                # rq-scheduler marks its key dead in a `finally`; when Redis went away
+                # mid-round that failed too, and the live-looking key left behind (this
+                # scheduler's own: names are unique) refuses every later start until it
+                # expires. Mark it dead; the next round runs.
+                log.warning("scheduler: %s; marking it stopped", error)
+                scheduler.register_death()
         except RedisError as error:
             log.warning("scheduler: Redis unavailable (%s); retrying", error)
         time.sleep(scheduler._interval)
