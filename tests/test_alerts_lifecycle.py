@@ -214,7 +214,7 @@ def test_two_evaluators_at_once_open_one_violation(app, client):
 def test_an_evaluation_waits_for_the_one_running_and_reads_the_clock_after(app, client):
     """Evaluations run one at a time, and one that waited judges the minute it got the
     turn in: never counts older than the violations the one before it left."""
-    from app.alerts.evaluate import EVALUATION_LOCK
+    from app.alerts.turn import EVALUATION_LOCK
 
     configure(client)
     errors(client, 6, steady_minute())
@@ -262,6 +262,61 @@ def test_disabling_or_deleting_while_firing_ends_the_episode_quietly(client, rec
     assert len(client.post("/api/logs/alerts/check").json["opened"]) == 1
     client.put("/api/logs/alerts/config/api", json={"enabled": False})
     assert open_violations() == 0
+
+
+def test_disabling_during_an_evaluation_closes_what_it_opened(app, client):
+    """Disabling waits for a running evaluation's turn, so the violation that evaluation
+    opens (not yet committed when the disable arrives) is closed too, its notice cancelled."""
+    configure(client, alert_webhook_url="https://hooks.example.com/x")
+    errors(client, 6, steady_minute())
+    events = evaluate()  # holds the turn until notify() commits
+    answers = []
+
+    def disable():
+        """An admin disables the config meanwhile."""
+        answers.append(client.put("/api/logs/alerts/config/api", json={"enabled": False}))
+
+    admin = threading.Thread(target=disable)
+    admin.start()
+    admin.join(1.0)
+    waited = admin.is_alive()
+    notify(events)
+    admin.join(10)
+    assert waited and answers[0].status_code == 200
+    assert open_violations() == 0
+    assert scalar("SELECT resolution FROM logs.alert_violations") == "config disabled"
+    assert scalar("SELECT status FROM logs.alert_deliveries") == "cancelled"
+
+
+def test_an_evaluation_that_waited_skips_a_config_disabled_meanwhile(app, client):
+    """A config claimed for evaluation, then disabled while the evaluation waited for its
+    turn, opens nothing."""
+    from app.alerts.turn import EVALUATION_LOCK
+
+    configure(client, alert_webhook_url="https://hooks.example.com/x")
+    errors(client, 6, steady_minute())
+
+    def check():
+        """An evaluator with its own connection."""
+        with app.app_context():
+            notify(evaluate())
+            db.session.remove()
+
+    with db.engine.connect() as running:
+        running.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+        waiter = threading.Thread(target=check)
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while scalar("SELECT last_evaluated_at FROM logs.alert_configs") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # What a disable holding the turn does, committed as the turn passes on.
+        running.execute(text("UPDATE logs.alert_configs SET enabled = false"))
+        running.commit()
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert scalar("SELECT count(*) FROM logs.alert_violations") == 0
+    assert scalar("SELECT count(*) FROM logs.alert_deliveries") == 0
 
 
 @pytest.mark.parametrize("status", ["firing", "resolved"])

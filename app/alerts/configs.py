@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select, update
 
+from app.alerts.turn import take_evaluation_turn
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
 from app.models import AlertConfig, AlertDelivery, AlertViolation
@@ -180,10 +181,13 @@ def create_config(data: dict) -> AlertConfig:
 def update_config(config: AlertConfig, data: dict) -> AlertConfig:
     """Apply a partial update; fields not sent stay as they are."""
     cleaned = validate(data, partial=True)
+    disabling = cleaned.get("enabled") is False
+    if disabling:
+        take_evaluation_turn()
     for name, value in cleaned.items():
         setattr(config, name, value)
     config.updated_at = datetime.now(UTC)
-    if cleaned.get("enabled") is False:
+    if disabling:
         close_open_violations(config, "config disabled")
     db.session.commit()
     return config
@@ -200,6 +204,7 @@ def rotate_secret(config: AlertConfig) -> AlertConfig:
 def delete_config(config: AlertConfig) -> None:
     """Remove a config; its open violations are closed, pending and held deliveries cancelled
     (with the config goes the webhook secret: there is nothing left to send them with)."""
+    take_evaluation_turn()
     close_open_violations(config, "config deleted", ("pending", "held"))
     db.session.delete(config)
     db.session.commit()

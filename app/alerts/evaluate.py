@@ -26,12 +26,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 
 from app.alerts.silences import Hold, SilenceBook
+from app.alerts.turn import take_evaluation_turn
 from app.extensions import db
 from app.models import AlertConfig, AlertViolation
 from app.rollups.tiers import MINUTE, floor_minute
 
-# pg_advisory_xact_lock key of evaluations (next to the rollup jobs' in app/rollups).
-EVALUATION_LOCK = 0x6C6F6803
 # What each alert level counts, and the config field holding its threshold.
 ALERT_LEVELS = {
     "error": (("error", "critical"), "error_threshold_per_min"),
@@ -95,8 +94,9 @@ def minute_series(services: list[str], now: datetime, minutes: int) -> dict:
     return series
 
 
-def _claim_configs(now: datetime) -> list[AlertConfig]:
-    """The enabled configs due for evaluation, claimed by moving last_evaluated_at to now.
+def _claim_configs(now: datetime) -> list[int]:
+    """The ids of the enabled configs due for evaluation, claimed by moving
+    last_evaluated_at to now.
 
     One conditional UPDATE, committed at once: of two evaluators at the same moment only
     one gets a config with a minimum interval, and no row lock outlives the claim.
@@ -110,10 +110,14 @@ def _claim_configs(now: datetime) -> list[AlertConfig]:
         {"now": now},
     ).scalars().all()
     db.session.commit()
-    if not ids:
-        return []
-    return list(db.session.scalars(
-        select(AlertConfig).where(AlertConfig.id.in_(ids)).order_by(AlertConfig.id)))
+    return ids
+
+
+def _still_enabled(ids: list[int]) -> list[AlertConfig]:
+    """The claimed configs as they are once the evaluation has its turn: one disabled or
+    deleted while it waited is left alone (app/alerts/configs.py takes the same turn)."""
+    return list(db.session.scalars(select(AlertConfig).where(
+        AlertConfig.id.in_(ids), AlertConfig.enabled).order_by(AlertConfig.id)))
 
 
 def _open(config: AlertConfig, level: str, count: int, threshold: int, now: datetime,
@@ -250,15 +254,15 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     yet committed: notify() commits them with the deliveries they owe."""
     clock = now is None
     now = now or datetime.now(UTC)
-    configs = _claim_configs(now)
-    if not configs:
+    claimed = _claim_configs(now)
+    if not claimed:
         return []
-    # One evaluation at a time, each from the minute counts and violations as the one before
-    # committed them: else one that read the counts of a minute ago could find the episode
-    # another had just resolved gone, and open it again. Held until notify() commits.
-    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+    take_evaluation_turn()
     if clock:
         now = datetime.now(UTC)  # after any wait for the lock
+    configs = _still_enabled(claimed)
+    if not configs:
+        return []
     services = [config.service for config in configs]
     # The minute now filling, the previous one, and enough before them for the longest `for`.
     series = minute_series(services, now, max(c.for_minutes for c in configs) + 1)
