@@ -10,6 +10,7 @@ from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify
 from app.alerts.transports import one_line
 from app.extensions import db
+from app.rollups.tiers import MINUTE, floor_minute
 from tests.alert_fixtures import Receiver, run_jobs
 from tests.helpers import post_logs, scalar
 
@@ -86,6 +87,27 @@ def test_recipients_refused_for_now_are_retried_for_good_are_not(app, client, mo
     run_jobs()
     assert [(a, s, c) for a, s, c, _ in attempts()][2:] == [(1, "failed", 550)]
     assert len(smtp_server.box.messages) == 1
+
+
+def test_a_resolved_notice_waits_for_the_firing_one_being_retried(app, client, monkeypatch):
+    """The episode ends while its firing notice waits for a retry: the receiver still hears
+    "firing" before "resolved"."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 1)
+    receiver = Receiver(statuses=(503, 200))
+    try:
+        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
+        client.post("/api/logs/alerts/config", json={
+            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
+        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
+                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
+        notify(evaluate(start + timedelta(seconds=30)))
+        run_jobs(until=lambda: receiver.requests)  # the first try: 503, retried in ~1 s
+        notify(evaluate())  # now, minutes later: resolved (unless a queued check did it)
+        assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE event = 'resolved'") == 1
+        run_jobs(until=lambda: len(receiver.requests) >= 3, timeout=20)
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "firing", "resolved"]
 
 
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):

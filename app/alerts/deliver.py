@@ -21,6 +21,8 @@ from app.models import AlertConfig, AlertDelivery, AlertViolation
 STALE_SENDING = timedelta(minutes=10)
 # A 'pending' row this overdue lost its job (Redis flushed, scheduler down).
 STALE_PENDING = timedelta(seconds=60)
+# How long after its firing notice's next attempt a resolved notice is tried again.
+FOLLOW_FIRING = timedelta(seconds=2)
 
 
 def _claim(delivery_id: int) -> AlertDelivery | None:
@@ -68,6 +70,8 @@ def deliver(delivery_id: int) -> str:
     # waits for the config to be enabled.
     if config is None or (not config.enabled and delivery.event not in ("test", "digest")):
         return _finish(delivery, "cancelled", error="alert config deleted or disabled")
+    if delivery.event == "resolved" and (firing_at := _firing_still_due(delivery)):
+        return _postpone(delivery, firing_at)
     started = time.monotonic()
     try:
         code = _send(delivery, config)
@@ -83,6 +87,30 @@ def deliver(delivery_id: int) -> str:
             .values(alert_sent_at=datetime.now(UTC))
         )
     return _finish(delivery, "success", response_code=code)
+
+
+def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
+    """When the episode's firing notice on this channel is next tried, if it is still to go.
+
+    A receiver told "resolved" before "firing" (a firing notice retried after the episode
+    ended) would open an incident that nothing closes.
+    """
+    return db.session.execute(
+        select(func.max(func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.created_at)))
+        .where(AlertDelivery.violation_id == delivery.violation_id,
+               AlertDelivery.channel == delivery.channel,
+               AlertDelivery.target == delivery.target,
+               AlertDelivery.event == "firing",
+               AlertDelivery.status.in_(("pending", "sending")))
+    ).scalar()
+
+
+def _postpone(delivery: AlertDelivery, firing_at: datetime) -> str:
+    """Put the attempt back, to run just after the firing notice it must follow."""
+    at = max(firing_at, datetime.now(UTC)) + FOLLOW_FIRING
+    _finish(delivery, "pending", next_attempt_at=at, started_at=None, completed_at=None)
+    schedule_at(at, deliver_job_path(), delivery.id)
+    return "postponed"
 
 
 def _finish(delivery: AlertDelivery, status: str, **fields) -> str:
