@@ -165,6 +165,10 @@ def test_an_unheard_episode_closed_with_its_config_stays_quiet(client, receiver)
     assert violation().notification_held is True
     assert client.put("/api/logs/alerts/config/api", json={"enabled": False}).status_code == 200
     assert client.put("/api/logs/alerts/config/api", json={"enabled": True}).status_code == 200
+    # Both changes at minute 2 of the timeline, not at the real clock's now.
+    db.session.execute(text("UPDATE logs.alert_configs SET updated_at = :t"), {"t": at(2)})
+    db.session.execute(text("UPDATE logs.alert_violations SET resolved_at = :t"), {"t": at(2)})
+    db.session.commit()
     step(at(4))
     step(at(5))
     assert receiver.requests == []
@@ -388,6 +392,50 @@ def test_minimum_interval_skips_a_second_evaluation(client):
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 0
     assert scalar("SELECT last_evaluated_at FROM logs.alert_configs") == at(0, 10)
     assert [e.event for e in evaluate(at(2, 15))] == ["firing"]
+
+
+def test_an_episode_no_check_saw_is_told_late_firing_then_resolved(client, receiver):
+    """Errors over the threshold for three minutes while no check ran (a stopped worker):
+    the next check records the episode, resolved, and tells it once, firing first."""
+    configure(client, alert_webhook_url=receiver.url)
+    put_counts([2, 3], 10)
+    put_counts([4], 12)
+    assert [e.event for e in step(at(10))] == ["firing", "resolved"]
+    assert step(at(11)) == []
+    row = violation()
+    assert (row.timestamp, row.resolved_at, row.resolution) == (
+        at(2, 0), at(5, 0), "recovered before a check saw it")
+    assert (row.current_count, row.peak_count, row.threshold_value) == (10, 12, 5)
+    assert [(b["event"], b["violation_id"], b["started_at"], b["resolved_at"])
+            for b in receiver.bodies()] == [
+        ("firing", row.id, at(2, 0).isoformat(), at(5, 0).isoformat()),
+        ("resolved", row.id, at(2, 0).isoformat(), at(5, 0).isoformat())]
+
+
+def test_late_checks_leave_seen_episodes_and_old_settings_alone(client, receiver):
+    """An episode a check saw is not told again, however its minutes look later; minutes
+    before the config last changed, or runs shorter than `for`, tell nothing."""
+    configure(client, alert_webhook_url=receiver.url, for_minutes=2)
+    put_counts([0, 1, 2], 10)
+    assert [e.event for e in step(at(2))] == ["firing"]
+    put_counts([4], 10)  # one minute over: shorter than `for`
+    put_counts([6, 7], 10, level="warning")
+    db.session.execute(text("UPDATE logs.alert_configs SET updated_at = :t"), {"t": at(8)})
+    db.session.commit()
+    assert [e.event for e in step(at(12))] == ["resolved"]
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+    assert scalar("SELECT count(*) FROM logs.alert_violations") == 1
+
+
+def test_an_episode_under_a_silence_when_it_began_is_recorded_quietly(client, receiver):
+    """Held when it began: recorded as silenced, nothing sent, even after the hold ended."""
+    configure(client, alert_webhook_url=receiver.url)
+    silence(at(0, 0), at(3, 0))
+    put_counts([1, 2, 3], 10)
+    assert step(at(8)) == []
+    assert receiver.requests == []
+    assert (violation().silenced, violation().resolution) == (True,
+                                                              "recovered before a check saw it")
 
 
 def test_noise_fields_are_validated_and_shown(client):

@@ -36,6 +36,9 @@ ALERT_LEVELS = {
     "error": (("error", "critical"), "error_threshold_per_min"),
     "warning": (("warning",), "warning_threshold_per_min"),
 }
+# How far back each evaluation looks for episodes no check saw while they lasted.
+CATCH_UP_MINUTES = 60
+MISSED = "recovered before a check saw it"
 
 
 @dataclass
@@ -249,6 +252,54 @@ def _check(config: AlertConfig, level: str, counts: list[int],
     return None
 
 
+def _violation_spans(services: list[str], since: datetime) -> dict:
+    """Per (service, alert level): the [start, end) of every violation since `since`."""
+    spans = defaultdict(list)
+    for service, level, start, end in db.session.execute(
+            select(AlertViolation.service, AlertViolation.level, AlertViolation.timestamp,
+                   AlertViolation.resolved_at)
+            .where(AlertViolation.service.in_(services),
+                   (AlertViolation.resolved_at.is_(None)) | (AlertViolation.resolved_at > since))):
+        spans[(service, level)].append((start, end or datetime.max.replace(tzinfo=UTC)))
+    return spans
+
+
+def _missed(config: AlertConfig, level: str, counts: list[int], now: datetime,
+            spans: list[tuple]) -> list[AlertEvent]:
+    """Episodes that began and ended between checks (a stopped worker, lines that arrived
+    late, a minimum evaluation interval) and that no violation covers: each is recorded as
+    resolved, and told as firing then resolved unless a hold held it when it began.
+
+    Only minutes since the config last changed count: a new threshold judges what comes.
+    """
+    threshold = getattr(config, ALERT_LEVELS[level][1])
+    first = floor_minute(now) - (len(counts) - 1) * MINUTE
+    since = max(first, floor_minute(config.updated_at))
+    skip = max((since - first) // MINUTE, 0)
+    over = [index >= skip and count > threshold for index, count in enumerate(counts)]
+    events = []
+    # Runs still reaching the previous minute are the live check's (_check).
+    for start, end in (run for run in over_runs(over, config.for_minutes)
+                       if run[1] <= len(counts) - 2):
+        began, ended = first + start * MINUTE, first + end * MINUTE
+        if any(s < ended and e > began for s, e in spans):
+            continue
+        run = counts[start:end]
+        hold = SilenceBook(began).hold(config.service, level)
+        violation = AlertViolation(
+            config_id=config.id, service=config.service, level=level,
+            current_count=run[config.for_minutes - 1], peak_count=max(run),
+            threshold_value=threshold, timestamp=began, resolved_at=ended, resolution=MISSED,
+            last_notified_at=now, silenced=hold is not None, notification_held=False)
+        db.session.add(violation)
+        db.session.flush()
+        spans.append((began, ended))
+        if hold is None:
+            events += [AlertEvent("firing", violation, config),
+                       AlertEvent("resolved", violation, config)]
+    return events
+
+
 def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     """Check the enabled configs due for evaluation; return the events, their changes not
     yet committed: notify() commits them with the deliveries they owe."""
@@ -264,8 +315,11 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     if not configs:
         return []
     services = [config.service for config in configs]
-    # The minute now filling, the previous one, and enough before them for the longest `for`.
-    series = minute_series(services, now, max(c.for_minutes for c in configs) + 1)
+    # The minute now filling, the previous one, and enough before them for the longest `for`
+    # and for the episodes no check saw.
+    minutes = max(max(c.for_minutes for c in configs) + 1, CATCH_UP_MINUTES)
+    series = minute_series(services, now, minutes)
+    spans = _violation_spans(services, floor_minute(now) - minutes * MINUTE)
     open_violations = {
         (v.service, v.level): v
         for v in db.session.scalars(select(AlertViolation).where(
@@ -275,10 +329,12 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     events = []
     for config in configs:
         for level in ALERT_LEVELS:
-            event = _check(config, level, series[(config.service, level)],
+            counts = series[(config.service, level)]
+            event = _check(config, level, counts,
                            open_violations.get((config.service, level)), book, now)
             if event is not None:
                 events.append(event)
+            events += _missed(config, level, counts, now, spans[(config.service, level)])
     events += _owed_resolutions(configs, book)
     for event in events:  # the columns the statements above changed
         db.session.refresh(event.violation)
