@@ -10,6 +10,7 @@ pyproject.toml changes), then re-run themselves inside it.
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ PROCESSES = ("web", "worker", "scheduler")
 # The Procfile's syslog/GELF listener opens more ports; the embedded run starts it only
 # when asked (LOGDASH_SYSLOG_ENABLE=1).
 LISTENER = "syslog"
+# The open file holding the instance folder's run lock (see hold_run_lock).
+RUN_LOCK = []
 
 
 def venv_python() -> Path:
@@ -118,6 +121,35 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
     return f"unix://{socket}", process
 
 
+def hold_run_lock() -> bool:
+    """Lock the instance folder for as long as this run lasts; False if another run has it.
+
+    A second run would start a second Redis on the same socket and remove that socket when
+    its web server failed to bind, cutting the first run off from its Redis.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return True
+    handle = (INSTANCE / "run.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    RUN_LOCK.append(handle)  # open, and so locked, until this process exits
+    return True
+
+
+def port_taken(host: str, port: str) -> bool:
+    """Whether something already accepts connections where the web server would listen."""
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def run() -> int:
     """Start Logdash: embedded services if not configured, migrations, then web/worker/scheduler."""
     reexec_in_venv("")
@@ -126,6 +158,13 @@ def run() -> int:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
     env.setdefault("LOGDASH_BIND", "127.0.0.1")
+    if not hold_run_lock():
+        print(f"Logdash is already running from {INSTANCE}; stop it first.", file=sys.stderr)
+        return 1
+    if port_taken(env["LOGDASH_BIND"], env["PORT"]):
+        print(f"Port {env['PORT']} on {env['LOGDASH_BIND']} is in use; stop what uses it or"
+              " set PORT to another one.", file=sys.stderr)
+        return 1
     helpers = []
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = start_embedded_postgres()

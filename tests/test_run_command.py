@@ -90,6 +90,21 @@ def test_run_command_serves_with_embedded_services(running):
     assert wait_until(upkeep_ran, 60), log.read_text()[-3000:]
     assert (instance / "secret_key").exists()
 
+    # A second run from the same folder refuses to start, and leaves the first one whole.
+    again = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, timeout=60,
+                           env={**os.environ, "LOGDASH_INSTANCE_PATH": str(instance)},
+                           capture_output=True, text=True)
+    assert again.returncode == 1 and "already running" in again.stderr
+    other = instance.parent / "other-instance"
+    port = url.rsplit(":", 1)[1]
+    elsewhere = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, timeout=60,
+                               env={**os.environ, "LOGDASH_INSTANCE_PATH": str(other),
+                                    "PORT": port}, capture_output=True, text=True)
+    assert elsewhere.returncode == 1 and f"Port {port} on 127.0.0.1 is in use" in elsewhere.stderr
+    assert not (other / "redis.sock").exists() and not (other / "pgdata").exists()
+    assert (instance / "redis.sock").exists()
+    assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert not (instance / "pgdata" / "postmaster.pid").exists()
