@@ -106,6 +106,35 @@ def test_counts_around_a_resolved_violation(client):
     assert why["deliveries"] == [] and why["held_by"] is None
 
 
+def meter_region(tag: str) -> str:
+    """Which region a <meter> puts its value in, by the HTML standard's rules (what decides
+    its colour): optimum, suboptimal or even less good."""
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', tag))
+    low_end, high_end = float(attributes.get("min", 0)), float(attributes.get("max", 1))
+    value = float(attributes["value"])
+    low = float(attributes.get("low", low_end))
+    high = float(attributes.get("high", high_end))
+    optimum = float(attributes.get("optimum", (low_end + high_end) / 2))
+    if optimum < low:
+        return "optimum" if value <= low else "suboptimal" if value <= high else "even less good"
+    if optimum > high:
+        return "optimum" if value >= high else "suboptimal" if value >= low else "even less good"
+    return "optimum" if low <= value <= high else "suboptimal"
+
+
+def test_the_page_colours_minutes_over_the_threshold_as_bad(app, client):
+    """Each minute's bar: over the threshold in the worst colour, at or under it the best."""
+    started = floor_minute(steady_minute()) - MINUTE * 30
+    counts, _ = burst(started)
+    put_counts("api", counts)
+    vid = violation(started=started, resolved=started + 5 * MINUTE)
+    html = page(person(app, "admin"), f"/alerts/violations/{vid}")
+    regions = {int(count.replace(",", "")): meter_region(tag) for tag, count in re.findall(
+        r'(<meter [^>]*>)([\d,]+)</meter>', html)}
+    assert regions == {0: "optimum", 2: "optimum", 3: "optimum", 5: "optimum", 6: "even less good",
+                       7: "even less good", 11: "even less good", 14: "even less good"}
+
+
 def test_firing_violation_runs_to_now_capped_at_three_hours(client):
     """A firing episode is shown up to the current minute, at most 180 minutes of it."""
     now = steady_minute()
