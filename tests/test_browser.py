@@ -221,6 +221,26 @@ def test_dashboard_renders_real_numbers(web, context):
     tab.check_clean()
 
 
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_long_error_samples_do_not_widen_the_tables(web, browser, signed_in, width):
+    """A long example line is cut with an ellipsis: no table needs a sideways scroll, so the
+    newest end of each sparkline stays in view."""
+    words = " ".join(f"shard-{i} replied 503 after {i * 7} ms" for i in range(12))
+    web.ingest([{"service": unique("wide"), "level": "error",
+                 "message": f"upstream {words} request {uuid.uuid4().hex}"}])
+    ctx = new_context(browser, signed_in, width=width)
+    try:
+        tab = Tab(ctx, web, "/")
+        expect(tab.page.locator(".sample", has_text="shard-11").first).to_be_visible()
+        overflowing = tab.page.evaluate(
+            "[...document.querySelectorAll('.table-wrap')]"
+            ".filter(w => w.scrollWidth > w.clientWidth + 1).map(w => w.parentElement.id)")
+        assert overflowing == []
+        tab.check_clean()
+    finally:
+        ctx.close()
+
+
 def test_new_lines_show_up_live_without_a_reload(web, context):
     """Within 2 s of ingest: the line on the tail page, the new count on the dashboard."""
     dashboard, tail = Tab(context, web, "/"), Tab(context, web, "/tail")
