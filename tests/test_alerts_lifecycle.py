@@ -182,6 +182,9 @@ def test_firing_resolved_then_firing_again(app, client, receiver):
     assert [e for e, _ in events] == ["firing", "resolved", "firing"]
     assert events[0][1] == events[1][1] != events[2][1]
     assert receiver.bodies()[1]["resolved_at"] is not None
+    # A resolution names what the whole episode logged, not the quiet minutes that ended it.
+    assert [(t["template"], t["count"]) for t in receiver.bodies()[1]["top_templates"]] == [
+        ("db timeout <*>", 6)]
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 2
     assert [(e["event"], e["current_count"], e["peak_count"]) for e in announced] == [
         ("firing", 6, 6), ("resolved", 6, 6), ("firing", 7, 7)]

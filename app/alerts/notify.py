@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 
 from app.alerts.deliver import schedule_at
 from app.alerts.evaluate import AlertEvent
-from app.alerts.explain import templates_between
+from app.alerts.explain import MAX_MINUTES, templates_between
 from app.alerts.signals import alert_changed
 from app.extensions import db
 from app.models import AlertConfig, AlertDelivery, AlertViolation
@@ -36,10 +36,18 @@ def channels(config: AlertConfig) -> list[tuple[str, str]]:
     return pairs
 
 
-def top_templates(service: str, level: str, moment: datetime) -> list[dict]:
-    """The templates that drove a violation: its minute and the one before, by count."""
-    current = floor_minute(moment)
-    return templates_between(service, level, current - MINUTE, current)["templates"]
+def top_templates(violation: AlertViolation, event: str, repeat: bool) -> list[dict]:
+    """The templates that drove a violation, by count: of the minute it fired (or, for a
+    repeat, of now) and the one before; for a resolution, of the whole episode's minutes
+    (its last MAX_MINUTES at most)."""
+    if event == "resolved" and violation.resolved_at is not None:
+        last = floor_minute(violation.resolved_at)
+        first = max(floor_minute(violation.timestamp), last - MAX_MINUTES * MINUTE)
+    else:
+        last = floor_minute(violation.timestamp if event == "firing" and not repeat
+                            else datetime.now(UTC))
+        first = last - MINUTE
+    return templates_between(violation.service, violation.level, first, last)["templates"]
 
 
 def links(service: str, level: str | None, violation_id: int | None) -> dict:
@@ -60,7 +68,6 @@ def links(service: str, level: str | None, violation_id: int | None) -> dict:
 def payload(violation: AlertViolation, event: str, repeat: bool = False,
             after_silence: bool = False) -> dict:
     """What every channel says about one event (the webhook body, minus its delivery id)."""
-    moment = violation.timestamp if event == "firing" and not repeat else datetime.now(UTC)
     return {
         "version": PAYLOAD_VERSION,
         "event": event,
@@ -81,7 +88,7 @@ def payload(violation: AlertViolation, event: str, repeat: bool = False,
         "acknowledged_at": (violation.acknowledged_at.isoformat()
                             if violation.acknowledged_at else None),
         **links(violation.service, violation.level, violation.id),
-        "top_templates": top_templates(violation.service, violation.level, moment),
+        "top_templates": top_templates(violation, event, repeat),
     }
 
 
