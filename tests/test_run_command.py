@@ -90,6 +90,17 @@ def test_run_command_serves_with_embedded_services(running):
     assert wait_until(upkeep_ran, 60), log.read_text()[-3000:]
     assert (instance / "secret_key").exists()
 
+    # Commands reach the running embedded servers through manage.py, with nothing set.
+    bare = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    made = subprocess.run([sys.executable, "manage.py", "flask", "tokens", "create", "--name",
+                           "cli", "--scope", "ingest"], cwd=ROOT, timeout=60, text=True,
+                          capture_output=True, env={**bare, "LOGDASH_INSTANCE_PATH": str(instance)})
+    assert made.returncode == 0, made.stderr
+    token = re.search(r"ld_\S+", made.stdout).group(0)
+    sent = requests.post(f"{url}/api/logs", json={"service": "cli", "message": "m"}, timeout=10,
+                         headers={"Authorization": f"Bearer {token}"})
+    assert sent.status_code == 202
+
     # A second run from the same folder refuses to start, and leaves the first one whole.
     again = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, timeout=60,
                            env={**os.environ, "LOGDASH_INSTANCE_PATH": str(instance)},
