@@ -188,11 +188,11 @@ def register_ingest_commands(app: Flask) -> None:
 
     @app.cli.command("demo")
     @click.option("--lines", type=click.IntRange(0), default=10_000, show_default=True,
-                  help="Lines of history to add.")
+                  help="Lines of history to add; the error bursts come on top.")
     @click.option("--hours", type=click.FloatRange(0.1, 24 * 29), default=2.0,
                   show_default=True, help="Spread them over this many past hours.")
     @click.option("--bursts", type=click.IntRange(0), default=3, show_default=True,
-                  help="Error bursts within those hours.")
+                  help="Error bursts within those hours, 40 to 150 lines each.")
     @click.option("--follow", is_flag=True, help="Then keep sending lines until stopped.")
     @click.option("--rate", type=click.FloatRange(0.1, 1000), default=5.0, show_default=True,
                   help="Lines per second with --follow.")
