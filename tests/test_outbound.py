@@ -12,7 +12,11 @@ from tests.helpers import post_logs, scalar
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1",
                                      "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
                                      "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1",
-                                     "224.0.0.1"])
+                                     "224.0.0.1",
+                                     # IPv6 forms carrying a private IPv4 address: NAT64,
+                                     # local-use NAT64, 6to4, IPv4-compatible.
+                                     "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:5",
+                                     "2002:a9fe:a9fe::", "::127.0.0.1"])
 def test_non_public_addresses_are_refused(address):
     """Every special-purpose range is refused without an allowlist entry."""
     with pytest.raises(BlockedAddress, match="LOGDASH_WEBHOOK_ALLOW"):
@@ -23,6 +27,7 @@ def test_public_addresses_and_allowlisted_ones_pass():
     """Public addresses pass; CIDRs and host names in the allowlist open others."""
     check_address("hooks.example", "93.184.216.34", Allowlist(""))
     check_address("hooks.example", "2606:4700::1111", Allowlist(""))
+    check_address("hooks.example", "64:ff9b::5db8:d822", Allowlist(""))  # NAT64 of a public one
     check_address("x", "10.1.2.3", Allowlist("10.0.0.0/8"))
     check_address("hooks.internal", "192.168.1.9", Allowlist(" hooks.internal. , 1.2.3.4"))
     with pytest.raises(BlockedAddress):

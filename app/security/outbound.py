@@ -42,16 +42,38 @@ class Allowlist:
         return any(address in network for network in self.networks)
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address that a gateway may reach for the
+# sender: NAT64 (well-known and local-use prefixes) and the deprecated IPv4-compatible form.
+_CARRYING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
+                  ipaddress.ip_network("::/96"))
+
+
 def _plain(address):
     """An IPv4-mapped IPv6 address as the IPv4 address it stands for."""
     mapped = getattr(address, "ipv4_mapped", None)
     return mapped or address
 
 
+def _carried(address) -> list:
+    """The IPv4 addresses an IPv6 address leads to through a translator or tunnel (NAT64,
+    6to4, IPv4-compatible): each must be public too. Python counts these ranges as global."""
+    if address.version == 4:
+        return []
+    carried = [address.sixtofour] if address.sixtofour else []
+    if any(address in network for network in _CARRYING_IPV4):
+        carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return carried
+
+
+def _public(address) -> bool:
+    """Whether an address, and whatever IPv4 address it carries, is public unicast."""
+    return all(ip.is_global and not ip.is_multicast for ip in (address, *_carried(address)))
+
+
 def check_address(host: str, address: str, allow: Allowlist) -> None:
     """Raise BlockedAddress unless the address is public or allowed."""
     ip = _plain(ipaddress.ip_address(address.split("%")[0]))
-    if ip.is_global and not ip.is_multicast:
+    if _public(ip):
         return
     if allow.permits(host, ip):
         return
