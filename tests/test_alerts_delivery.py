@@ -1,5 +1,6 @@
 """Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -183,6 +184,36 @@ def test_failed_delivery_can_be_resent(client):
     again = client.post(f"/api/logs/alerts/deliveries/{succeeded}/resend")
     assert again.status_code == 409
     assert client.post("/api/logs/alerts/deliveries/999999/resend").status_code == 404
+    # The failed attempt was sent again already: a second click does not send it twice.
+    twice = client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
+    assert twice.status_code == 409 and "attempt 2" in twice.json["error"]
+    assert len(attempts()) == 2
+
+
+def test_two_resends_at_once_send_one_attempt(app, client):
+    """Two people resending the same failed notice at the same moment queue one attempt."""
+    receiver = Receiver(statuses=(404,))
+    try:
+        fire(client, receiver)
+        run_jobs()
+    finally:
+        receiver.stop()
+    failed_id = scalar("SELECT id FROM logs.alert_deliveries")
+    statuses, barrier = [], threading.Barrier(4)
+
+    def resend():
+        """One admin's click."""
+        barrier.wait()
+        statuses.append(client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
+                        .status_code)
+
+    clicks = [threading.Thread(target=resend) for _ in range(4)]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    assert sorted(statuses) == [202, 409, 409, 409]
+    assert len(attempts()) == 2
 
 
 def test_deliveries_api_lists_every_attempt(client):

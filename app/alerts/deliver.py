@@ -194,9 +194,21 @@ class NotResendable(ValueError):
 
 
 def resend(delivery: AlertDelivery) -> AlertDelivery:
-    """Queue a new attempt of a failed notification now, with the same delivery id."""
+    """Queue a new attempt of a failed notification now, with the same delivery id; only
+    from its latest attempt, so a double click or two people send it once."""
     if delivery.status not in RESENDABLE:
         raise NotResendable(f"delivery {delivery.id} is {delivery.status}, not failed")
+    # The first of two resends at once holds this lock until its attempt is committed; the
+    # second then sees that attempt.
+    db.session.execute(select(AlertDelivery.id).where(AlertDelivery.id == delivery.id)
+                       .with_for_update())
+    later = db.session.execute(
+        select(func.max(AlertDelivery.attempt))
+        .where(AlertDelivery.delivery_id == delivery.delivery_id,
+               AlertDelivery.attempt > delivery.attempt)).scalar()
+    if later is not None:
+        db.session.rollback()
+        raise NotResendable(f"delivery {delivery.id} was sent again already (attempt {later})")
     retry = _next_attempt(delivery, None)
     db.session.commit()
     current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=120)
