@@ -155,6 +155,23 @@ def test_resolution_under_a_silence_after_being_told_goes_out_when_it_ends(clien
     assert violation().notification_held is False
 
 
+def test_a_resolution_owed_when_the_config_goes_is_not_sent_by_its_successor(client,
+                                                                              receiver):
+    """A resolution held by a silence is dropped with a deleted config: a new config for
+    the service does not send it when the silence ends."""
+    configure(client, alert_webhook_url=receiver.url)
+    put_counts([0], 10)
+    step(at(0))
+    silence(at(1, 0), at(6, 0))
+    step(at(2))
+    assert violation().notification_held is True
+    assert client.delete("/api/logs/alerts/config/api").status_code == 204
+    configure(client, alert_webhook_url=receiver.url)
+    step(at(7))
+    assert [b["event"] for b in receiver.bodies()] == ["firing"]
+    assert violation().notification_held is False
+
+
 def test_an_unheard_episode_closed_with_its_config_stays_quiet(client, receiver):
     """Held by a silence, then ended by disabling its config: nobody heard it fire, so
     enabling the config after the silence sends nothing about it."""

@@ -221,6 +221,12 @@ def close_open_violations(config: AlertConfig, reason: str,
         # A notice held back by a silence is not owed any more: the episode ends quietly.
         .values(resolved_at=now, resolution=reason, notification_held=False)
     )
+    # Nor is a resolution held back: a later config of the service must not send it.
+    db.session.execute(
+        update(AlertViolation)
+        .where(AlertViolation.service == config.service, AlertViolation.notification_held)
+        .values(notification_held=False)
+    )
     db.session.execute(
         update(AlertDelivery)
         .where(AlertDelivery.config_id == config.id, AlertDelivery.status.in_(cancel))
