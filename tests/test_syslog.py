@@ -643,6 +643,36 @@ def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app, monkeypatch
     assert len(stored) == 16  # the 15 lines of the first read, then "later"
 
 
+def test_a_queue_full_of_long_lines_makes_tcp_wait_too(app):
+    """The queue is bounded in message bytes as well as in lines: past the bytes, a TCP
+    reader waits and UDP datagrams are dropped, however few the lines."""
+
+    async def scenario():
+        batcher = Batcher(app, "syslog", max_lines=100, max_seconds=60, max_pending=1000,
+                          max_pending_bytes=10_000)
+        server = await asyncio.start_server(
+            stream_server(syslog_handler, batcher, syslog_framer, {}), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(b"<13>%s\n" % (b"x" * 4000) for _ in range(3)))
+        await writer.drain()
+        for _ in range(100):
+            if len(batcher._items) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        batcher.add([{"message": "a datagram"}])
+        writer.write(b"<13>later\n")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        held = len(batcher._items)
+        batcher.close()
+        writer.close()
+        server.close()
+        return held, batcher.dropped
+
+    assert asyncio.run(scenario()) == (3, 1)
+
+
 def test_listen_command_runs_until_sigterm(database_url, redis_url, queue_prefix, app):
     """`flask --app app listen` binds the configured ports, stores lines, stops cleanly."""
     port = free_port()

@@ -20,9 +20,11 @@ from app.ingest.batch import ingest_items
 
 log = logging.getLogger(__name__)
 
-# Objects held while PostgreSQL is slow or away; beyond it UDP messages are dropped and
-# TCP senders wait (their sockets stop being read), rather than memory growing unbounded.
+# Objects, and bytes of their messages, held while PostgreSQL is slow or away; beyond
+# either UDP messages are dropped and TCP senders wait (their sockets stop being read),
+# rather than memory growing unbounded. A line may be long until storing cuts it.
 MAX_PENDING = 100_000
+MAX_PENDING_BYTES = 256 * 1024 * 1024
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 # At shutdown, a batch that still cannot be stored is retried this often, then dropped.
@@ -51,19 +53,28 @@ def _transient(error: Exception) -> bool:
         isinstance(error, psycopg.OperationalError) and error.sqlstate is None)
 
 
+def _message_bytes(items: list) -> int:
+    """About how much memory the objects' messages hold (characters of text messages)."""
+    return sum(len(message) for item in items if isinstance(item, dict)
+               and isinstance(message := item.get("message"), str))
+
+
 class Batcher:
     """One receiver's queue of log objects, stored in batches in arrival order."""
 
     def __init__(self, app: Flask, receiver: str, max_lines: int, max_seconds: float,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING,
+                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         """Batch for `receiver` (the /metrics label) into `app`'s database."""
         self.app = app
         self.receiver = receiver
         self.max_lines = max_lines
         self.max_seconds = max_seconds
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.dropped = 0
         self._items: list = []
+        self._bytes = 0
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._room = asyncio.Event()
@@ -77,18 +88,23 @@ class Batcher:
         so the queue outgrows its limit by at most one read per connection."""
         if not items:
             return  # a GELF chunk that does not complete a message yet
-        if len(self._items) >= self.max_pending and not lossless:
+        if self._over_limit() and not lossless:
             if not self.dropped % 1000:
                 log.warning("%s: %d messages dropped, the database is not keeping up",
                             self.receiver, self.dropped + len(items))
             self.dropped += len(items)
             return
         self._items.extend(items)
+        self._bytes += _message_bytes(items)
         self._arrived.set()
         if len(self._items) >= self.max_lines:
             self._full.set()
-        if len(self._items) >= self.max_pending:
+        if self._over_limit():
             self._room.clear()
+
+    def _over_limit(self) -> bool:
+        """Whether the queue holds as many objects or message bytes as it may."""
+        return len(self._items) >= self.max_pending or self._bytes >= self.max_pending_bytes
 
     async def room(self) -> None:
         """Wait until the queue has room (TCP readers pause here)."""
@@ -104,7 +120,8 @@ class Batcher:
             if len(self._items) < self.max_lines and not self._closing:
                 await self._until_full()
             batch, self._items = self._items[:self.max_lines], self._items[self.max_lines:]
-            if len(self._items) < self.max_pending:
+            self._bytes -= _message_bytes(batch)
+            if not self._over_limit():
                 self._room.set()
             await self._store(batch)
 
