@@ -106,6 +106,30 @@ def test_octet_counting_and_newline_framing_mixed_and_split():
     assert framer.flush() is None
 
 
+def test_a_line_trickled_byte_by_byte_is_searched_once():
+    """Each read searches only the bytes it added for a terminator: a sender dripping a
+    long line one byte at a time costs linear work, not a search of the whole buffer."""
+    framer = StreamFramer(b"\n", octet_counting=True, max_frame=100_000)
+    searched = []
+
+    class CountingPattern:
+        """The framer's terminator pattern, noting how many bytes each search covers."""
+
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def search(self, buffer, position=0):
+            searched.append(len(buffer) - position)
+            return self.pattern.search(buffer, position)
+
+    framer._end = CountingPattern(framer._end)
+    line = b"<13>" + b"x" * 20_000
+    frames = [frame for i in range(len(line)) for frame in framer.feed(line[i:i + 1])]
+    frames += framer.feed(b"\n<13>next\n")
+    assert frames == [line, b"<13>next"]
+    assert sum(searched) < 3 * len(line)
+
+
 def test_framing_refuses_oversized_frames():
     """A frame over the limit closes the connection instead of buffering without end."""
     with pytest.raises(FrameError):

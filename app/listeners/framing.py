@@ -30,6 +30,9 @@ class StreamFramer:
     def __init__(self, delimiters: bytes, octet_counting: bool, max_frame: int) -> None:
         """delimiters: the bytes that end a message; octet_counting: accept `LEN SP MSG`."""
         self._buffer = bytearray()
+        # How much of the buffer's start is known to hold no terminator: a sender trickling
+        # a long line byte by byte must not make every read search it all again.
+        self._searched = 0
         self._end = re.compile(b"[" + re.escape(delimiters) + b"]")
         self._octet_counting = octet_counting
         self._max_frame = max_frame
@@ -51,7 +54,7 @@ class StreamFramer:
 
     def flush(self) -> bytes | None:
         """What is left when the sender closes: a last message sent without a terminator."""
-        rest, self._buffer = bytes(self._buffer), bytearray()
+        rest, self._buffer, self._searched = bytes(self._buffer), bytearray(), 0
         return rest if rest.strip() else None
 
     def _next_frame(self) -> bytes | None:
@@ -63,6 +66,7 @@ class StreamFramer:
             start += 1
         if start:
             del buffer[:start]
+            self._searched = 0
         if not buffer:
             return None
         if self._octet_counting and buffer[:1].isdigit():
@@ -70,11 +74,13 @@ class StreamFramer:
                 return None
             if counted := _COUNTED.match(buffer):
                 return self._counted_frame(int(counted[1]), counted.end())
-        match = self._end.search(buffer)
+        match = self._end.search(buffer, self._searched)
         if match is None:
+            self._searched = len(buffer)
             return None
         frame = buffer[:match.start()]
         del buffer[:match.end()]
+        self._searched = 0
         return frame
 
     def _counted_frame(self, length: int, start: int) -> bytes | None:
@@ -86,4 +92,5 @@ class StreamFramer:
             return None
         frame = self._buffer[start:end]
         del self._buffer[:end]
+        self._searched = 0
         return frame
