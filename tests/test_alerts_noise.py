@@ -444,15 +444,28 @@ def test_late_checks_leave_seen_episodes_and_old_settings_alone(client, receiver
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 1
 
 
-def test_an_episode_under_a_silence_when_it_began_is_recorded_quietly(client, receiver):
-    """Held when it began: recorded as silenced, nothing sent, even after the hold ended."""
+@pytest.mark.parametrize("held", [(0, 3), (5, 20)], ids=["when it began", "now"])
+def test_an_episode_under_a_silence_is_recorded_quietly(client, receiver, held):
+    """Held when it began (even if the hold ended since), or held now: recorded as
+    silenced, nothing sent."""
     configure(client, alert_webhook_url=receiver.url)
-    silence(at(0, 0), at(3, 0))
+    silence(at(held[0], 0), at(held[1], 0))
     put_counts([1, 2, 3], 10)
     assert step(at(8)) == []
     assert receiver.requests == []
     assert (violation().silenced, violation().resolution) == (True,
                                                               "recovered before a check saw it")
+
+
+def test_an_episode_a_check_fired_on_as_it_ended_is_not_told_again(client, receiver):
+    """A check just after the only over-minute opens the episode at its own time, in the
+    next minute; later checks know that episode, and tell nothing more."""
+    configure(client, alert_webhook_url=receiver.url)
+    put_counts([2], 10)
+    assert [e.event for e in step(at(3, 1))] == ["firing"]
+    assert [e.event for e in step(at(4, 30))] == ["resolved"]
+    assert step(at(8)) == []
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
 
 
 def test_noise_fields_are_validated_and_shown(client):

@@ -86,8 +86,10 @@ def minute_series(services: list[str], now: datetime, minutes: int) -> dict:
     first = current - (minutes - 1) * MINUTE
     rows = db.session.execute(
         text("SELECT service, minute, level, count FROM logs.rollup_minute"
-             " WHERE minute >= :first AND minute <= :current AND service = ANY(:services)"),
-        {"first": first, "current": current, "services": services},
+             " WHERE minute >= :first AND minute <= :current AND service = ANY(:services)"
+             " AND level = ANY(:levels)"),
+        {"first": first, "current": current, "services": services,
+         "levels": [level for levels, _ in ALERT_LEVELS.values() for level in levels]},
     )
     series: dict = defaultdict(lambda: [0] * minutes)
     for service, minute, level, count in rows:
@@ -260,7 +262,10 @@ def _violation_spans(services: list[str], since: datetime) -> dict:
                    AlertViolation.resolved_at)
             .where(AlertViolation.service.in_(services),
                    (AlertViolation.resolved_at.is_(None)) | (AlertViolation.resolved_at > since))):
-        spans[(service, level)].append((start, end or datetime.max.replace(tzinfo=UTC)))
+        # A check fires on the previous minute too: the episode it opened may have been
+        # over in the minute before the one its time falls in.
+        spans[(service, level)].append((floor_minute(start) - MINUTE,
+                                        end or datetime.max.replace(tzinfo=UTC)))
     return spans
 
 
@@ -268,7 +273,8 @@ def _missed(config: AlertConfig, level: str, counts: list[int], now: datetime,
             spans: list[tuple]) -> list[AlertEvent]:
     """Episodes that began and ended between checks (a stopped worker, lines that arrived
     late, a minimum evaluation interval) and that no violation covers: each is recorded as
-    resolved, and told as firing then resolved unless a hold held it when it began.
+    resolved, and told as firing then resolved unless a hold held it when it began, when
+    it ended, or holds it now.
 
     Only minutes since the config last changed count: a new threshold judges what comes.
     """
@@ -285,7 +291,8 @@ def _missed(config: AlertConfig, level: str, counts: list[int], now: datetime,
         if any(s < ended and e > began for s, e in spans):
             continue
         run = counts[start:end]
-        hold = SilenceBook(began).hold(config.service, level)
+        holds = (SilenceBook(moment).hold(config.service, level) for moment in (began, ended, now))
+        hold = next((found for found in holds if found is not None), None)
         violation = AlertViolation(
             config_id=config.id, service=config.service, level=level,
             current_count=run[config.for_minutes - 1], peak_count=max(run),
@@ -317,7 +324,7 @@ def evaluate(now: datetime | None = None) -> list[AlertEvent]:
     services = [config.service for config in configs]
     # The minute now filling, the previous one, and enough before them for the longest `for`
     # and for the episodes no check saw.
-    minutes = max(max(c.for_minutes for c in configs) + 1, CATCH_UP_MINUTES)
+    minutes = CATCH_UP_MINUTES + max(c.for_minutes for c in configs) + 1
     series = minute_series(services, now, minutes)
     spans = _violation_spans(services, floor_minute(now) - minutes * MINUTE)
     open_violations = {
