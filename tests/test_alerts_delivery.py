@@ -1,6 +1,7 @@
 """Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -8,7 +9,7 @@ from sqlalchemy import text
 
 from app.alerts.deliver import backoff, recover_stale
 from app.alerts.evaluate import evaluate
-from app.alerts.notify import notify
+from app.alerts.notify import notify, send_due_digests
 from app.alerts.transports import one_line
 from app.extensions import db
 from app.rollups.tiers import MINUTE, floor_minute
@@ -109,6 +110,32 @@ def test_a_resolved_notice_waits_for_the_firing_one_being_retried(app, client, m
     finally:
         receiver.stop()
     assert [b["event"] for b in receiver.bodies()] == ["firing", "firing", "resolved"]
+
+
+def test_a_resolved_notice_waits_for_the_digest_carrying_its_firing(app, client):
+    """The firing notice was held for the rate window's digest; the episode ends in the
+    next window: "resolved" still reaches the receiver after the digest with "firing"."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
+        client.post("/api/logs/alerts/config", json={
+            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
+        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
+                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
+        notify(evaluate(start + timedelta(seconds=30)))
+        # As the rate limit would have left it: held until its window ends, a second on.
+        db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'held',"
+                                " held_until = now() + interval '1 second'"))
+        db.session.commit()
+        notify(evaluate())  # now, minutes later: resolved
+        run_jobs()
+        assert receiver.requests == []  # the resolved notice waits
+        time.sleep(1.2)
+        assert len(send_due_digests()) == 1
+        run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=20)
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["digest", "resolved"]
 
 
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
@@ -90,18 +90,23 @@ def deliver(delivery_id: int) -> str:
 
 
 def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
-    """When the episode's firing notice on this channel is next tried, if it is still to go.
+    """When the episode's firing notice on this channel is next tried, if it is still to go:
+    retried, held for a digest, or in a digest not sent yet.
 
     A receiver told "resolved" before "firing" (a firing notice retried after the episode
     ended) would open an incident that nothing closes.
     """
+    firing = and_(AlertDelivery.violation_id == delivery.violation_id,
+                  AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
+    in_digest = select(AlertDelivery.digest_id).where(firing,
+                                                      AlertDelivery.status == "digested")
     return db.session.execute(
-        select(func.max(func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.created_at)))
-        .where(AlertDelivery.violation_id == delivery.violation_id,
-               AlertDelivery.channel == delivery.channel,
-               AlertDelivery.target == delivery.target,
-               AlertDelivery.event == "firing",
-               AlertDelivery.status.in_(("pending", "sending")))
+        select(func.max(func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
+                                      AlertDelivery.created_at)))
+        .where(AlertDelivery.status.in_(("pending", "sending", "held")),
+               or_(and_(firing, AlertDelivery.target == delivery.target),
+                   and_(AlertDelivery.channel == delivery.channel,
+                        AlertDelivery.delivery_id.in_(in_digest))))
     ).scalar()
 
 
