@@ -14,9 +14,11 @@ from tests.helpers import post_logs, scalar
                                      "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1",
                                      "224.0.0.1",
                                      # IPv6 forms carrying a private IPv4 address: NAT64,
-                                     # local-use NAT64, 6to4, IPv4-compatible.
-                                     "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:5",
-                                     "2002:a9fe:a9fe::", "::127.0.0.1"])
+                                     # 6to4, IPv4-compatible, IPv4-translated; and
+                                     # local-use NAT64, whatever it carries.
+                                     "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::127.0.0.1",
+                                     "::ffff:0:a00:1", "64:ff9b:1::a00:5",
+                                     "64:ff9b:1:a00:5:0:5db8:d822"])
 def test_non_public_addresses_are_refused(address):
     """Every special-purpose range is refused without an allowlist entry."""
     with pytest.raises(BlockedAddress, match="LOGDASH_WEBHOOK_ALLOW"):

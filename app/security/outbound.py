@@ -43,9 +43,13 @@ class Allowlist:
 
 
 # IPv6 ranges whose last 32 bits are an IPv4 address that a gateway may reach for the
-# sender: NAT64 (well-known and local-use prefixes) and the deprecated IPv4-compatible form.
-_CARRYING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
+# sender: NAT64's well-known prefix, SIIT's IPv4-translated form and the deprecated
+# IPv4-compatible one.
+_CARRYING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"),
                   ipaddress.ip_network("::/96"))
+# Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the network's prefix
+# length, so none of it counts as public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 def _plain(address):
@@ -67,6 +71,8 @@ def _carried(address) -> list:
 
 def _public(address) -> bool:
     """Whether an address, and whatever IPv4 address it carries, is public unicast."""
+    if address.version == 6 and address in _LOCAL_NAT64:
+        return False
     return all(ip.is_global and not ip.is_multicast for ip in (address, *_carried(address)))
 
 
