@@ -4,7 +4,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
+from werkzeug.security import generate_password_hash
 
 from app.auth.credentials import create_token, create_user
 from app.extensions import db
@@ -233,6 +234,11 @@ def test_failed_sign_ins_from_elsewhere_do_not_lock_out_a_known_browser(app, mon
     assert sign_in(_from_address(app, "198.51.100.9"), "ada").status_code == 429
     assert sign_in(bobs, "ada").status_code == 429
     assert sign_in(adas, "ada").status_code == 302
+    # A new password voids the browsers that signed in with the old one.
+    db.session.execute(text("UPDATE logs.users SET password_hash = :h WHERE username = 'ada'"),
+                       {"h": generate_password_hash("a new password!")})
+    db.session.commit()
+    assert sign_in(adas, "ada", "a new password!").status_code == 429
 
 
 def _failed_sign_ins_then_ada(app, count: int) -> int:

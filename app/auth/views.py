@@ -1,15 +1,19 @@
 """Sign in and out."""
 
+import hashlib
 import re
 import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, session, url_for
 from itsdangerous import BadData, URLSafeTimedSerializer
+from sqlalchemy import select
 
 from app.auth import bp
 from app.auth.credentials import authenticate
 from app.auth.csrf import csrf_ok
+from app.extensions import db
+from app.models import User
 from app.security.ratelimit import clear, hit
 
 # Failed sign-ins allowed per address and per user name in this many seconds.
@@ -43,7 +47,7 @@ def login():
     username = request.form.get("username", "")
     limit = current_app.config["LOGDASH_LOGIN_ATTEMPTS"]
     name = username.lower()[:100]
-    device = _known_device(name)
+    device = _known_device(username)
     keys = [f"login-ip:{request.remote_addr}",
             f"login-device:{device}" if device else f"login-user:{name}"]
     if not csrf_ok():
@@ -64,7 +68,7 @@ def login():
     session["user_id"] = user.id
     session.permanent = True
     response = redirect(_safe_next(request.form.get("next")))
-    _remember_device(response, name, device or secrets.token_urlsafe(16))
+    _remember_device(response, user, device or secrets.token_urlsafe(16))
     return response
 
 
@@ -73,21 +77,32 @@ def _devices() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.secret_key, salt="logdash-device")
 
 
-def _known_device(name: str) -> str | None:
-    """This browser's device id if it signed in as `name` before, else None."""
+def _password_tag(user: User) -> str:
+    """A short digest of the user's password hash: a new password voids older cookies."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def _known_device(username: str) -> str | None:
+    """This browser's device id if it signed in as this user, with the current password,
+    before; else None."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
     try:
-        signed_name, device = _devices().loads(request.cookies.get(DEVICE_COOKIE, ""),
-                                               max_age=DEVICE_SECONDS)
+        user_id, device, tag = _devices().loads(raw, max_age=DEVICE_SECONDS)
     except (BadData, ValueError, TypeError):
         return None
-    return device if signed_name == name else None
+    user = db.session.scalars(select(User).where(User.username == username)).first()
+    if user is None or user.id != user_id or _password_tag(user) != tag:
+        return None
+    return device
 
 
-def _remember_device(response, name: str, device: str) -> None:
-    """Mark this browser as one `name` signs in from; sent to the sign-in form only."""
-    response.set_cookie(DEVICE_COOKIE, _devices().dumps([name, device]), max_age=DEVICE_SECONDS,
-                        path=url_for("auth.login"), httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+def _remember_device(response, user: User, device: str) -> None:
+    """Mark this browser as one the user signs in from; sent to the sign-in form only."""
+    response.set_cookie(DEVICE_COOKIE, _devices().dumps([user.id, device, _password_tag(user)]),
+                        max_age=DEVICE_SECONDS, path=url_for("auth.login"), httponly=True,
+                        samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
 
 
 @bp.post("/logout")
