@@ -695,6 +695,11 @@ def test_a_queue_full_of_long_lines_makes_tcp_wait_too(app):
         return held, batcher.dropped
 
     assert asyncio.run(scenario()) == (3, 1)
+    # GELF's text fields count too, not only a field called message.
+    gelf = Batcher(app, "gelf", max_lines=100, max_seconds=60, max_pending_bytes=10_000)
+    gelf.add([{"short_message": "x", "full_message": "y" * 6000, "_trace": "z" * 4000}])
+    gelf.add([{"short_message": "dropped"}])
+    assert (len(gelf._items), gelf.dropped) == (1, 1)
 
 
 def test_listen_command_runs_until_sigterm(database_url, redis_url, queue_prefix, app):

@@ -54,9 +54,10 @@ def _transient(error: Exception) -> bool:
 
 
 def _message_bytes(items: list) -> int:
-    """About how much memory the objects' messages hold (characters of text messages)."""
-    return sum(len(message) for item in items if isinstance(item, dict)
-               and isinstance(message := item.get("message"), str))
+    """About how much memory the objects hold: the characters of their text fields (a
+    syslog message, GELF's short and full message and its additional fields)."""
+    return sum(len(value) for item in items if isinstance(item, dict)
+               for value in item.values() if isinstance(value, str))
 
 
 class Batcher:
