@@ -281,11 +281,17 @@ def test_disabling_during_an_evaluation_closes_what_it_opened(app, client):
 
     admin = threading.Thread(target=disable)
     admin.start()
-    admin.join(1.0)
-    waited = admin.is_alive()
+    deadline = time.monotonic() + 10
+    # The disable waits for the evaluation's turn (an advisory lock) before it looks. This
+    # transaction holds the turn: its view of pg_stat_activity is renewed before each look.
+    while not (db.session.execute(text("SELECT pg_stat_clear_snapshot()")) and scalar(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")):
+        assert time.monotonic() < deadline and admin.is_alive()
+        time.sleep(0.05)
     notify(events)
     admin.join(10)
-    assert waited and answers[0].status_code == 200
+    assert answers[0].status_code == 200
     assert open_violations() == 0
     assert scalar("SELECT resolution FROM logs.alert_violations") == "config disabled"
     assert scalar("SELECT status FROM logs.alert_deliveries") == "cancelled"

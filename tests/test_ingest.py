@@ -367,21 +367,24 @@ def test_a_new_partition_waits_only_briefly_for_a_long_read(app, client):
         """Post the line from a thread, so that a wait without end fails the test."""
         answers.append(post_logs(client, line))
 
-    with db.engine.connect() as reader:
-        reader.execute(text("SELECT count(*) FROM logs.entries"))  # still in its transaction
-        sender = threading.Thread(target=send)
-        sender.start()
-        sender.join(10)
-        gave_up = not sender.is_alive()
-        reader.rollback()
-        sender.join()
-    assert gave_up
-    assert answers[0].status_code == 503 and answers[0].headers["Retry-After"]
-    assert post_logs(client, line).json["accepted"] == 1
-    assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
-    # Other modules count on which old partitions exist.
-    db.session.execute(text(f"DROP TABLE logs.entries_p{when:%Y%m%d}"))
-    db.session.commit()
+    try:
+        with db.engine.connect() as reader:
+            reader.execute(text("SELECT count(*) FROM logs.entries"))  # still in its transaction
+            sender = threading.Thread(target=send)
+            sender.start()
+            sender.join(10)
+            gave_up = not sender.is_alive()
+            reader.rollback()
+            sender.join()
+        assert gave_up
+        assert answers[0].status_code == 503 and answers[0].headers["Retry-After"]
+        assert post_logs(client, line).json["accepted"] == 1
+        assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
+    finally:
+        # Other modules count on which old partitions exist.
+        db.session.rollback()
+        db.session.execute(text(f"DROP TABLE IF EXISTS logs.entries_p{when:%Y%m%d}"))
+        db.session.commit()
 
 
 def test_lines_stored_signal_carries_the_committed_records(app, client):
