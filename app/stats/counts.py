@@ -157,13 +157,6 @@ def minute_sources(window: Window, split: Split, minute_table: str, columns: str
     return kept, f"{rows} WHERE minute >= :start AND ({live}){where}", params
 
 
-def counts_source(window: Window, kind: str, service=None, levels=None,
-                  fingerprints=None) -> tuple[str, dict]:
-    """A SELECT of (bucket, keys..., count) rows covering the window, and its parameters."""
-    *parts, params = _sources(window, split_of(window), kind, service, levels, fingerprints)
-    return " UNION ALL ".join(part for part in parts if part is not None), params
-
-
 @dataclass
 class LevelTotals:
     """A window's line counts summed three ways; a slot is a bucket's index in the window."""
