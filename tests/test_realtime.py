@@ -354,6 +354,20 @@ def test_a_client_that_stops_reading_is_let_go(cluster):
         stalled.close()
 
 
+def test_a_page_that_goes_away_ends_its_socket_quietly(cluster, caplog):
+    """A browser leaving a live page mid-stream ends its socket without an error logged
+    (the log would fill with tracebacks holding whole frames)."""
+    application = cluster.process(tick=0.05)
+    server = cluster.serve(application)
+    for _ in range(5):
+        client = cluster.connect(server, "/ws/logs/dashboard?window=1h")
+        assert client.receive(timeout=5)
+        client.close()
+    wait_until(lambda: cluster.count() == 0, timeout=10)
+    time.sleep(0.3)  # a send that failed would be logged by now
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 # simple-websocket's client leaves its socket to the garbage collector when a handshake is
 # refused, which is the point of this test.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

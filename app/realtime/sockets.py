@@ -10,6 +10,7 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from wsproto.events import TextMessage
+from wsproto.utilities import LocalProtocolError
 
 from app.extensions import db, sock
 from app.models import ApiToken
@@ -93,9 +94,14 @@ def limit_sends(ws, seconds: int) -> None:
 
 
 def send(ws, frame: str) -> None:
-    """Send one text frame whole, or raise OSError. simple-websocket's send() ignores how
-    much a send() call wrote, which under SO_SNDTIMEO may be part of a frame."""
-    ws.sock.sendall(ws.ws.send(TextMessage(data=frame)))
+    """Send one text frame whole, or raise OSError (also when the client closed the
+    socket meanwhile). simple-websocket's send() ignores how much a send() call wrote,
+    which under SO_SNDTIMEO may be part of a frame."""
+    try:
+        data = ws.ws.send(TextMessage(data=frame))
+    except LocalProtocolError:  # closed by the client: its message holds the whole frame
+        raise ConnectionResetError("the client closed the socket") from None
+    ws.sock.sendall(data)
 
 
 def close(ws, reason: int, message: str) -> None:
@@ -114,7 +120,11 @@ def pump(ws, subscription, render) -> None:
     hub = current_hub()
     checked = time.monotonic()
     while ws.connected and not hub.stopping:
-        if ws.receive(timeout=0) is not None:
+        try:
+            received = ws.receive(timeout=0)
+        except ConnectionClosed:  # the client left between the check above and here
+            return
+        if received is not None:
             # Nothing reads what a client sends here: kept, it would pile up in memory.
             close(ws, CLOSE_BAD_REQUEST, "this socket does not take messages")
             return
