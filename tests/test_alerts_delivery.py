@@ -178,7 +178,10 @@ def test_test_alert_goes_to_every_channel_once(client, smtp_server):
     finally:
         receiver.stop()
     assert [b["event"] for b in receiver.bodies()] == ["test"]
-    assert len(smtp_server.box.messages) == 1
+    [mail] = smtp_server.box.messages
+    raw = mail.content.decode()
+    assert "Subject: Test alert from Logdash for api: nothing is wrong" in raw
+    assert "TEST: this is a test alert" in raw and "threshold exceeded" not in raw
     statuses = dict(db.session.execute(text(
         "SELECT channel, status FROM logs.alert_deliveries")).all())
     assert statuses == {"email": "success", "webhook": "failed"}

@@ -89,8 +89,12 @@ def subject_and_template(body: dict) -> tuple[str, str]:
     if body["event"] == "digest":
         return (f"Logdash digest: {body['held_count']} notifications held for"
                 f" {body['service']}", "email/digest")
-    kind = "Resolved" if body["event"] == "resolved" else "Alert"
-    return f"{kind}: {body['service']} - {body['level']} threshold exceeded", "email/alert"
+    service, level = body["service"], body["level"]
+    if body["event"] == "test":
+        return f"Test alert from Logdash for {service}: nothing is wrong", "email/alert"
+    if body["event"] == "resolved":
+        return f"Resolved: {service} - {level}s back under the threshold", "email/alert"
+    return f"Alert: {service} - {level} threshold exceeded", "email/alert"
 
 
 def send_email(recipients: str, body: dict, delivery_id: str) -> None:
