@@ -106,6 +106,23 @@ def test_counts_around_a_resolved_violation(client):
     assert why["deliveries"] == [] and why["held_by"] is None
 
 
+def test_top_templates_are_those_of_the_episode_over_minutes_only(client):
+    """An earlier burst shown in the calm before, and a minute under the threshold inside
+    the episode, do not count among the templates that drove it."""
+    started = floor_minute(steady_minute()) - MINUTE * 30
+    a, b, c = (f * 16 for f in "abc")
+    counts = {(started - 5 * MINUTE, "error"): 9, (started, "error"): 8,
+              (started + MINUTE, "error"): 3, (started + 2 * MINUTE, "error"): 7}
+    put_counts("api", counts)
+    put_templates("template_minute", "minute", "api", {
+        (started - 5 * MINUTE, "error", b): 9, (started, "error", a): 8,
+        (started + MINUTE, "error", c): 3, (started + 2 * MINUTE, "error", a): 7})
+    vid = violation(started=started + timedelta(seconds=20),
+                    resolved=started + timedelta(minutes=4, seconds=5))
+    top = explained(client, vid)["explanation"]["top_templates"]
+    assert [(t["template"], t["count"]) for t in top["templates"]] == [(BURST[a][1], 15)]
+
+
 def meter_region(tag: str) -> str:
     """Which region a <meter> puts its value in, by the HTML standard's rules (what decides
     its colour): optimum, suboptimal or even less good."""

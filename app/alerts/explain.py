@@ -46,29 +46,30 @@ def minute_series(violation: AlertViolation, now: datetime) -> dict:
     return {"minutes": minutes, "truncated": truncated}
 
 
-def _template_span(violation: AlertViolation, minutes: list[dict]) -> tuple[datetime, datetime]:
-    """First and last minute over the threshold; without known counts, from the minute
-    before the violation opened (the check looks at it too) to the last minute shown."""
-    over = [m["minute"] for m in minutes if m["over"]]
-    if over:
-        return datetime.fromisoformat(over[0]), datetime.fromisoformat(over[-1])
-    return (floor_minute(violation.timestamp) - MINUTE,
-            datetime.fromisoformat(minutes[-1]["minute"]))
+def _over_minutes(violation: AlertViolation, minutes: list[dict]) -> list[datetime]:
+    """The episode's minutes over the threshold: from the minute before the violation
+    opened (the check looks at it too) on, not those of the calm shown before it."""
+    opened = floor_minute(violation.timestamp) - MINUTE
+    return [moment for m in minutes
+            if m["over"] and (moment := datetime.fromisoformat(m["minute"])) >= opened]
 
 
-def templates_between(service: str, level: str, first: datetime, last: datetime) -> dict:
-    """The templates with the most lines of an alert level from first to last minute: from
-    the minute tier, or the hourly one once those minutes are gone."""
+def templates_between(service: str, level: str, first: datetime, last: datetime,
+                      only: list[datetime] | None = None) -> dict:
+    """The templates with the most lines of an alert level from first to last minute (of
+    those, only the `only` minutes where minutes are kept): from the minute tier, or the
+    hourly one once those minutes are gone."""
     for table, bucket, floor in TEMPLATE_TIERS:
+        chosen = " AND c.minute = ANY(:only)" if only and bucket == "minute" else ""
         rows = db.session.execute(
             text(f"SELECT c.fingerprint, sum(c.count)::bigint AS n, min(t.template),"
                  f" min(t.sample) FROM logs.{table} c LEFT JOIN logs.templates t"
                  " USING (service, level, fingerprint)"
                  " WHERE c.service = :service AND c.level = ANY(:levels)"
-                 f" AND c.{bucket} >= :first AND c.{bucket} <= :last"
+                 f" AND c.{bucket} >= :first AND c.{bucket} <= :last{chosen}"
                  " GROUP BY c.fingerprint ORDER BY n DESC, c.fingerprint LIMIT :limit"),
             {"service": service, "levels": list(ALERT_LEVELS[level][0]),
-             "first": floor(first), "last": last, "limit": TOP_TEMPLATES},
+             "first": floor(first), "last": last, "limit": TOP_TEMPLATES, "only": only},
         ).all()
         if rows:
             return {"per": bucket, "templates": [
@@ -90,12 +91,17 @@ def explain(violation: AlertViolation, now: datetime | None = None) -> dict:
     """Everything the violation's page and API answer say about why it fired."""
     now = now or datetime.now(UTC)
     series = minute_series(violation, now)
-    first, last = _template_span(violation, series["minutes"])
+    over = _over_minutes(violation, series["minutes"])
+    # Without known minute counts: every hour from the episode's start to the last shown.
+    first, last = ((over[0], over[-1]) if over else
+                   (floor_minute(violation.timestamp) - MINUTE,
+                    datetime.fromisoformat(series["minutes"][-1]["minute"])))
     return {
         "threshold": violation.threshold_value,
         "levels_counted": list(ALERT_LEVELS[violation.level][0]),
         **series,
-        "top_templates": templates_between(violation.service, violation.level, first, last),
+        "top_templates": templates_between(violation.service, violation.level, first, last,
+                                           only=over or None),
         "deliveries": list_deliveries({"violation_id": str(violation.id)}),
         "held_by": _hold(violation, now),
     }
