@@ -190,6 +190,20 @@ def test_viewer_sees_alerts_read_only(web, context, api):
     tab.check_clean()
 
 
+@pytest.mark.parametrize("path", ["/alerts", "/alerts/silences/new", "/settings/tokens"])
+def test_admin_pages_fit_a_phone(web, browser, admin_token, api, path):
+    """At 375 px the pages with cards and forms need no sideways scroll."""
+    api.post("/api/logs/alerts/config", json={"service": unique("phone")})
+    ctx = new_context(browser, sign_in(browser, web, ADMIN), width=375)
+    try:
+        tab = Tab(ctx, web, path)
+        width = tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{path} is {width} px wide"
+        tab.check_clean()
+    finally:
+        ctx.close()
+
+
 def test_a_firing_alert_shows_its_banner_live(web, context, api):
     """An open dashboard shows the banner within seconds of the check, without a reload."""
     service = unique("paging")
