@@ -411,6 +411,22 @@ def test_minimum_interval_skips_a_second_evaluation(client):
     assert [e.event for e in evaluate(at(2, 15))] == ["firing"]
 
 
+def test_a_firing_episode_shows_its_latest_count(client):
+    """While firing, each check notes the latest count over the threshold, not only the
+    peak: the alerts panel's rate is the current one."""
+    configure(client)
+    put_counts([0], 6)
+    put_counts([1], 12)
+    put_counts([2], 8)
+    step(at(0))
+    step(at(1))
+    assert (violation().current_count, violation().peak_count) == (12, 12)
+    step(at(2))
+    assert (violation().current_count, violation().peak_count) == (12, 12)  # max(prev, now)
+    step(at(3))
+    assert (violation().current_count, violation().peak_count) == (8, 12)
+
+
 def test_an_episode_no_check_saw_is_told_late_firing_then_resolved(client, receiver):
     """Errors over the threshold for three minutes while no check ran (a stopped worker):
     the next check records the episode, resolved, and tells it once, firing first."""

@@ -144,7 +144,8 @@ def _open(config: AlertConfig, level: str, count: int, threshold: int, now: date
 
 def _claim_repeat(violation: AlertViolation, config: AlertConfig, count: int,
                   now: datetime, hold: Hold | None) -> bool:
-    """Note the peak, and claim a repeat notification if one is due (held if silenced).
+    """Note the latest count and the peak, and claim a repeat notification if one is due
+    (held if silenced).
 
     Whether it was due is read from the row as locked (FOR UPDATE), so of two evaluators
     at once the second sees the first's claim, even with the same `now`.
@@ -154,7 +155,7 @@ def _claim_repeat(violation: AlertViolation, config: AlertConfig, count: int,
         text("WITH old AS (SELECT id, last_notified_at <= :due AND acknowledged_at IS NULL"
              " AS due FROM logs.alert_violations WHERE id = :id AND resolved_at IS NULL"
              " FOR UPDATE)"
-             " UPDATE logs.alert_violations AS v SET"
+             " UPDATE logs.alert_violations AS v SET current_count = :count,"
              " peak_count = greatest(v.peak_count, :count),"
              " last_notified_at = CASE WHEN old.due THEN :now ELSE v.last_notified_at END,"
              " notification_held = v.notification_held OR (old.due AND :held),"
@@ -173,7 +174,8 @@ def _claim_owed(violation: AlertViolation, count: int, now: datetime) -> bool | 
     """
     return db.session.execute(
         text("UPDATE logs.alert_violations SET notification_held = false,"
-             " peak_count = greatest(peak_count, :count), last_notified_at = :now"
+             " current_count = :count, peak_count = greatest(peak_count, :count),"
+             " last_notified_at = :now"
              " WHERE id = :id AND notification_held AND resolved_at IS NULL"
              " RETURNING acknowledged_at IS NULL"),
         {"count": count, "now": now, "id": violation.id},
