@@ -72,10 +72,10 @@ def create_token(name: str, scope: str, service: str | None = None) -> tuple[Api
             raise CredentialError(str(error)) from None
     if not isinstance(scope, str) or scope not in SCOPES:
         raise CredentialError(f"scope must be one of {', '.join(SCOPES)}")
-    if service and scope != "ingest":
-        # Only sending is limited to one service: a pinned read token would still read all.
-        raise CredentialError("service pins ingest tokens only; leave it empty for"
-                              f" a {scope} token")
+    if service and scope == "read":
+        # A pin limits sending only, which a read token cannot do: it would still read all.
+        raise CredentialError("service pins what a token may send; a read token sends"
+                              " nothing, so leave it empty")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name, token_hash=_digest(plain), prefix=plain[:10], scope=scope,
                      service=(service or None))
