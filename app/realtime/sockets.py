@@ -106,7 +106,7 @@ def send(ws, frame: str) -> None:
 
 def close(ws, reason: int, message: str) -> None:
     """Close the socket with a reason, unless the connection is already beyond it."""
-    with contextlib.suppress(OSError, ConnectionClosed):
+    with contextlib.suppress(OSError, ConnectionClosed, LocalProtocolError):
         ws.close(reason=reason, message=message)
 
 
