@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
@@ -23,6 +23,8 @@ STALE_SENDING = timedelta(minutes=10)
 STALE_PENDING = timedelta(seconds=60)
 # How long after its firing notice's next attempt a resolved notice is tried again.
 FOLLOW_FIRING = timedelta(seconds=2)
+# States of an attempt still to be sent.
+WAITING = ("pending", "sending", "held")
 
 
 def _claim(delivery_id: int) -> AlertDelivery | None:
@@ -96,18 +98,22 @@ def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
     A receiver told "resolved" before "firing" (a firing notice retried after the episode
     ended) would open an incident that nothing closes.
     """
-    firing = and_(AlertDelivery.violation_id == delivery.violation_id,
-                  AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
-    in_digest = select(AlertDelivery.digest_id).where(firing,
-                                                      AlertDelivery.status == "digested")
-    return db.session.execute(
-        select(func.max(func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
-                                      AlertDelivery.created_at)))
-        .where(AlertDelivery.status.in_(("pending", "sending", "held")),
-               or_(and_(firing, AlertDelivery.target == delivery.target),
-                   and_(AlertDelivery.channel == delivery.channel,
-                        AlertDelivery.delivery_id.in_(in_digest))))
-    ).scalar()
+    due = func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
+                        AlertDelivery.created_at)
+    firing = db.session.execute(
+        select(AlertDelivery.status, AlertDelivery.target, AlertDelivery.digest_id, due)
+        .where(AlertDelivery.violation_id == delivery.violation_id,
+               AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
+    ).all()
+    times = [at for status, target, _, at in firing
+             if status in WAITING and target == delivery.target]
+    digests = [digest_id for status, _, digest_id, _ in firing if status == "digested"]
+    if digests:
+        times += db.session.scalars(
+            select(due).where(AlertDelivery.delivery_id.in_(digests),
+                              AlertDelivery.channel == delivery.channel,
+                              AlertDelivery.status.in_(WAITING))).all()
+    return max(times, default=None)
 
 
 def _postpone(delivery: AlertDelivery, firing_at: datetime) -> str:
