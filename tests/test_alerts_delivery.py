@@ -171,6 +171,7 @@ def test_test_alert_goes_to_every_channel_once(client, smtp_server):
         client.post("/api/logs/alerts/config", json={
             "service": "api", "alert_webhook_url": receiver.url,
             "alert_email": "oncall@example.com"})
+        post_logs(client, [{"service": "api", "level": "error", "message": "real trouble"}])
         response = client.post("/api/logs/alerts/config/api/test")
         assert response.status_code == 202
         assert {d["channel"] for d in response.json["deliveries"]} == {"email", "webhook"}
@@ -182,6 +183,7 @@ def test_test_alert_goes_to_every_channel_once(client, smtp_server):
     raw = mail.content.decode()
     assert "Subject: Test alert from Logdash for api: nothing is wrong" in raw
     assert "TEST: this is a test alert" in raw and "threshold exceeded" not in raw
+    assert "Top messages" not in raw  # the service's real messages would read as a cause
     statuses = dict(db.session.execute(text(
         "SELECT channel, status FROM logs.alert_deliveries")).all())
     assert statuses == {"email": "success", "webhook": "failed"}

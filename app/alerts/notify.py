@@ -184,7 +184,8 @@ def send_test(config: AlertConfig) -> list[AlertDelivery]:
     sample = AlertViolation(id=None, service=config.service, level="error", current_count=0,
                             peak_count=0, threshold_value=config.error_threshold_per_min,
                             timestamp=datetime.now(UTC))
-    body = {**payload(sample, "test"), "event": "test"}
+    # The service's real messages would read as what drove an alert: a test names none.
+    body = {**payload(sample, "test"), "event": "test", "top_templates": []}
     deliveries = create_deliveries(config, body, "test", None)
     for delivery in deliveries:
         enqueue_delivery(delivery)
