@@ -222,6 +222,28 @@ def test_failed_delivery_can_be_resent(client):
     assert len(attempts()) == 2
 
 
+def test_a_failed_firing_notice_is_not_resent_after_its_resolution_went_out(client):
+    """The receiver was told the episode resolved: "firing" sent now would reopen it."""
+    receiver = Receiver(statuses=(404, 200))
+    try:
+        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
+        client.post("/api/logs/alerts/config", json={
+            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
+        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
+                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
+        notify(evaluate(start + timedelta(seconds=30)))
+        run_jobs()  # the firing notice: 404, final
+        notify(evaluate())  # now, minutes later: resolved, and delivered
+        run_jobs(until=lambda: len(receiver.requests) >= 2)
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+    failed = scalar("SELECT id FROM logs.alert_deliveries WHERE status = 'failed'")
+    refused = client.post(f"/api/logs/alerts/deliveries/{failed}/resend")
+    assert refused.status_code == 409 and "would reopen it" in refused.json["error"]
+    assert len(attempts()) == 2
+
+
 def test_two_resends_at_once_send_one_attempt(app, client):
     """Two people resending the same failed notice at the same moment queue one attempt."""
     receiver = Receiver(statuses=(404,))

@@ -220,10 +220,23 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
     if later is not None:
         db.session.rollback()
         raise NotResendable(f"delivery {delivery.id} was sent again already (attempt {later})")
+    if delivery.event == "firing" and _resolution_delivered(delivery):
+        db.session.rollback()
+        raise NotResendable(f"delivery {delivery.id} announced an episode whose resolution"
+                            " this channel was told already: sent now, it would reopen it")
     retry = _next_attempt(delivery, None)
     db.session.commit()
     current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=120)
     return retry
+
+
+def _resolution_delivered(delivery: AlertDelivery) -> bool:
+    """Whether the channel was told that this attempt's episode resolved."""
+    return db.session.execute(
+        select(AlertDelivery.id).where(
+            AlertDelivery.violation_id == delivery.violation_id,
+            AlertDelivery.event == "resolved", AlertDelivery.channel == delivery.channel,
+            AlertDelivery.status == "success").limit(1)).first() is not None
 
 
 def recover_stale() -> dict:
