@@ -27,6 +27,17 @@ def fire(client, receiver, **fields):
     notify(evaluate())
 
 
+def fire_minutes_ago(client, receiver) -> None:
+    """As fire(), by a check three minutes ago: the next check, now, resolves it."""
+    start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
+    response = client.post("/api/logs/alerts/config", json={
+        "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
+    assert response.status_code == 201
+    post_logs(client, [{"service": "api", "level": "error", "message": "boom",
+                        "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
+    notify(evaluate(start + timedelta(seconds=30)))
+
+
 def attempts() -> list[tuple]:
     """(attempt, status, response_code, delivery_id) of every attempt, in order."""
     return [tuple(r) for r in db.session.execute(text(
@@ -97,12 +108,7 @@ def test_a_resolved_notice_waits_for_the_firing_one_being_retried(app, client, m
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 1)
     receiver = Receiver(statuses=(503, 200))
     try:
-        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
-        client.post("/api/logs/alerts/config", json={
-            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
-        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
-                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
-        notify(evaluate(start + timedelta(seconds=30)))
+        fire_minutes_ago(client, receiver)
         run_jobs(until=lambda: receiver.requests)  # the first try: 503, retried in ~1 s
         notify(evaluate())  # now, minutes later: resolved (unless a queued check did it)
         assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE event = 'resolved'") == 1
@@ -117,12 +123,7 @@ def test_a_resolved_notice_waits_for_the_digest_carrying_its_firing(app, client)
     next window: "resolved" still reaches the receiver after the digest with "firing"."""
     receiver = Receiver(statuses=(200,))
     try:
-        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
-        client.post("/api/logs/alerts/config", json={
-            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
-        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
-                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
-        notify(evaluate(start + timedelta(seconds=30)))
+        fire_minutes_ago(client, receiver)
         # As the rate limit would have left it: held until its window ends, a second on.
         db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'held',"
                                 " held_until = now() + interval '1 second'"))
@@ -226,12 +227,7 @@ def test_a_failed_firing_notice_is_not_resent_after_its_resolution_went_out(clie
     """The receiver was told the episode resolved: "firing" sent now would reopen it."""
     receiver = Receiver(statuses=(404, 200))
     try:
-        start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
-        client.post("/api/logs/alerts/config", json={
-            "service": "api", "error_threshold_per_min": 1, "alert_webhook_url": receiver.url})
-        post_logs(client, [{"service": "api", "level": "error", "message": "boom",
-                            "timestamp": (start + timedelta(seconds=5)).isoformat()}] * 2)
-        notify(evaluate(start + timedelta(seconds=30)))
+        fire_minutes_ago(client, receiver)
         run_jobs()  # the firing notice: 404, final
         notify(evaluate())  # now, minutes later: resolved, and delivered
         run_jobs(until=lambda: len(receiver.requests) >= 2)
