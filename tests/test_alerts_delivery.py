@@ -27,6 +27,17 @@ def fire(client, receiver, **fields):
     notify(evaluate())
 
 
+def fire_and_fail(client) -> Receiver:
+    """fire() at a receiver that answers 404, a final failure; return the stopped receiver."""
+    receiver = Receiver(statuses=(404,))
+    try:
+        fire(client, receiver)
+        run_jobs()
+    finally:
+        receiver.stop()
+    return receiver
+
+
 def fire_minutes_ago(client, receiver) -> None:
     """As fire(), by a check three minutes ago: the next check, now, resolves it."""
     start = floor_minute(datetime.now(UTC)) - 3 * MINUTE
@@ -65,12 +76,7 @@ def test_retry_after_503_then_success_keeps_the_delivery_id(app, client, monkeyp
 
 def test_permanent_404_is_not_retried(client):
     """Client errors other than 408/429 are final: one attempt, marked failed."""
-    receiver = Receiver(statuses=(404,))
-    try:
-        fire(client, receiver)
-        run_jobs()
-    finally:
-        receiver.stop()
+    receiver = fire_and_fail(client)
     assert [(a, s, c) for a, s, c, _ in attempts()] == [(1, "failed", 404)]
     assert len(receiver.requests) == 1
     assert scalar("SELECT alert_sent_at FROM logs.alert_violations") is None
@@ -242,12 +248,7 @@ def test_a_failed_firing_notice_is_not_resent_after_its_resolution_went_out(clie
 
 def test_two_resends_at_once_send_one_attempt(app, client):
     """Two people resending the same failed notice at the same moment queue one attempt."""
-    receiver = Receiver(statuses=(404,))
-    try:
-        fire(client, receiver)
-        run_jobs()
-    finally:
-        receiver.stop()
+    fire_and_fail(client)
     failed_id = scalar("SELECT id FROM logs.alert_deliveries")
     statuses, barrier = [], threading.Barrier(4)
 
@@ -268,12 +269,7 @@ def test_two_resends_at_once_send_one_attempt(app, client):
 
 def test_deliveries_api_lists_every_attempt(client):
     """The delivery log filters by status and violation."""
-    receiver = Receiver(statuses=(404,))
-    try:
-        fire(client, receiver)
-        run_jobs()
-    finally:
-        receiver.stop()
+    fire_and_fail(client)
     listed = client.get("/api/logs/alerts/deliveries?status=failed").json["deliveries"]
     assert [(d["channel"], d["status"], d["response_code"]) for d in listed] == [
         ("webhook", "failed", 404)]

@@ -15,7 +15,7 @@ from app.models import AlertConfig, ApiToken
 from tests.alert_fixtures import Receiver, run_jobs
 from tests.helpers import post_logs, scalar
 from tests.test_access import PASSWORD, session_csrf, sign_in
-from tests.test_alerts_delivery import fire
+from tests.test_alerts_delivery import fire, fire_and_fail
 from tests.test_web import HOSTILE, HOSTILE_SERVICE, element, page
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -99,12 +99,7 @@ def test_alerts_page_lists_every_config_as_the_api_does(admin):
 
 def test_viewers_see_alerts_without_any_control(client, viewer):
     """Configs, violations and deliveries are all there; no form, no button, no change."""
-    receiver = Receiver(statuses=(404,))
-    try:
-        fire(client, receiver)
-        run_jobs()
-    finally:
-        receiver.stop()
+    fire_and_fail(client)
     html = page(viewer, "/alerts")
     assert ">api</a></h3>" in html
     assert "receiver answered 404" in element(html, "alert-deliveries")
