@@ -1,6 +1,7 @@
 """Small helpers shared by tests."""
 
 import json
+import threading
 
 from sqlalchemy import text
 
@@ -29,3 +30,17 @@ def authed(test_client, scope: str = "admin"):
 
     test_client.environ_base["HTTP_AUTHORIZATION"] = token_headers(scope)["Authorization"]
     return test_client
+
+
+def finishes_during_a_long_read(work, timeout: float = 10.0) -> bool:
+    """Run `work` in a thread while another connection holds logs.entries in a read (as a
+    long search does); whether it finished within `timeout` seconds."""
+    with db.engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM logs.entries"))  # still in its transaction
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(timeout)
+        finished = not thread.is_alive()
+        reader.rollback()
+        thread.join()
+    return finished
