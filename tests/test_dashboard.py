@@ -151,6 +151,10 @@ def test_services_list(client, traffic):
     assert services["web"]["volume"] == 20
     assert datetime.fromisoformat(services["api"]["first_seen"]) < datetime.fromisoformat(
         services["api"]["last_seen"])
+    # The seed's timeRange picks the window here too: 1h leaves out the line of 3 h ago.
+    hour = client.get("/api/logs/services?timeRange=1h").json
+    assert hour["window"]["name"] == "1h"
+    assert {s["service"]: s["volume"] for s in hour["services"]} == {"api": 50, "web": 20}
 
 
 def health_of(client) -> dict:
