@@ -123,6 +123,8 @@ def test_top_errors_group_templates_and_sort_by_count(client, traffic):
     limited = client.get("/api/logs/dashboard/top-errors?window=24h&limit=1").json["top_errors"]
     assert limited == top[:1]
     assert client.get("/api/logs/dashboard/top-errors?service=web").json["top_errors"] == []
+    unknown = client.get("/api/logs/dashboard/top-errors?service=nope")
+    assert unknown.status_code == 404 and "nope" in unknown.json["error"]
 
 
 def test_top_error_links_to_its_lines(client, traffic):

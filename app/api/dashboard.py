@@ -52,8 +52,13 @@ def dashboard_service(service: str):
     """The dashboard for one service, with its top templates of every level."""
     window = _window()
     if not known_service(service):
-        return jsonify(error=f"no service named {service!r} has sent logs"), 404
+        return _unknown(service)
     return jsonify(service_dashboard(window, _rules(), service))
+
+
+def _unknown(service: str):
+    """The 404 for a service that never sent a line."""
+    return jsonify(error=f"no service named {service!r} has sent logs"), 404
 
 
 @bp.get("/logs/dashboard/top-errors")
@@ -62,6 +67,8 @@ def dashboard_top_errors():
     window = _window()
     limit = _limit()
     service = request.args.get("service") or None
+    if service is not None and not known_service(service):
+        return _unknown(service)
     return jsonify(window=window.to_dict(), top_errors=top_errors(window, limit, service))
 
 

@@ -10,6 +10,9 @@ ERROR_CONTENT = {"application/json": {"schema": {
     "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}
 WINDOW = {"name": "window", "in": "query",
           "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d"]}}
+# The seed's name and values for the window.
+TIME_RANGE = {"name": "timeRange", "in": "query",
+              "schema": {"type": "string", "enum": ["1h", "1d", "1w"]}}
 SERVICE_PATH = {"name": "service", "in": "path", "required": True, "schema": {"type": "string"}}
 LEVEL = {"type": "string", "enum": list(LEVELS)}
 VIOLATION_PATH = {"name": "violation_id", "in": "path", "required": True,
@@ -190,8 +193,7 @@ PATHS = {
     }},
     "/api/logs/dashboard": {"get": {
         "summary": "Totals, services, series, top errors, health, active violations",
-        "parameters": [WINDOW, _query("timeRange", {"type": "string",
-                                                    "enum": ["1h", "1d", "1w"]})],
+        "parameters": [WINDOW, TIME_RANGE],
         "responses": _ok("The dashboard", {"type": "object"}),
     }},
     "/api/logs/dashboard/service/{service}": {"get": {
@@ -202,13 +204,13 @@ PATHS = {
         "summary": "Error templates by count",
         "parameters": [WINDOW, _query("service", {"type": "string"}),
                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
-        "responses": _ok("Top error templates", {"type": "object"}),
+        "responses": {**_ok("Top error templates", {"type": "object"}), "404": ERROR},
     }},
     "/api/logs/dashboard/health": {"get": {
         "summary": "Each service's health", "responses": _ok("Health", {"type": "object"}),
     }},
     "/api/logs/services": {"get": {
-        "summary": "Known services", "parameters": [WINDOW],
+        "summary": "Known services", "parameters": [WINDOW, TIME_RANGE],
         "responses": _ok("Services", {"type": "object"}),
     }},
     "/api/logs/alerts/config": {
