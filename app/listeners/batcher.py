@@ -20,7 +20,7 @@ from app.ingest.batch import ingest_items
 
 log = logging.getLogger(__name__)
 
-# Objects, and bytes of their messages, held while PostgreSQL is slow or away; beyond
+# Objects, and characters of their text, held while PostgreSQL is slow or away; beyond
 # either UDP messages are dropped and TCP senders wait (their sockets stop being read),
 # rather than memory growing unbounded. A line may be long until storing cuts it.
 MAX_PENDING = 100_000
