@@ -44,3 +44,14 @@ def finishes_during_a_long_read(work, timeout: float = 10.0) -> bool:
         reader.rollback()
         thread.join()
     return finished
+
+
+def at_once(work, count: int) -> None:
+    """Run work(ready) in `count` threads and wait for them; each calls ready() once set up,
+    and all go on from there together."""
+    barrier = threading.Barrier(count)
+    threads = [threading.Thread(target=work, args=(barrier.wait,)) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -1,6 +1,5 @@
 """Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,7 @@ from app.alerts.transports import one_line
 from app.extensions import db
 from app.rollups.tiers import MINUTE, floor_minute
 from tests.alert_fixtures import Receiver, run_jobs
-from tests.helpers import post_logs, scalar
+from tests.helpers import at_once, post_logs, scalar
 
 
 def fire(client, receiver, **fields):
@@ -250,19 +249,15 @@ def test_two_resends_at_once_send_one_attempt(app, client):
     """Two people resending the same failed notice at the same moment queue one attempt."""
     fire_and_fail(client)
     failed_id = scalar("SELECT id FROM logs.alert_deliveries")
-    statuses, barrier = [], threading.Barrier(4)
+    statuses = []
 
-    def resend():
+    def resend(ready):
         """One admin's click."""
-        barrier.wait()
+        ready()
         statuses.append(client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
                         .status_code)
 
-    clicks = [threading.Thread(target=resend) for _ in range(4)]
-    for click in clicks:
-        click.start()
-    for click in clicks:
-        click.join()
+    at_once(resend, 4)
     assert sorted(statuses) == [202, 409, 409, 409]
     assert len(attempts()) == 2
 

@@ -16,7 +16,7 @@ from app.alerts.signals import alert_changed
 from app.extensions import db
 from app.rollups.tiers import floor_minute
 from tests.alert_fixtures import run_jobs
-from tests.helpers import post_logs, scalar
+from tests.helpers import at_once, post_logs, scalar
 
 MINUTE = timedelta(minutes=1)
 
@@ -195,20 +195,15 @@ def test_two_evaluators_at_once_open_one_violation(app, client):
     configure(client, alert_webhook_url="https://hooks.example.com/x")
     errors(client, 6, steady_minute())
     results = []
-    barrier = threading.Barrier(4)
 
-    def check():
+    def check(ready):
         """One evaluator with its own connection."""
         with app.app_context():
-            barrier.wait()
+            ready()
             results.append(len(notify(evaluate())))
             db.session.remove()
 
-    threads = [threading.Thread(target=check) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(check, 4)
     assert sorted(results) == [0, 0, 0, 1]
     assert open_violations() == 1
     assert scalar("SELECT count(*) FROM logs.alert_deliveries") == 1

@@ -6,7 +6,6 @@ rollup and evaluate(now=...) is called at chosen moments. They lie in the future
 jobs the pipeline schedules for "when the hold ends" stay scheduled while the test runs.
 """
 
-import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,7 +20,7 @@ from app.jobs.schedule import make_scheduler
 from app.models import AlertConfig, AlertViolation, MaintenanceWindow, Silence
 from app.rollups.tiers import floor_minute
 from tests.alert_fixtures import run_jobs
-from tests.helpers import scalar
+from tests.helpers import at_once, scalar
 
 MINUTE = timedelta(minutes=1)
 # Minute 0 of every timeline: whole minutes, well after anything a test does in real time.
@@ -320,21 +319,16 @@ def test_two_workers_cannot_both_take_the_last_slot(app, client):
     """Concurrent notifications of one config: exactly rate_limit_count are sent."""
     configure(client, alert_webhook_url="https://hooks.example.com/x", rate_limit_count=2)
     config_id = scalar("SELECT id FROM logs.alert_configs")
-    barrier = threading.Barrier(6)
 
-    def send():
+    def send(ready):
         """One worker with its own connection."""
         with app.app_context():
             config = db.session.get(AlertConfig, config_id)
-            barrier.wait()
+            ready()
             create_limited(config, {"service": "api", "level": "error"}, "firing", None)
             db.session.remove()
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(send, 6)
     statuses = db.session.execute(text(
         "SELECT status, count(*) FROM logs.alert_deliveries GROUP BY status")).all()
     assert dict(statuses) == {"pending": 2, "held": 4}
