@@ -39,6 +39,7 @@ def register_access_commands(app: Flask) -> None:
         create_user,
         list_tokens,
         revoke_token,
+        set_password,
     )
 
     users = click.Group("users", help="People who sign in.")
@@ -55,6 +56,17 @@ def register_access_commands(app: Flask) -> None:
         except CredentialError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"created {role} {username}")
+
+    @users.command("set-password")
+    @click.argument("username")
+    @click.password_option(help="At least 12 characters; asked for when not given.")
+    def set_password_command(username, password):
+        """Give a user a new password, signing out everywhere they signed in."""
+        try:
+            set_password(username, password)
+        except CredentialError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"new password set for {username}; their sessions are signed out")
 
     @users.command("ensure-admin")
     def ensure_admin_command():

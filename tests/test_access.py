@@ -340,6 +340,37 @@ def test_cli_users_and_tokens(app):
     assert create_token("x", "read")[1].startswith("ld_")
 
 
+def test_a_new_password_signs_out_every_session_of_the_old_one(app, browser):
+    """`users set-password` takes effect at once: sessions signed in with the old password
+    are signed out, the new one signs in, and it is checked like a new user's."""
+    create_user("ada", PASSWORD, "admin")
+    other = app.test_client()
+    other.environ_base["wsgi.url_scheme"] = "https"
+    for person in (browser, other):
+        assert sign_in(person, "ada").status_code == 302
+        assert person.get("/api/logs").status_code == 200
+    runner = app.test_cli_runner()
+    changed = runner.invoke(args=["users", "set-password", "ada", "--password", "a new one, ada"])
+    assert changed.exit_code == 0, changed.output
+    assert [person.get("/api/logs").status_code for person in (browser, other)] == [401] * 2
+    assert sign_in(browser, "ada").status_code == 401
+    assert sign_in(browser, "ada", "a new one, ada").status_code == 302
+    assert browser.get("/api/logs").status_code == 200
+    short = runner.invoke(args=["users", "set-password", "ada", "--password", "short"])
+    assert short.exit_code != 0 and "at least 12" in short.output
+    nobody = runner.invoke(args=["users", "set-password", "nobody", "--password", PASSWORD])
+    assert nobody.exit_code != 0 and "no user named 'nobody'" in nobody.output
+
+
+def test_a_session_without_its_password_tag_is_signed_out(app, browser):
+    """A session cookie naming only a user id (as older versions made, or one made with the
+    secret key by other means) does not sign anyone in."""
+    user = create_user("ada", PASSWORD, "admin")
+    with browser.session_transaction() as session:
+        session["user_id"] = user.id
+    assert browser.get("/api/logs").status_code == 401
+
+
 def test_token_pin_follows_the_service_name_rules(client):
     """A pin must be a name a line could carry."""
     bad = client.post("/api/tokens", json={"name": "x", "scope": "ingest", "service": "a\nb"})

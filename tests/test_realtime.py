@@ -8,6 +8,7 @@ its own hub, listener thread and sockets, sharing the database and Redis.
 import base64
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,8 @@ from app.realtime.tail import (
 from app.search import filters_from_args
 from tests.conftest import LiveServer, make_app, token_headers
 from tests.helpers import authed, post_logs
+
+PASSWORD = "correct horse battery"
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 # Long enough that no tick fires by itself during a test: the test drives the ticks.
@@ -411,9 +414,23 @@ def test_sockets_beyond_a_process_limit_are_refused_before_the_handshake(cluster
     wait_until(lambda: cluster.count() == 2)
 
 
-def test_a_revoked_token_loses_its_open_sockets(cluster, monkeypatch):
-    """Revoking a token ends the live pages and tails it opened, not only its requests."""
-    from app.auth.credentials import revoke_token
+def session_cookie(application, username: str) -> str:
+    """The Cookie header of a browser signed in as `username` through the sign-in form."""
+    browser = application.test_client()
+    browser.environ_base["wsgi.url_scheme"] = "https"
+    form = browser.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    signed_in = browser.post("/login", data={"username": username, "password": PASSWORD,
+                                             "csrf_token": csrf})
+    assert signed_in.status_code == 302
+    name = application.config["SESSION_COOKIE_NAME"]
+    return f"{name}={browser.get_cookie(name).value}"
+
+
+def test_revoked_tokens_and_changed_passwords_lose_their_open_sockets(cluster, monkeypatch):
+    """Revoking a token, or giving a user a new password, ends the live pages and tails
+    they opened, not only their requests."""
+    from app.auth.credentials import create_user, revoke_token, set_password
     from app.models import ApiToken
     from app.realtime import sockets
 
@@ -421,21 +438,28 @@ def test_a_revoked_token_loses_its_open_sockets(cluster, monkeypatch):
     application = cluster.process()
     server = cluster.serve(application)
     headers = token_headers("read")
-    revoked = Client.connect(f"ws://127.0.0.1:{server.port}/ws/logs/tail", headers=headers)
+    for name in ("ada", "bob"):
+        create_user(name, PASSWORD)
+    url = f"ws://127.0.0.1:{server.port}/ws/logs/tail"
+    revoked = Client.connect(url, headers=headers)
+    adas = Client.connect(url, headers={"Cookie": session_cookie(application, "ada")})
+    bobs = Client.connect(url, headers={"Cookie": session_cookie(application, "bob")})
     kept = cluster.connect(server, "/ws/logs/tail")
-    cluster.clients.append(revoked)
-    wait_until(lambda: cluster.count() == 2)
+    cluster.clients.extend([revoked, adas, bobs])
+    wait_until(lambda: cluster.count() == 4)
     token = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc()).limit(2)).all()
     with application.app_context():
         assert revoke_token(token[1].id)
+        set_password("ada", "a new password, then")
         db.session.remove()
-    deadline = time.monotonic() + 5
-    with pytest.raises(ConnectionClosed) as closed:
-        while time.monotonic() < deadline:
-            revoked.receive(timeout=0.5)
-    assert closed.value.reason == 1008
-    wait_until(lambda: cluster.count() == 1)
-    assert kept.connected
+    for closing in (revoked, adas):
+        deadline = time.monotonic() + 5
+        with pytest.raises(ConnectionClosed) as closed:
+            while time.monotonic() < deadline:
+                closing.receive(timeout=0.5)
+        assert closed.value.reason == 1008
+    wait_until(lambda: cluster.count() == 2)
+    assert kept.connected and bobs.connected
 
 
 def test_stopping_process_tells_its_pages_to_reconnect(cluster):

@@ -14,10 +14,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, jsonify, redirect, request, session, url_for
 
-from app.auth.credentials import find_token
+from app.auth.credentials import find_token, session_user
 from app.auth.csrf import csrf_ok
-from app.extensions import db
-from app.models import User
 from app.security.ratelimit import hit
 
 PUBLIC = {"health.healthz", "health.readyz", "auth.login", "static"}
@@ -61,7 +59,9 @@ def _identify():
         if g.token is None:
             return _deny(401, "invalid or revoked API token", **{"WWW-Authenticate": "Bearer"})
     elif "user_id" in session:
-        g.user = db.session.get(User, session["user_id"])
+        g.user = session_user(session["user_id"], session.get("password_tag"))
+        if g.user is None:  # deleted, or its password changed since: sign this one out
+            session.clear()
     return None
 
 

@@ -25,6 +25,12 @@ class CredentialError(ValueError):
     """A user or token that cannot be created as asked."""
 
 
+def _check_password(password: str | None) -> None:
+    """Refuse a password too short to keep anyone out (CredentialError)."""
+    if len(password or "") < MIN_PASSWORD_CHARS:
+        raise CredentialError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+
+
 def create_user(username: str, password: str, role: str = "viewer") -> User:
     """Store a user with a slow salted password hash."""
     username = username.strip() if isinstance(username, str) else ""
@@ -32,13 +38,40 @@ def create_user(username: str, password: str, role: str = "viewer") -> User:
         raise CredentialError("username must be 1 to 100 printable characters")
     if role not in ROLES:
         raise CredentialError(f"role must be one of {', '.join(ROLES)}")
-    if len(password or "") < MIN_PASSWORD_CHARS:
-        raise CredentialError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    _check_password(password)
     if db.session.scalars(select(User).where(User.username == username)).first():
         raise CredentialError(f"user {username!r} exists already")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
     db.session.add(user)
     db.session.commit()
+    return user
+
+
+def set_password(username: str, password: str) -> User:
+    """Give a user a new password; sessions and browsers signed in with the old one are
+    signed out (they carry its password_tag)."""
+    _check_password(password)
+    user = db.session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise CredentialError(f"no user named {username!r}")
+    user.password_hash = generate_password_hash(password)
+    db.session.commit()
+    return user
+
+
+def password_tag(user: User) -> str:
+    """A short digest of the user's password hash: a new password voids the sessions and
+    cookies that carry the old one's."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def session_user(user_id, tag) -> User | None:
+    """The user a session names, if it still exists and its password is the one the
+    session was signed in with."""
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not isinstance(tag, str) or not hmac.compare_digest(
+            password_tag(user), tag):
+        return None
     return user
 
 

@@ -1,6 +1,5 @@
 """Sign in and out."""
 
-import hashlib
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -10,7 +9,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.auth import bp
-from app.auth.credentials import authenticate
+from app.auth.credentials import authenticate, password_tag
 from app.auth.csrf import csrf_ok
 from app.extensions import db
 from app.models import User
@@ -66,6 +65,7 @@ def login():
         clear(key, LOGIN_WINDOW)
     session.clear()
     session["user_id"] = user.id
+    session["password_tag"] = password_tag(user)
     session.permanent = True
     response = redirect(_safe_next(request.form.get("next")))
     _remember_device(response, user, device or secrets.token_urlsafe(16))
@@ -75,11 +75,6 @@ def login():
 def _devices() -> URLSafeTimedSerializer:
     """Signs and reads device cookies with the app's secret key."""
     return URLSafeTimedSerializer(current_app.secret_key, salt="logdash-device")
-
-
-def _password_tag(user: User) -> str:
-    """A short digest of the user's password hash: a new password voids older cookies."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
 def _known_device(username: str) -> str | None:
@@ -93,14 +88,14 @@ def _known_device(username: str) -> str | None:
     except (BadData, ValueError, TypeError):
         return None
     user = db.session.scalars(select(User).where(User.username == username)).first()
-    if user is None or user.id != user_id or _password_tag(user) != tag:
+    if user is None or user.id != user_id or password_tag(user) != tag:
         return None
     return device
 
 
 def _remember_device(response, user: User, device: str) -> None:
     """Mark this browser as one the user signs in from; sent to the sign-in form only."""
-    response.set_cookie(DEVICE_COOKIE, _devices().dumps([user.id, device, _password_tag(user)]),
+    response.set_cookie(DEVICE_COOKIE, _devices().dumps([user.id, device, password_tag(user)]),
                         max_age=DEVICE_SECONDS, path=url_for("auth.login"), httponly=True,
                         samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
 

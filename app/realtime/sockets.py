@@ -5,13 +5,14 @@ import socket
 import struct
 import time
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request, session
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
+from app.auth.credentials import session_user
 from app.extensions import db, sock
 from app.models import ApiToken
 from app.realtime.hub import Hub, Outbox, View
@@ -29,7 +30,7 @@ CLOSE_BAD_REQUEST = 1008
 CLOSE_RESTARTING = 1012
 # How often an idle socket checks that its client is still there.
 IDLE_CHECK_SECONDS = 1.0
-# How often a socket checks that the token it was opened with is not revoked.
+# How often a socket checks that the token or session it was opened with still holds.
 CREDENTIAL_CHECK_SECONDS = 30.0
 # Retry-After for a socket refused because the process has no thread to spare.
 FULL_RETRY_SECONDS = 15
@@ -70,14 +71,23 @@ def give_back_the_socket_slot(_error) -> None:
         current_hub().slots.release()
 
 
-def token_still_valid(token_id: int | None) -> bool:
-    """Whether the token a socket was opened with (if any) is still live. A database that
-    does not answer does not close sockets: it says nothing about the token."""
-    if token_id is None:
-        return True
+def opened_by() -> tuple:
+    """What this socket was opened with: a token's id, or a session's user and password
+    tag (both None for open access)."""
+    if g.get("token") is not None:
+        return g.token.id, None, None
+    return None, session.get("user_id"), session.get("password_tag")
+
+
+def still_allowed(token_id: int | None, user_id, tag) -> bool:
+    """Whether what opened a socket still may: its token is not revoked, its user not
+    deleted nor given a new password. A database that does not answer does not close
+    sockets: it says nothing about either."""
     try:
-        return db.session.execute(select(ApiToken.id).where(
-            ApiToken.id == token_id, ApiToken.revoked_at.is_(None))).first() is not None
+        if token_id is not None:
+            return db.session.execute(select(ApiToken.id).where(
+                ApiToken.id == token_id, ApiToken.revoked_at.is_(None))).first() is not None
+        return user_id is None or session_user(user_id, tag) is not None
     except SQLAlchemyError:
         return True
     finally:
@@ -114,7 +124,7 @@ def pump(ws, subscription, render) -> None:
     """Send a subscription's frames, rendered, until the client or this process goes away."""
     # The access check and the view's validation used the database: a socket may stay open
     # for hours, so give the pooled connection back now rather than when it closes.
-    token_id = g.token.id if g.get("token") is not None else None
+    opener = opened_by()
     db.session.remove()
     limit_sends(ws, current_app.config["LOGDASH_LIVE_SEND_TIMEOUT_SECONDS"])
     hub = current_hub()
@@ -130,8 +140,9 @@ def pump(ws, subscription, render) -> None:
             return
         if time.monotonic() - checked >= CREDENTIAL_CHECK_SECONDS:
             checked = time.monotonic()
-            if not token_still_valid(token_id):
-                close(ws, CLOSE_BAD_REQUEST, "the API token was revoked")
+            if not still_allowed(*opener):
+                close(ws, CLOSE_BAD_REQUEST, "signed out: the token was revoked or the"
+                                             " password changed")
                 return
         payload = subscription.outbox.get(timeout=IDLE_CHECK_SECONDS)
         frame = None if payload is None else render(payload)
