@@ -69,3 +69,19 @@ def test_silence_from_the_email_link_then_expire_it_on_the_alerts_page(web, admi
     ended = silence(api, silence_id)
     assert (ended["state"], ended["expired_by"]) == ("ended", "ada")
     alerts.check_clean()
+
+
+def test_a_silence_is_expired_from_its_own_page(web, admin_context, api):
+    """The page an email's link leads to ends the silence it shows."""
+    service = unique("payments")
+    made = requests.post(f"{api.url}/api/logs/alerts/silences", headers=api.headers, timeout=10,
+                         json={"service": service, "duration_minutes": 30})
+    assert made.status_code == 201, made.text
+    tab = Tab(admin_context, web, f"/alerts/silences/{made.json()['id']}")
+    tab.page.get_by_role("button", name="Expire now").click()
+    expect(tab.page.locator("#silence-page [role=status]")).to_have_text(
+        "This silence has ended.")
+    expect(tab.page.get_by_role("button", name="Expire now")).to_have_count(0)
+    ended = silence(api, made.json()["id"])
+    assert (ended["state"], ended["expired_by"]) == ("ended", "ada")
+    assert (tab.dialogs, tab.errors) == ([], [])

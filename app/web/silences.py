@@ -120,16 +120,19 @@ def create_silence_form():
 
 @bp.post("/alerts/silences/<int:silence_id>/expire")
 def expire_silence_form(silence_id: int):
-    """End a silence now."""
+    """End a silence now: from the alerts page's list (htmx), or from its own page, which
+    then shows it ended."""
     silence = get_silence(silence_id)
     if silence is None:
         abort(404, description=f"No silence with id {silence_id}.")
     try:
         expire_silence(silence, actor())
+        notice = _notice("ok", f"Silence of {_covers(silence_dict(silence))} expired.")
     except AlreadyEnded as error:
-        return _section(notice=_notice("error", f"{str(error).capitalize()}."))
-    return _section(notice=_notice("ok", f"Silence of {_covers(silence_dict(silence))}"
-                                         " expired."))
+        notice = _notice("error", f"{str(error).capitalize()}.")
+    if "HX-Request" not in request.headers:  # its own page's form: that page says it ended
+        return redirect(url_for("web.silence_page", silence_id=silence_id), 303)
+    return _section(notice=notice)
 
 
 @bp.post("/alerts/maintenance-windows")
