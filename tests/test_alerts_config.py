@@ -69,6 +69,18 @@ def test_partial_update_keeps_other_fields(client):
     assert client.get("/api/logs/alerts/config/api").json["error_threshold_per_min"] == 20
 
 
+def test_an_update_that_changes_nothing_keeps_updated_at(client):
+    """updated_at moves only when a value does: it bounds how far back a check looks for
+    episodes it missed, which a PUT of the same settings must not cut short."""
+    made = create(client, alert_email="oncall@example.com", for_minutes=2).json
+    same = client.put("/api/logs/alerts/config/api", json={
+        "alert_email": "oncall@example.com", "for_minutes": 2, "enabled": True})
+    assert same.status_code == 200
+    assert same.json["updated_at"] == made["updated_at"]
+    changed = client.put("/api/logs/alerts/config/api", json={"for_minutes": 3})
+    assert changed.json["updated_at"] > made["updated_at"]
+
+
 def test_several_emails_and_clearing_a_channel(client):
     """Comma-separated recipients are accepted; an empty value removes the channel."""
     create(client, alert_email="a@example.com,b@example.org")

@@ -184,9 +184,11 @@ def update_config(config: AlertConfig, data: dict) -> AlertConfig:
     disabling = cleaned.get("enabled") is False
     if disabling:
         take_evaluation_turn()
-    for name, value in cleaned.items():
+    changed = {name: value for name, value in cleaned.items() if getattr(config, name) != value}
+    for name, value in changed.items():
         setattr(config, name, value)
-    config.updated_at = datetime.now(UTC)
+    if changed:  # an update that changes nothing keeps the catch-up's horizon (_missed)
+        config.updated_at = datetime.now(UTC)
     if disabling:
         close_open_violations(config, "config disabled")
     db.session.commit()
