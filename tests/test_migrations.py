@@ -5,6 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, include_name
 from tests.conftest import create_database, drop_database, make_app
@@ -80,3 +81,23 @@ def test_downgrade_drops_partitions_with_their_rows(empty_app):
     leftovers = db.session.execute(text(
         "SELECT count(*) FROM pg_class WHERE relname LIKE 'entries_p%'")).scalar_one()
     assert leftovers == 0
+
+
+def test_read_tokens_lose_the_pins_they_were_made_with(empty_app):
+    """A read token pinned before pins were refused for it is unpinned by the upgrade; an
+    ingest token keeps its pin; the database refuses a new pinned read token."""
+    upgrade(revision="0009_templates_hot_updates")
+    db.session.execute(text(
+        "INSERT INTO logs.api_tokens (name, token_hash, prefix, scope, service) VALUES"
+        " ('old read', 'h1', 'ld_a', 'read', 'billing'),"
+        " ('shipper', 'h2', 'ld_b', 'ingest', 'billing')"))
+    db.session.commit()
+    upgrade()
+    pins = db.session.execute(text(
+        "SELECT name, service FROM logs.api_tokens ORDER BY name")).all()
+    assert [tuple(row) for row in pins] == [("old read", None), ("shipper", "billing")]
+    with pytest.raises(IntegrityError):
+        db.session.execute(text(
+            "INSERT INTO logs.api_tokens (name, token_hash, prefix, scope, service)"
+            " VALUES ('new read', 'h3', 'ld_c', 'read', 'billing')"))
+    db.session.rollback()

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, Text, text
+from sqlalchemy import CheckConstraint, DateTime, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -32,7 +32,11 @@ class ApiToken(db.Model):
     """A bearer token: stored only as a hash; may be pinned to one service (ingest)."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = ({"schema": "logs"},)
+    __table_args__ = (
+        # A pin limits what a token sends; a read token sends nothing.
+        CheckConstraint("scope <> 'read' OR service IS NULL", name="api_tokens_read_unpinned"),
+        {"schema": "logs"},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
