@@ -105,6 +105,43 @@ def test_adjacent_masks_collapse_into_one():
     assert template_of(many) == "ask <*> to delete <*>"
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('ts=2026-11-28T01:02:03Z level=error msg="payment failed for order 1234" user=bob',
+         'ts=<*> level=<*> msg="payment failed for order <*>" user=<*>'),
+        ('level=error msg="user not found" id=7', 'level=<*> msg="user not found" id=<*>'),
+        ("level=info msg=started job=nightly", "level=<*> msg=started job=<*>"),
+        ('ERROR="dial tcp 10.0.0.1:5432: connect: connection refused" host=db-1',
+         'ERROR="dial tcp <*>: connect: connection refused" host=<*>'),
+        ('{"level":"error","msg":"payment failed","order":12,"user":"bob"}',
+         '{"level":<*>,"msg":"payment failed","order":<*>,"user":<*>}'),
+        ('{"Message" : "card \\"4242\\" declined", "reason": "insufficient funds"}',
+         '{"Message" : "card \\<*> declined", "reason": "insufficient funds"}'),
+        # only a key of its own: user_msg is a value like any other
+        ('user_msg="hello there" msg="sent"', 'user_msg=<*> msg="sent"'),
+        # a message key's value holding key=value text masks that text's values
+        ('{"msg":"retry attempt=3 of 5"}', '{"msg":"retry attempt=<*> of <*>"}'),
+    ],
+)
+def test_message_keys_keep_their_words(message, expected):
+    """In logfmt and JSON text, the value of msg, message, error and their kin is the
+    event's own words: only its variable parts are masked."""
+    assert template_of(message) == expected
+
+
+def test_structured_lines_with_the_same_keys_are_told_apart_by_their_message():
+    """Two events logged with the same keys are two templates; one event with other
+    values is one."""
+    lines = ['level=error msg="payment failed" order=1', 'level=error msg="payment failed" order=2',
+             'level=error msg="user not found" order=3']
+    assert len({template_of(line) for line in lines}) == 2
+    json_lines = ['{"level":"error","msg":"payment failed","order":1}',
+                  '{"level":"error","msg":"payment failed","order":22}',
+                  '{"level":"error","msg":"user not found","order":3}']
+    assert len({template_of(line) for line in json_lines}) == 2
+
+
 def test_whitespace_is_normalised():
     """Runs of spaces and tabs become one space; the ends are trimmed."""
     assert template_of("  Connection \t to   10.0.0.5  timed out after 3 ms ") == TIMED_OUT
@@ -190,7 +227,9 @@ def test_a_megabyte_message_is_quick_and_bounded(message):
 
 @pytest.mark.parametrize(
     "line",
-    ["-a." * 166, "..a" * 166, "a." * 250, "a-" * 250, "." * 500, "1 " * 250, "a:" * 250],
+    ["-a." * 166, "..a" * 166, "a." * 250, "a-" * 250, "." * 500, "1 " * 250, "a:" * 250,
+     # values of message keys that never close
+     'msg="' * 100, 'a="msg=\\' * 62, '"msg":"' * 71],
 )
 def test_a_line_of_many_short_tokens_stays_linear(line):
     """No rule rescans a long token from each of its dots or hyphens (quadratic work)."""

@@ -58,6 +58,20 @@ _VARIABLE = re.compile(
     # one token to be masked whole.
     re.ASCII,
 )
+# Keys that conventionally hold the message itself, in logfmt (`msg="payment failed"
+# order=12`) or JSON text (`{"msg": "user not found"}`). Their value is the event's own
+# words, not a variable: masked whole, it would leave only the keys, and make one event of
+# every line with the same keys. Its variable parts are masked like any other text's.
+MESSAGE_KEYS = ("msg", "message", "error", "err", "reason", "event", "exception",
+                "description", "detail", "log")
+_QUOTED = r"\"(?P<quoted>(?:[^\"\\]|\\.)*)\""
+# logfmt: found from its "=", which is searched for quickly; the key is checked behind it.
+_LOGFMT_MESSAGE = re.compile(
+    "=(?:" + "|".join(rf"(?<=(?<![\w.\-]){key}=)" for key in MESSAGE_KEYS) + ")"
+    rf"(?:{_QUOTED}|(?P<bare>[^\s\"',;]+))",
+    re.ASCII | re.IGNORECASE,
+)
+_JSON_MEMBER = re.compile(rf"\"(?P<key>\w+)\"\s*:\s*{_QUOTED}", re.ASCII)
 # Masks apart only by punctuation or spaces are one variable part: "10.0.0.5:8080",
 # "12:30:00,123", a list of ids of any length.
 _ADJACENT = re.compile(r"<\*>(?:[\s\-:.,/_|#;+@]*<\*>)+")
@@ -73,15 +87,50 @@ def first_line(message: str) -> str:
     return line
 
 
-@functools.lru_cache(maxsize=4096)
-def mask_line(line: str) -> str:
-    """Mask the variable parts of one line and normalise its whitespace."""
-    if "=" in line:  # the check is far cheaper than a pass that finds nothing
-        line = _VALUE.sub("=" + MASK, line)
-    masked = _VARIABLE.sub(MASK, line)
+def _mask_text(text: str) -> str:
+    """Mask the variable parts of a stretch of text."""
+    if "=" in text:  # the check is far cheaper than a pass that finds nothing
+        text = _VALUE.sub("=" + MASK, text)
+    masked = _VARIABLE.sub(MASK, text)
     if masked.count(MASK) > 1:
         masked = _ADJACENT.sub(MASK, masked)
-    return " ".join(masked.split())
+    return masked
+
+
+def _message_values(line: str) -> list[tuple[int, int, str]]:
+    """Where the values of message keys lie in line: (start, end, the quote around it)."""
+    spans = []
+    if "=" in line:  # the checks are far cheaper than passes that find nothing
+        for found in _LOGFMT_MESSAGE.finditer(line):
+            quoted = found["quoted"] is not None
+            spans.append((*found.span("quoted" if quoted else "bare"), '"' if quoted else ""))
+    if '"' in line:
+        for found in _JSON_MEMBER.finditer(line):
+            if found["key"].lower() in MESSAGE_KEYS:
+                spans.append((*found.span("quoted"), '"'))
+    if len(spans) > 1:
+        spans.sort()
+    return spans
+
+
+@functools.lru_cache(maxsize=4096)
+def mask_line(line: str) -> str:
+    """Mask the variable parts of one line and normalise its whitespace; the values of
+    message keys keep their words."""
+    values = _message_values(line)
+    if not values:
+        return " ".join(_mask_text(line).split())
+    pieces, done = [], 0
+    for start, end, quote in values:
+        if start - len(quote) < done:  # inside a value already kept (JSON in a logfmt one)
+            continue
+        # The quotes stay out of the text masked on either side, where one could
+        # otherwise pair with the next value's.
+        pieces += [_mask_text(line[done:start - len(quote)]), quote,
+                   _mask_text(line[start:end]), quote]
+        done = end + len(quote)
+    pieces.append(_mask_text(line[done:]))
+    return " ".join("".join(pieces).split())
 
 
 def template_of(message: str) -> str:
