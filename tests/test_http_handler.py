@@ -3,6 +3,7 @@
 import logging
 import logging.handlers
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import pytest
 
@@ -118,6 +119,12 @@ def test_unformattable_args_keep_the_raw_text(client):
     [keyed] = parse_logging_form(
         b"msg=%25%28a%29999999999d&args=%7B%27a%27%3A+1%7D&levelname=INFO&name=a", None)
     assert keyed["message"] == "%(a)999999999d"
+    # One value used many times would build a message of args x placeholders: not done.
+    form = urlencode({"msg": "%(a)s" * 5000, "args": repr({"a": "x" * 9000}),
+                      "levelname": "INFO", "name": "a"}).encode()
+    [repeated] = parse_logging_form(form, None)
+    assert len(repeated["message"]) < 40_000
+    assert repeated["message"].startswith("%(a)s%(a)s")
 
 
 def test_wrong_password_is_refused_and_nothing_stored(live_server, client):

@@ -272,3 +272,27 @@ def test_generated_bodies_never_make_a_server_error(anonymous_client):
         assert response.json["error"], response.data
 
     assert_no_server_error(anonymous_client, PUSH, loki_bodies(), is_json_error)
+
+
+@pytest.mark.parametrize("protobuf", [True, False], ids=["protobuf", "json"])
+def test_too_many_entries_are_refused_before_any_is_built(app, client, monkeypatch, protobuf):
+    """Each entry carries a copy of its stream's labels: counting first keeps a small
+    compressed push of millions of entries from taking gigabytes before its 413."""
+    from app.ingest import loki
+
+    built = []
+    monkeypatch.setattr(loki, "_log_object", lambda *args: built.append(args))
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_LINES_PER_REQUEST", 10)
+    labels = {f"label{i}": "v" * 20 for i in range(30)}
+    entries = [(int(ns()), "x", {})] * 11
+    if protobuf:
+        label_text = "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        response = client.post(PUSH, content_type="application/x-protobuf", data=bytes(
+            cramjam.snappy.compress_raw(push_request(label_text, entries))))
+    else:
+        response = push(client, [{"stream": labels, "values": [[str(w), line]
+                                                              for w, line, _ in entries]}])
+    assert response.status_code == 413
+    assert response.json["error"] == "batch has 11 lines; at most 10 per request"
+    assert built == []
+    assert stored() == []

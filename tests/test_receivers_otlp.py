@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -309,6 +310,30 @@ def test_body_over_the_limit_is_413(client):
     response = post(client, bomb, PROTOBUF, **{"Content-Encoding": "gzip"})
     assert response.status_code == 413
     assert Status.FromString(response.data).code == 8
+
+
+@pytest.mark.parametrize("content_type", [PROTOBUF, JSON])
+def test_too_many_records_are_refused_before_any_is_built(app, client, monkeypatch,
+                                                          content_type):
+    """Each record carries a copy of its resource's attributes: counting first keeps a
+    small compressed export of millions of records from taking gigabytes before its 413."""
+    from app.ingest import otlp
+
+    built = []
+    monkeypatch.setattr(otlp, "_log_object", lambda *args: built.append(args))
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_LINES_PER_REQUEST", 10)
+    body = otlp_json([{"body": {"stringValue": "x"}}] * 11,
+                     {f"attribute.{i}": "v" * 20 for i in range(30)})
+    if content_type == PROTOBUF:
+        request = ExportLogsServiceRequest()
+        json_format.ParseDict(body, request)
+        body = request.SerializeToString()
+    response = post(client, body, content_type)
+    assert response.status_code == 413
+    assert "batch has 11 lines; at most 10 per request" in Status.FromString(
+        response.data).message if content_type == PROTOBUF else response.json["message"]
+    assert built == []
+    assert stored() == []
 
 
 @pytest.mark.parametrize(("path", "body", "content_type"), [

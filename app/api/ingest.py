@@ -4,7 +4,13 @@ from flask import current_app, g, jsonify, request
 
 from app.api import bp
 from app.ingest.batch import ingest_items
-from app.ingest.bodies import BodyError, decompress, parse_json_body, parse_logging_form
+from app.ingest.bodies import (
+    BodyError,
+    check_line_count,
+    decompress,
+    parse_json_body,
+    parse_logging_form,
+)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_KEY_CHARS = 200
@@ -29,11 +35,9 @@ def ingest_logs():
             items = parse_logging_form(data, default_service)
         else:
             items = parse_json_body(data)
+        check_line_count(len(items), config["LOGDASH_MAX_LINES_PER_REQUEST"])
     except BodyError as error:
         return jsonify(error=str(error)), error.status
-    max_lines = config["LOGDASH_MAX_LINES_PER_REQUEST"]
-    if len(items) > max_lines:
-        return jsonify(error=f"batch has {len(items)} lines; at most {max_lines} per request"), 413
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > MAX_KEY_CHARS:
         return jsonify(error=f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters"), 400

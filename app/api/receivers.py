@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from app.api.ingest import MAX_KEY_CHARS, OPEN_SCOPE
 from app.ingest import gelf, loki, otlp
 from app.ingest.batch import ingest_items
-from app.ingest.bodies import BodyError, decompress
+from app.ingest.bodies import BodyError, check_line_count, decompress
 
 bp = Blueprint("receivers", __name__)
 
@@ -37,6 +37,11 @@ def _body(encoding_of=None) -> bytes:
     return decompress(data, encoding, current_app.config["LOGDASH_MAX_BODY_BYTES"])
 
 
+def _max_lines() -> int:
+    """The most lines one request may carry."""
+    return current_app.config["LOGDASH_MAX_LINES_PER_REQUEST"]
+
+
 def _default_service() -> str | None:
     """The service of lines that name none: the token's pinned one, else ?service=."""
     token = g.get("token")
@@ -47,9 +52,7 @@ def _store(receiver: str, items: list, fallback_service: str | None = None) -> d
     """Store converted lines through the ingest path, as /api/logs does; return its answer.
     `receiver` names the protocol in the /metrics counts."""
     config = current_app.config
-    if len(items) > config["LOGDASH_MAX_LINES_PER_REQUEST"]:
-        raise BodyError(413, f"batch has {len(items)} lines; at most"
-                             f" {config['LOGDASH_MAX_LINES_PER_REQUEST']} per request")
+    check_line_count(len(items), config["LOGDASH_MAX_LINES_PER_REQUEST"])
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > MAX_KEY_CHARS:
         raise BodyError(400, f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters")
@@ -67,7 +70,7 @@ def otlp_logs():
     if request.mimetype not in (otlp.PROTOBUF, otlp.JSON):
         return jsonify(error=f"Content-Type must be {otlp.PROTOBUF} or {otlp.JSON}"), 415
     try:
-        answer = _store("otlp", otlp.parse_request(_body(), request.mimetype),
+        answer = _store("otlp", otlp.parse_request(_body(), request.mimetype, _max_lines()),
                         otlp.UNKNOWN_SERVICE)
     except BodyError as error:
         return jsonify(error=str(error)), error.status
@@ -107,8 +110,8 @@ def loki_push():
         data = _body()
         if protobuf:
             data = loki.unsnappy(data, current_app.config["LOGDASH_MAX_BODY_BYTES"])
-        answer = _store("loki", loki.parse_push(data, protobuf, _loki_service_labels()),
-                        otlp.UNKNOWN_SERVICE)
+        items = loki.parse_push(data, protobuf, _loki_service_labels(), _max_lines())
+        answer = _store("loki", items, otlp.UNKNOWN_SERVICE)
     except BodyError as error:
         return jsonify(error=str(error)), error.status
     if answer["rejected"]:

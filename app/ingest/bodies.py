@@ -159,18 +159,29 @@ _EXC_INFO = re.compile(r"^\(<class '[^']+'>, (.+), <traceback object at 0x[0-9a-
 # A printf width or precision this large would build a huge string from a tiny request,
 # with or without a mapping key ("%(name)099999d").
 _HUGE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d{5,}|\.(\*|\d{5,}))")
+# Each placeholder writes at most about one args' worth of text ("%(a)s" repeated uses one
+# value many times): formatting that could write more than this is not done.
+MAX_FORMATTED_CHARS = 1_000_000
 
 
 def _format_message(msg: str, args: str) -> str:
     """Apply a LogRecord's args (sent as their repr) to its msg, as logging would."""
     if not args or args in ("()", "None", "{}") or "%" not in msg or _HUGE_FORMAT.search(msg):
         return msg
+    if msg.count("%") * len(args) > MAX_FORMATTED_CHARS:
+        return f"{msg} {args}"
     try:
         values = ast.literal_eval(args) if len(args) <= 10_000 else None
         return msg % values if values is not None else msg
     except Exception:
         # args that are not literals or do not fit the format: keep what the program wrote.
         return f"{msg} {args}"
+
+
+def check_line_count(count: int, max_lines: int) -> None:
+    """Refuse a request of more lines than one may hold (413), before they are built."""
+    if count > max_lines:
+        raise BodyError(413, f"batch has {count} lines; at most {max_lines} per request")
 
 
 def parse_logging_form(data: bytes, default_service: str | None) -> list:

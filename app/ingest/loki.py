@@ -15,7 +15,7 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from app.ingest.bodies import BodyError
+from app.ingest.bodies import BodyError, check_line_count
 
 # The names Loki itself reads a level from (its detected_level), first present wins.
 LEVEL_KEYS = ("level", "detected_level", "severity", "lvl")
@@ -65,9 +65,12 @@ def _push_request_class():
 PushRequest = _push_request_class()
 
 
-def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...]) -> list[dict]:
-    """Return one log object per entry of a push request."""
-    streams = _protobuf_streams(data) if protobuf else _json_streams(data)
+def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...],
+               max_lines: int) -> list[dict]:
+    """Return one log object per entry of a push request; 413 for more than max_lines
+    entries, before any is built (each carries a copy of its stream's labels: a small
+    compressed body could otherwise take gigabytes)."""
+    streams = _protobuf_streams(data, max_lines) if protobuf else _json_streams(data, max_lines)
     return [_log_object(labels, entry, service_labels)
             for labels, entries in streams for entry in entries]
 
@@ -84,13 +87,14 @@ def unsnappy(data: bytes, max_bytes: int) -> bytes:
         raise BodyError(400, f"body is not snappy-compressed: {error}") from None
 
 
-def _protobuf_streams(data: bytes) -> list[tuple[dict, list]]:
+def _protobuf_streams(data: bytes, max_lines: int) -> list[tuple[dict, list]]:
     """(labels, entries) of each stream of a protobuf PushRequest."""
     request = PushRequest()
     try:
         request.ParseFromString(data)
     except DecodeError as error:
         raise BodyError(400, f"body is not a protobuf PushRequest: {error}") from None
+    check_line_count(sum(len(stream.entries) for stream in request.streams), max_lines)
     return [(parse_labels(_text(stream.labels)), [
         (entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos, _text(entry.line),
          {_text(pair.name): _text(pair.value) for pair in entry.structuredMetadata})
@@ -120,7 +124,7 @@ def parse_labels(text: str) -> dict:
     return labels
 
 
-def _json_streams(data: bytes) -> list[tuple[dict, list]]:
+def _json_streams(data: bytes, max_lines: int) -> list[tuple[dict, list]]:
     """(labels, entries) of each stream of a JSON push: {"streams": [{"stream", "values"}]}."""
     try:
         document = json.loads(data.decode("utf-8-sig"))
@@ -129,6 +133,8 @@ def _json_streams(data: bytes) -> list[tuple[dict, list]]:
     streams = document.get("streams") if isinstance(document, dict) else None
     if not isinstance(streams, list):
         raise BodyError(400, 'body must be a JSON object {"streams": [...]}')
+    check_line_count(sum(len(stream["values"]) for stream in streams if isinstance(stream, dict)
+                         and isinstance(stream.get("values"), list)), max_lines)
     return [_json_stream(number, stream) for number, stream in enumerate(streams)]
 
 

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from app.ingest.bodies import BodyError, LineError
+from app.ingest.bodies import BodyError, LineError, check_line_count
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -37,8 +37,10 @@ _HEX_ID_FIELDS = ("traceId", "spanId")
 _RECORD_PATH = ("resourceLogs", "scopeLogs", "logRecords")
 
 
-def parse_request(data: bytes, content_type: str) -> list:
-    """Return one log object per record of a protobuf or JSON ExportLogsServiceRequest."""
+def parse_request(data: bytes, content_type: str, max_lines: int) -> list:
+    """Return one log object per record of a protobuf or JSON ExportLogsServiceRequest;
+    413 for more than max_lines records, before any is built (each carries a copy of its
+    resource's attributes: a small compressed body could otherwise take gigabytes)."""
     request = ExportLogsServiceRequest()
     if content_type == PROTOBUF:
         try:
@@ -47,11 +49,13 @@ def parse_request(data: bytes, content_type: str) -> list:
             raise BodyError(400, f"body is not a protobuf ExportLogsServiceRequest: {error}"
                             ) from None
     else:
-        _parse_json(data, request)
+        _parse_json(data, request, max_lines)
+    check_line_count(sum(len(scope_logs.log_records) for resource_logs in request.resource_logs
+                         for scope_logs in resource_logs.scope_logs), max_lines)
     return list(_log_objects(request))
 
 
-def _parse_json(data: bytes, request: ExportLogsServiceRequest) -> None:
+def _parse_json(data: bytes, request: ExportLogsServiceRequest, max_lines: int) -> None:
     """Fill request from an OTLP/JSON body: camelCase names, hex ids, 64-bit ints as strings."""
     try:
         document = json.loads(data.decode("utf-8-sig"))
@@ -59,7 +63,9 @@ def _parse_json(data: bytes, request: ExportLogsServiceRequest) -> None:
         raise BodyError(400, f"body is not JSON: {str(error)[:120]}") from None
     if not isinstance(document, dict):
         raise BodyError(400, "body must be a JSON ExportLogsServiceRequest object")
-    for record in _objects_along(document, _RECORD_PATH):
+    records = list(_objects_along(document, _RECORD_PATH))
+    check_line_count(len(records), max_lines)
+    for record in records:
         for key in _HEX_ID_FIELDS:
             if isinstance(record.get(key), str):
                 record[key] = _hex_to_base64(key, record[key])
