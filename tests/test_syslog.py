@@ -28,10 +28,10 @@ from app.extensions import db
 from app.ingest.batch import ingest_items
 from app.listeners import batcher as batcher_module
 from app.listeners.batcher import Batcher
-from app.listeners.framing import FrameError, StreamFramer
+from app.listeners.framing import StreamFramer
 from app.listeners.gelf import ChunkAssembler, GelfError, decompress
 from app.listeners.server import Listener, stream_server, syslog_framer, syslog_handler
-from app.listeners.settings import ListenerSettings, listener_settings
+from app.listeners.settings import MAX_FRAME_BYTES, ListenerSettings, listener_settings
 from app.listeners.syslog import parse_syslog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,13 +130,31 @@ def test_a_line_trickled_byte_by_byte_is_searched_once():
     assert sum(searched) < 3 * len(line)
 
 
-def test_framing_refuses_oversized_frames():
-    """A frame over the limit closes the connection instead of buffering without end."""
-    with pytest.raises(FrameError):
-        StreamFramer(b"\n", octet_counting=True, max_frame=100).feed(b"999 <13>x")
-    with pytest.raises(FrameError):
-        StreamFramer(b"\x00", octet_counting=False, max_frame=100).feed(b"{" + b"x" * 200)
-    assert StreamFramer(b"\x00", False, 100).feed(b"{}\x00{\"a\"") == [b"{}"]
+@pytest.mark.parametrize(("framer", "stream", "expected"), [
+    (StreamFramer(b"\n\x00", octet_counting=True, max_frame=100),
+     b"<13>one\n<13>" + b"x" * 250 + b"\n<13>after\n",
+     [b"<13>one", b"<13>" + b"x" * 96, b"<13>after"]),
+    (StreamFramer(b"\n\x00", octet_counting=True, max_frame=100),
+     b"7 <13>one254 <13>" + b"x" * 250 + b"<13>after\n",
+     [b"<13>one", b"<13>" + b"x" * 96, b"<13>after"]),
+    (StreamFramer(b"\x00", octet_counting=False, max_frame=100),
+     b'{"a":1}\x00{"b":"' + b"x" * 250 + b'"}\x00{"c":2}\x00',
+     [b'{"a":1}', b'{"b":"' + b"x" * 94, b'{"c":2}']),
+], ids=["line", "octet-counted", "gelf"])
+def test_an_oversized_message_is_cut_and_the_stream_goes_on(framer, stream, expected):
+    """A message over the limit keeps its first bytes; the rest of it is dropped and the
+    messages after it come through, whatever the reads' sizes."""
+    frames = [frame for i in range(0, len(stream), 7) for frame in framer.feed(stream[i:i + 7])]
+    assert frames == expected
+    assert framer.flush() is None
+
+
+def test_the_rest_of_a_cut_message_is_not_a_last_message():
+    """A sender that closes in the middle of an oversized line leaves nothing more."""
+    framer = StreamFramer(b"\n", octet_counting=True, max_frame=100)
+    assert framer.feed(b"<13>" + b"x" * 150) == [b"<13>" + b"x" * 96]
+    assert framer.feed(b"y" * 50) == []
+    assert framer.flush() is None
 
 
 def test_plain_lines_that_start_with_digits_are_lines():
@@ -148,31 +166,35 @@ def test_plain_lines_that_start_with_digits_are_lines():
                                    b"200 OK sent", b"<13>1 - a b\n", b"7"]
 
 
-def test_a_bad_frame_keeps_the_messages_before_it():
-    """The messages complete before an impossible frame are handed back with the error."""
-    framer = StreamFramer(b"\n", octet_counting=True, max_frame=100)
-    with pytest.raises(FrameError) as refused:
-        framer.feed(b"<13>one\n<13>two\n999 <13>x")
-    assert refused.value.frames == [b"<13>one", b"<13>two"]
-
-
-def test_a_connection_closed_for_a_bad_frame_keeps_its_earlier_lines(app):
-    """Lines read before an oversized frame are queued; then the connection is closed."""
+def test_an_oversized_message_does_not_cost_the_connection_its_later_lines(app):
+    """Over TCP, the lines after a message over the 1 MiB limit arrive too (the long one is
+    cut); the connection stays open for more."""
 
     async def scenario():
         batcher = Batcher(app, "syslog", max_lines=100, max_seconds=60)
+
+        async def queued(count: int) -> None:
+            """Wait until the batcher holds count lines."""
+            for _ in range(100):
+                if len(batcher._items) >= count:
+                    return
+                await asyncio.sleep(0.05)
+
         server = await asyncio.start_server(
             stream_server(syslog_handler, batcher, syslog_framer, {}), "127.0.0.1", 0)
-        reader, writer = await asyncio.open_connection(
+        _, writer = await asyncio.open_connection(
             "127.0.0.1", server.sockets[0].getsockname()[1])
-        writer.write(b"<13>one\n<13>two\n99999999 <13>far too long")
+        writer.write(b"<13>one\n<13>" + b"x" * (MAX_FRAME_BYTES + 200_000) + b"\n<13>after\n")
         await writer.drain()
-        closed = await asyncio.wait_for(reader.read(), 5) == b""
+        await queued(3)
+        writer.write(b"<13>still open\n")
+        await writer.drain()
+        await queued(4)
         writer.close()
         server.close()
-        return closed, [item["message"] for item in batcher._items]
+        return [item["message"][:10] for item in batcher._items]
 
-    assert asyncio.run(scenario()) == (True, ["one", "two"])
+    assert asyncio.run(scenario()) == ["one", "x" * 10, "after", "still open"]
 
 
 def _chunks(message: bytes, size: int, message_id: bytes = b"12345678") -> list[bytes]:

@@ -14,18 +14,10 @@ _COUNTED = re.compile(rb"(\d{1,10}) (?=<)")
 _UNDECIDED = re.compile(rb"\d{1,10} ?")
 
 
-class FrameError(ValueError):
-    """The stream cannot be split any further (a frame too long, a bad length). `frames`
-    holds the messages completed before it, which are as good as any other."""
-
-    def __init__(self, message: str) -> None:
-        """The problem; `frames` is filled in by the framer that raises it."""
-        super().__init__(message)
-        self.frames: list[bytes] = []
-
-
 class StreamFramer:
-    """Accumulate received bytes and hand back each complete message."""
+    """Accumulate received bytes and hand back each complete message. A message longer than
+    max_frame is cut to its first max_frame bytes and the rest of it dropped, as syslog
+    servers do: the stream goes on with the next message, and nothing after it is lost."""
 
     def __init__(self, delimiters: bytes, octet_counting: bool, max_frame: int) -> None:
         """delimiters: the bytes that end a message; octet_counting: accept `LEN SP MSG`."""
@@ -36,30 +28,29 @@ class StreamFramer:
         self._end = re.compile(b"[" + re.escape(delimiters) + b"]")
         self._octet_counting = octet_counting
         self._max_frame = max_frame
+        # The rest of a message that was cut: bytes of a counted one, or up to a terminator.
+        self._drop_bytes = 0
+        self._drop_line = False
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the messages they complete (empty ones skipped)."""
         self._buffer += data
         frames = []
-        try:
-            while (frame := self._next_frame()) is not None:
-                if frame.strip():
-                    frames.append(bytes(frame))
-            if len(self._buffer) > self._max_frame + 12:
-                raise FrameError(f"a message is longer than {self._max_frame} bytes")
-        except FrameError as error:
-            error.frames = frames
-            raise
+        while (frame := self._next_frame()) is not None:
+            if frame.strip():
+                frames.append(bytes(frame))
         return frames
 
     def flush(self) -> bytes | None:
         """What is left when the sender closes: a last message sent without a terminator."""
         rest, self._buffer, self._searched = bytes(self._buffer), bytearray(), 0
-        return rest if rest.strip() else None
+        return rest if rest.strip() and not (self._drop_bytes or self._drop_line) else None
 
     def _next_frame(self) -> bytes | None:
         """Take one complete message off the buffer, or None when it holds only a part."""
         buffer = self._buffer
+        if (self._drop_bytes or self._drop_line) and not self._drop_rest():
+            return None
         # Terminators left over from the previous message (CRLF, NUL + LF) are skipped.
         start = 0
         while start < len(buffer) and buffer[start] in b"\r\n\x00":
@@ -76,6 +67,9 @@ class StreamFramer:
                 return self._counted_frame(int(counted[1]), counted.end())
         match = self._end.search(buffer, self._searched)
         if match is None:
+            if len(buffer) > self._max_frame:
+                self._drop_line = True
+                return self._take(0, self._max_frame)
             self._searched = len(buffer)
             return None
         frame = buffer[:match.start()]
@@ -83,14 +77,31 @@ class StreamFramer:
         self._searched = 0
         return frame
 
+    def _drop_rest(self) -> bool:
+        """Drop what the buffer holds of a cut message; whether all of it is gone."""
+        buffer = self._buffer
+        if self._drop_bytes:
+            dropped = min(self._drop_bytes, len(buffer))
+            del buffer[:dropped]
+            self._drop_bytes -= dropped
+            return not self._drop_bytes
+        match = self._end.search(buffer)
+        del buffer[:match.end() if match else len(buffer)]
+        self._drop_line = match is None
+        return not self._drop_line
+
     def _counted_frame(self, length: int, start: int) -> bytes | None:
-        """The message of `length` bytes from `start`, once all of it has arrived."""
-        if length > self._max_frame:
-            raise FrameError(f"a message of {length} bytes is longer than {self._max_frame}")
-        end = start + length
-        if len(self._buffer) < end:
+        """The message of `length` bytes from `start`, once all of it (or as much as is
+        kept of a long one) has arrived."""
+        kept = min(length, self._max_frame)
+        if len(self._buffer) < start + kept:
             return None
-        frame = self._buffer[start:end]
+        self._drop_bytes = length - kept
+        return self._take(start, start + kept)
+
+    def _take(self, start: int, end: int) -> bytes:
+        """Bytes start to end of the buffer, removed with what comes before them."""
+        frame = bytes(self._buffer[start:end])
         del self._buffer[:end]
         self._searched = 0
         return frame

@@ -14,7 +14,7 @@ from flask import Flask
 
 from app.ingest.bodies import LineError
 from app.listeners.batcher import Batcher
-from app.listeners.framing import FrameError, StreamFramer
+from app.listeners.framing import StreamFramer
 from app.listeners.gelf import ChunkAssembler, gelf_items
 from app.listeners.settings import MAX_FRAME_BYTES, ListenerSettings
 from app.listeners.syslog import parse_syslog
@@ -86,7 +86,7 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
     """
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Read until the sender closes, a frame is impossible, or the listener stops."""
+        """Read until the sender closes or the listener stops."""
         peername = writer.get_extra_info("peername")
         peer = peername[0] if peername else None
         frames = framer()
@@ -99,10 +99,6 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
             last = frames.flush()
             if last is not None:
                 batcher.add(_safely(handle, last, peer), lossless=True)
-        except FrameError as error:
-            for frame in error.frames:
-                batcher.add(_safely(handle, frame, peer), lossless=True)
-            log.warning("closing the connection from %s: %s", peer, error)
         except ConnectionError:
             pass
         finally:
