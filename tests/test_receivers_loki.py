@@ -204,6 +204,19 @@ def test_refused_entries_are_400_naming_them_and_the_rest_kept(client):
     assert [line["message"] for line in stored("mix")] == ["fine"]
 
 
+def test_a_level_label_that_names_no_severity_stays_a_label(client):
+    """Loki labels an entry `detected_level="unknown"` when it cannot tell: such an entry
+    is stored at info with the label kept; a later level key that names one is used."""
+    response = push(client, [{"stream": {"job": "shop", "level": "unknown"}, "values": [
+        [ns(), "no idea", {"detected_level": "unknown"}],
+        [ns(), "told", {"detected_level": "warn"}]]}])
+    assert response.status_code == 204, response.json
+    lines = {line["message"]: line for line in stored("shop")}
+    assert (lines["no idea"]["level"], lines["told"]["level"]) == ("info", "warning")
+    assert lines["no idea"]["attributes"] == {"level": "unknown", "detected_level": "unknown"}
+    assert lines["told"]["attributes"] == {"level": "unknown"}
+
+
 @pytest.mark.parametrize(("data", "content_type", "error"), [
     (b"{nope", "application/json", "body is not JSON"),
     (b'{"streams": {}}', "application/json", 'body must be a JSON object {"streams": [...]}'),

@@ -177,17 +177,37 @@ def test_partial_success_names_refused_records_and_keeps_the_rest(client):
         {"body": {"stringValue": "kept"}, "severityNumber": 9},
         {"severityNumber": 9},
         {"body": {"stringValue": "ancient"}, "timeUnixNano": "1000000000000000000"},
-        {"body": {"stringValue": "odd level"}, "severityText": "LOUD"},
     ])
     response = post(client, body)
     assert response.status_code == 200
     partial = response.json["partialSuccess"]
-    assert int(partial["rejectedLogRecords"]) == 3
+    assert int(partial["rejectedLogRecords"]) == 2
     message = partial["errorMessage"]
-    assert "record 1: log record has no body" in message
+    assert "record 1: log record has no body, event name or attributes" in message
     assert "record 2: timestamp 2001-09-09" in message
-    assert "record 3: unknown level 'LOUD'" in message
     assert [line["message"] for line in stored()] == ["kept"]
+
+
+def test_records_the_spec_allows_are_kept(client):
+    """The body is optional (an event may be its name, or its attributes, alone), and the
+    severity text free-form: such records are stored, at info when the severity names no
+    level, with what was sent kept as attributes."""
+    events = [{"eventName": "cart.checkout", "severityNumber": 9,
+               "attributes": [{"key": "items", "value": {"intValue": "3"}}]},
+              {"body": {"stringValue": ""}, "attributes": [
+                  {"key": "user", "value": {"stringValue": "ada"}}]},
+              {"body": {"stringValue": "odd level"}, "severityText": "LOUD"},
+              {"body": {"stringValue": "beyond"}, "severityNumber": 25}]
+    response = post(client, otlp_json(events))
+    assert response.status_code == 200
+    assert "partialSuccess" not in response.json
+    lines = {line["message"]: line for line in stored("checkout")}
+    assert set(lines) == {"cart.checkout", '{"user": "ada"}', "odd level", "beyond"}
+    assert lines["cart.checkout"]["attributes"]["event.name"] == "cart.checkout"
+    assert lines["cart.checkout"]["attributes"]["items"] == 3
+    assert [lines[m]["level"] for m in ("odd level", "beyond")] == ["info", "info"]
+    assert lines["odd level"]["attributes"]["severity_text"] == "LOUD"
+    assert lines["beyond"]["attributes"]["severity_number"] == 25
 
 
 def test_protobuf_request_gets_a_protobuf_answer(client):

@@ -16,6 +16,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, ti
 from google.protobuf.message import DecodeError
 
 from app.ingest.bodies import BodyError, check_line_count
+from app.ingest.levels import normalize_level
 
 # The names Loki itself reads a level from (its detected_level), first present wins.
 LEVEL_KEYS = ("level", "detected_level", "severity", "lvl")
@@ -170,7 +171,9 @@ def _log_object(labels: dict, entry: tuple, service_labels: tuple[str, ...]) -> 
     fields = {**labels, **metadata}
     return {
         "service": take_first(fields, service_labels),
-        "level": take_first(fields, LEVEL_KEYS),
+        # A level label that names no severity ("unknown" is Loki's own word when it cannot
+        # tell) stays a label, and the entry is stored at the default level.
+        "level": take_first(fields, LEVEL_KEYS, usable=normalize_level),
         "logger": take_first(fields, LOGGER_KEYS),
         "host": take_first(fields, HOST_KEYS),
         "message": line,
@@ -179,9 +182,10 @@ def _log_object(labels: dict, entry: tuple, service_labels: tuple[str, ...]) -> 
     }
 
 
-def take_first(fields: dict, keys: tuple[str, ...]):
-    """Remove and return the first non-empty value among keys (Loki drops empty labels)."""
+def take_first(fields: dict, keys: tuple[str, ...], usable=bool):
+    """Remove and return the first non-empty value among keys (Loki drops empty labels)
+    that `usable` accepts."""
     for key in keys:
-        if fields.get(key) not in (None, ""):
+        if fields.get(key) not in (None, "") and usable(fields[key]):
             return fields.pop(key)
     return None

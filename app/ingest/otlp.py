@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from app.ingest.bodies import BodyError, LineError, check_line_count
+from app.ingest.levels import normalize_level
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -117,10 +118,14 @@ def _log_objects(request: ExportLogsServiceRequest) -> Iterator[dict | LineError
 
 def _log_object(record, service, logger, context: dict) -> dict | LineError:
     """One LogRecord as the dict normalize() takes."""
+    own = _key_values(record.attributes)
+    # The body is optional: an event may be only its name and attributes.
     message = _value(record.body)
+    if message in (None, ""):
+        message = record.event_name or (json.dumps(own, sort_keys=True) if own else None)
     if message is None:
-        return LineError("log record has no body")
-    attributes = {**context, **_key_values(record.attributes)}
+        return LineError("log record has no body, event name or attributes")
+    attributes = {**context, **own}
     if any(record.span_id):
         attributes["span_id"] = record.span_id.hex()
     if record.event_name:
@@ -128,8 +133,7 @@ def _log_object(record, service, logger, context: dict) -> dict | LineError:
     return {
         "service": service,
         "message": message,
-        # Severity number 0 is "unspecified": the text, if any, is all there is.
-        "level": record.severity_number or record.severity_text or None,
+        "level": _level(record, attributes),
         "timestamp": record.time_unix_nano or record.observed_time_unix_nano or None,
         "host": context.get("host.name"),
         "logger": logger,
@@ -137,6 +141,21 @@ def _log_object(record, service, logger, context: dict) -> dict | LineError:
         "trace_id": record.trace_id.hex() if any(record.trace_id) else None,
         "attributes": attributes,
     }
+
+
+def _level(record, attributes: dict) -> int | str | None:
+    """The record's severity number, else its text when it names a level. Number 0 is
+    "unspecified" and the text is free-form: a severity that names no level is kept as an
+    attribute, and the record stored at the default level rather than refused."""
+    if 1 <= record.severity_number <= 24:
+        return record.severity_number
+    if normalize_level(record.severity_text) is not None:
+        return record.severity_text
+    if record.severity_number:
+        attributes["severity_number"] = record.severity_number
+    if record.severity_text:
+        attributes["severity_text"] = record.severity_text
+    return None
 
 
 def _key_values(pairs) -> dict:
