@@ -111,8 +111,8 @@ def _sources(window: Window, split: Split, kind: str, service=None, levels=None,
     minute_table, hourly_table, keys = KINDS[kind]
     columns = ", ".join(keys)
     where = _filters(service, levels, fingerprints)
-    params = {"start": window.start, "service": service, "levels": levels,
-              "fingerprints": fingerprints}
+    params = {"start": window.start, "end": window.until, "service": service,
+              "levels": levels, "fingerprints": fingerprints}
     if window.bucket == "minute":
         return None, *minute_sources(window, split, minute_table, columns, where, params)
     params.update(watermark=split.watermark, dirty=list(split.dirty), cut=split.cut)
@@ -128,13 +128,13 @@ def _sources(window: Window, split: Split, kind: str, service=None, levels=None,
         kept = (f"SELECT {HOUR_OF_MINUTE} AS bucket, {columns}, count"
                 f" FROM logs.{minute_table} WHERE minute >= :watermark AND minute < :cut{where}")
     minutes = (f"SELECT {HOUR_OF_MINUTE} AS bucket, {columns}, count"
-               f" FROM logs.{minute_table} WHERE minute >= :cut{where}")
+               f" FROM logs.{minute_table} WHERE minute >= :cut AND minute < :end{where}")
     if split.dirty:
         # Dirty hours come from their minutes: one index range per hour (a join with the
         # list of hours would not be planned as ranges).
         minutes += (f" UNION ALL SELECT {HOUR_OF_MINUTE}, {columns}, count"
                     f" FROM logs.{minute_table} WHERE ({hour_ranges(split.dirty, params)})"
-                    f"{where}")
+                    f" AND minute < :end{where}")
     return sealed, kept, minutes, params
 
 
@@ -143,7 +143,7 @@ def minute_sources(window: Window, split: Split, minute_table: str, columns: str
     """SELECTs of (bucket, columns..., count) rows of a minute-bucketed window (1h) and
     their parameters: the part to keep, its minutes before the cut that are in no dirty
     hour (None if there are none), and the rest, read by every request."""
-    params["cut"] = split.cut
+    params.update(cut=split.cut, end=window.until)
     dirty = tuple(hour for hour in split.dirty if hour + HOUR > window.start)
     rows = f"SELECT minute AS bucket, {columns}, count FROM logs.{minute_table}"
     live = "minute >= :cut"
@@ -154,7 +154,7 @@ def minute_sources(window: Window, split: Split, minute_table: str, columns: str
             ranges = hour_ranges(dirty, params)
             kept += f" AND NOT ({ranges})"
             live += f" OR {ranges}"
-    return kept, f"{rows} WHERE minute >= :start AND ({live}){where}", params
+    return kept, f"{rows} WHERE minute >= :start AND minute < :end AND ({live}){where}", params
 
 
 @dataclass
@@ -180,8 +180,6 @@ class LevelTotals:
         if grouping == SERVICE_LEVEL:
             key = (name, level)
             self.by_service_level[key] = self.by_service_level.get(key, 0) + count
-        elif slot >= self.slots:
-            return  # lines stamped ahead of now are in the totals, in no bucket's series
         elif grouping == SLOT_LEVEL:
             self.by_slot_level[slot, level] = self.by_slot_level.get((slot, level), 0) + count
         else:
@@ -360,8 +358,7 @@ def _series(window: Window, split: Split, top: list[TopKey], service, levels,
     series = {key: [0] * slots for key in keys}
     rows += [row for row in live if row[:3] in series]
     for service_name, level, fingerprint, slot, count in rows:
-        if slot < slots:  # lines stamped ahead of now are in no bucket
-            series[service_name, level, fingerprint][slot] += count
+        series[service_name, level, fingerprint][slot] += count
     return series
 
 

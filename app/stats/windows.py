@@ -36,6 +36,13 @@ class Window:
         """The bucket unit, as the API names it."""
         return "minute" if self.step == MINUTE else "hour"
 
+    @property
+    def until(self) -> datetime:
+        """Where counting stops: the end of now's minute. Lines stamped later (a sender's
+        clock ahead; they are accepted up to a day ahead) count once their minute comes,
+        so that every total is the sum of its series."""
+        return floor_minute(self.now) + MINUTE
+
     def buckets(self) -> list[datetime]:
         """Every bucket start in the window, oldest first."""
         count = WINDOWS[self.name][1]
