@@ -292,6 +292,29 @@ def test_disabling_during_an_evaluation_closes_what_it_opened(app, client):
     assert scalar("SELECT status FROM logs.alert_deliveries") == "cancelled"
 
 
+def test_a_disable_that_waits_too_long_for_an_evaluation_is_refused(app, client,
+                                                                     monkeypatch):
+    """An evaluation that holds the turn for long (a slow database) does not hold a
+    person's disable or delete without end: past the patience it is a 503, nothing
+    changed, and the config can be disabled once the turn is free."""
+    from app.alerts import configs
+    from app.alerts.turn import EVALUATION_LOCK
+
+    monkeypatch.setattr(configs, "CHANGE_PATIENCE_SECONDS", 1)
+    configure(client)
+    with db.engine.connect() as running:
+        running.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+        for refused in (client.put("/api/logs/alerts/config/api", json={"enabled": False}),
+                        client.delete("/api/logs/alerts/config/api")):
+            assert refused.status_code == 503
+            assert refused.json["error"].startswith("an alert check is running")
+            assert int(refused.headers["Retry-After"]) > 0
+        running.rollback()
+    assert client.get("/api/logs/alerts/config/api").json["enabled"] is True
+    assert client.put("/api/logs/alerts/config/api",
+                      json={"enabled": False}).json["enabled"] is False
+
+
 def test_an_evaluation_that_waited_skips_a_config_disabled_meanwhile(app, client):
     """A config claimed for evaluation, then disabled while the evaluation waited for its
     turn, opens nothing."""

@@ -24,6 +24,8 @@ DEFAULTS = {"error_threshold_per_min": 100, "warning_threshold_per_min": 50,
             "min_evaluation_interval_seconds": 0, "rate_limit_count": 10,
             "rate_limit_minutes": 10}
 MAX_THRESHOLD = 1_000_000_000
+# How long disabling or deleting a config waits for a running evaluation before a 503.
+CHANGE_PATIENCE_SECONDS = 10
 MAX_REPEAT_MINUTES = 7 * 24 * 60
 _EMAIL = re.compile(r"^[^@\s,;<>\"\x00-\x1f\x7f]+@[^@\s,;<>\"\x00-\x1f\x7f]+"
                     r"\.[^@\s,;<>\".\x00-\x1f\x7f]+$")
@@ -183,7 +185,7 @@ def update_config(config: AlertConfig, data: dict) -> AlertConfig:
     cleaned = validate(data, partial=True)
     disabling = cleaned.get("enabled") is False
     if disabling:
-        take_evaluation_turn()
+        take_evaluation_turn(CHANGE_PATIENCE_SECONDS)
     changed = {name: value for name, value in cleaned.items() if getattr(config, name) != value}
     for name, value in changed.items():
         setattr(config, name, value)
@@ -206,7 +208,7 @@ def rotate_secret(config: AlertConfig) -> AlertConfig:
 def delete_config(config: AlertConfig) -> None:
     """Remove a config; its open violations are closed, pending and held deliveries cancelled
     (with the config goes the webhook secret: there is nothing left to send them with)."""
-    take_evaluation_turn()
+    take_evaluation_turn(CHANGE_PATIENCE_SECONDS)
     close_open_violations(config, "config deleted", ("pending", "held"))
     db.session.delete(config)
     db.session.commit()
