@@ -96,6 +96,18 @@ def test_bad_window_or_limit_is_400(client, path):
     assert "window" in response.json["error"] or "limit" in response.json["error"]
 
 
+def test_empty_window_and_limit_mean_their_defaults(client):
+    """A form's fields left blank send `window=&limit=`: the defaults, not a 400."""
+    post_logs(client, [{"service": "api", "level": "error", "message": f"boom {i}"}
+                       for i in range(12)])
+    answer = client.get("/api/logs/dashboard/top-errors?window=&limit=&service=")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["window"]["name"] == "1h"
+    assert [error["count"] for error in answer.json["top_errors"]] == [12]
+    lines = client.get("/api/logs?limit=&service=api")
+    assert lines.status_code == 200 and lines.json["count"] == 12
+
+
 def test_window_buckets_end_now():
     """A window is its N most recent buckets, the current one included."""
     now = datetime(2026, 11, 27, 10, 42, 17, tzinfo=UTC)

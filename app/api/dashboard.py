@@ -23,8 +23,8 @@ def _window():
 
 
 def _limit(default: int = 10) -> int:
-    """The `limit` argument, checked."""
-    limit = whole_number(request.args.get("limit", str(default)))
+    """The `limit` argument, checked; empty means the default, as it does for `window`."""
+    limit = whole_number(request.args.get("limit") or str(default))
     if limit is None or not 1 <= limit <= MAX_TOP:
         raise BadWindow(f"limit must be a whole number from 1 to {MAX_TOP}")
     return limit

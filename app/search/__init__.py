@@ -58,8 +58,9 @@ def parse_time(value: str, name: str) -> datetime:
 
 
 def parse_limit(args, max_limit: int, default: int = DEFAULT_LIMIT) -> int:
-    """The `limit` argument: a whole number from 1 to max_limit."""
-    if "limit" not in args:
+    """The `limit` argument: a whole number from 1 to max_limit; empty (a form's field
+    left blank) means the default, as it does for the filters."""
+    if not args.get("limit"):
         return default
     try:
         limit = int(args["limit"])
