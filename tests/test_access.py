@@ -110,6 +110,10 @@ def test_open_ingest_accepts_lines_without_a_token(app, anonymous_client, monkey
                                    content_type="text/plain",
                                    headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403 and "other sites" in forged.json["error"]
+    # A read token is refused as it would be with ingest closed, not let through as open.
+    reader = post_logs(anonymous_client, {"service": "a", "message": "by a reader"},
+                       headers=token_headers("read"))
+    assert reader.status_code == 403 and "read scope" in reader.json["error"]
     assert scalar("SELECT count(*) FROM logs.entries") == 1
 
 

@@ -82,18 +82,19 @@ def _same_origin() -> bool:
 
 
 def _for_ingest():
-    """Ingest: a token with the ingest or admin scope, or open ingest."""
-    if g.token is not None and g.token.scope in ("ingest", "admin"):
-        return _rate_limited()
+    """Ingest: a token with the ingest or admin scope, or open ingest without a token (a
+    read token is refused there too: it would be refused once ingest is closed)."""
+    if g.token is not None:
+        if g.token.scope in ("ingest", "admin"):
+            return _rate_limited()
+        return _deny(403, f"this token has the {g.token.scope} scope; sending logs needs"
+                          " ingest or admin")
     if current_app.config["LOGDASH_OPEN_INGEST"]:
         # A web page the person has open may post here too (a form, or fetch with a
         # text/plain body, needs no preflight); shippers send no Origin.
         if not _same_origin():
             return _deny(403, "open ingest does not take lines from other sites' pages")
         return None
-    if g.token is not None:
-        return _deny(403, f"this token has the {g.token.scope} scope; sending logs needs"
-                          " ingest or admin")
     return _deny(401, "sending logs needs an API token with the ingest scope"
                       " (Authorization: Bearer ...)", **{"WWW-Authenticate": "Bearer"})
 
