@@ -200,6 +200,21 @@ def test_health_states(client):
     assert "errors > 50" in health["_"]["rules"]["error"]
 
 
+def test_lines_stamped_ahead_count_only_once_their_minute_comes(client):
+    """A sender's clock hours ahead (a local time sent without its zone): its lines are
+    kept, but the last hour is the last hour, health included, and totals equal series."""
+    send(client, "skewed", "info", "heartbeat {i}", 1, 20)
+    send(client, "skewed", "error", "payment failed {i}", 60, -180)
+    for window in ("1h", "24h"):
+        service = client.get(f"/api/logs/dashboard/service/skewed?window={window}").json
+        assert service["totals"]["total"] == 1
+        assert service["totals"]["by_level"]["error"] == 0
+        assert sum(point[level] for point in service["series"]["points"]
+                   for level in ("info", "error")) == 1
+    assert health_of(client)["skewed"]["status"] == "silent"
+    assert client.get("/api/logs?service=skewed").json["count"] == 61
+
+
 def test_health_boundaries_are_strict(client):
     """Exactly at a threshold is not over it."""
     send(client, "edge", "error", "e {i}", 10, 1)
