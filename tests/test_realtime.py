@@ -348,7 +348,7 @@ def test_a_client_that_stops_reading_is_let_go(cluster):
     assert stalled.recv(12) == b"HTTP/1.1 101"
     wait_until(lambda: cluster.count() == 1)
     lines = tail_messages(records(LINES_PER_PUBLISH, "x" * MESSAGE_BYTES + " {i}"))[0]["lines"]
-    message = json.dumps({"topic": TAIL, "data": {"lines": lines, "skipped": 0}})
+    message = json.dumps({"topic": TAIL, "data": {"lines": lines, "skipped": []}})
     try:
         for _ in range(OUTBOX_FRAMES * 2):  # megabytes more than the socket buffers hold
             hub_of(application).dispatch(message)
@@ -546,9 +546,29 @@ def test_large_batches_are_split_bounded_and_counted():
     batch = records(LINES_PER_BATCH + 234)
     messages = tail_messages(batch)
     assert [len(m["lines"]) for m in messages] == [LINES_PER_PUBLISH] * 5
-    assert [m["skipped"] for m in messages] == [234, 0, 0, 0, 0]
+    assert [m["skipped"] for m in messages] == [[["api", "info", 234]], [], [], [], []]
     assert messages[0]["lines"][0]["message"] == "line 234"
     assert messages[-1]["lines"][-1]["message"] == f"line {LINES_PER_BATCH + 233}"
+
+
+@pytest.mark.parametrize(("args", "notice"), [
+    ({"service": ["web"]}, None),
+    ({"service": ["api"], "level": ["error"]}, None),
+    ({"service": ["api"]}, "234 more lines of one large batch are not shown live"),
+    ({}, "234 more lines of one large batch are not shown live"),
+    ({"q": ["line"]}, "Up to 234 more lines of one large batch that may match are not shown"),
+])
+def test_a_tail_counts_only_the_left_out_lines_it_would_show(app, args, notice):
+    """Lines left out of a large batch are counted per service and level: a tail of other
+    services or levels says nothing of them; other filters make the count an upper bound."""
+    filters = filters_from_args(MultiDict(args), 1000)
+    first = tail_messages(records(LINES_PER_BATCH + 234))[0]
+    shown = shown_lines(first, filters)
+    if notice is None:
+        assert shown is None or shown["skipped"] == 0
+        return
+    with app.test_request_context():
+        assert notice in render_tail_rows(shown)
 
 
 def test_tail_cuts_long_messages():
@@ -636,9 +656,10 @@ def test_a_tail_that_falls_behind_keeps_its_own_lines_and_says_what_it_missed(cl
     [[line, noise]] = [m["lines"] for m in tail_messages(records(2, "rare? {i}"))]
     noise["message"] = "noise"
 
-    def message(*lines, skipped=0) -> bytes:
+    def message(*lines, skipped=()) -> bytes:
         """A tail message on the channel."""
-        return json.dumps({"topic": TAIL, "data": {"lines": list(lines), "skipped": skipped}})
+        return json.dumps({"topic": TAIL, "data": {"lines": list(lines),
+                                                   "skipped": list(skipped)}})
 
     outbox = Outbox(weigh=lines_held)
     with hub.subscription({TAIL}, accepts=lambda m: shown_lines(m, filters),
@@ -646,10 +667,11 @@ def test_a_tail_that_falls_behind_keeps_its_own_lines_and_says_what_it_missed(cl
         hub.dispatch(message(line, noise))
         for _ in range(OUTBOX_FRAMES * 2):
             hub.dispatch(message(noise, noise))
-        assert subscription.outbox.get(timeout=0) == {"lines": [line], "skipped": 0}
+        assert subscription.outbox.get(timeout=0) == {"lines": [line], "skipped": 0,
+                                                      "at_most": False}
         assert subscription.outbox.get(timeout=0) is None
         for _ in range(OUTBOX_FRAMES + 4):
-            hub.dispatch(message(line, line, noise, skipped=1))
+            hub.dispatch(message(line, line, noise, skipped=[["api", "info", 1]]))
         dropped = outbox.take_dropped()
         assert dropped == 4 * 3  # two of its lines and one left out of the batch, each time
         with application.test_request_context():

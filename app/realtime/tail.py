@@ -3,6 +3,7 @@
 import itertools
 import json
 import logging
+from collections import Counter
 from datetime import datetime
 
 import redis
@@ -47,12 +48,14 @@ def tail_line(record: Record) -> dict:
 
 
 def tail_messages(records: list[Record]) -> list[dict]:
-    """Split a batch's newest lines into bounded messages; the first says how many were left out."""
+    """Split a batch's newest lines into bounded messages; the first says how many were left
+    out, as [service, level, count] triples, so that each tail counts those it would show."""
     shown = records[-LINES_PER_BATCH:]
-    skipped = len(records) - len(shown)
+    left_out = Counter((r.service, r.level) for r in records[:len(records) - len(shown)])
+    skipped = [[service, level, count] for (service, level), count in sorted(left_out.items())]
     return [
         {"lines": [tail_line(r) for r in shown[start:start + LINES_PER_PUBLISH]],
-         "skipped": skipped if start == 0 else 0}
+         "skipped": skipped if start == 0 else []}
         for start in range(0, len(shown), LINES_PER_PUBLISH)
     ]
 
@@ -91,13 +94,18 @@ def line_matches(filters: SearchFilters, line: dict, lowered: str | None = None)
 
 def shown_lines(message: dict, filters: SearchFilters) -> dict | None:
     """What of one published message a tail shows: its lines that pass the filters, and
-    how many lines of its batch were left out; None when that is nothing."""
+    how many lines of its batch that are of its services and levels were left out (`at_most`
+    when its other filters could not be applied to them); None when that is nothing."""
     texts = _lowered(message) if filters.q else itertools.repeat(None)
     lines = [line for line, text in zip(message["lines"], texts, strict=False)
              if line_matches(filters, line, text)]
-    if not lines and not message["skipped"]:
+    skipped = sum(count for service, level, count in message["skipped"]
+                  if (not filters.services or service in filters.services)
+                  and (not filters.levels or level in filters.levels))
+    if not lines and not skipped:
         return None
-    return {"lines": lines, "skipped": message["skipped"]}
+    unknown = filters.q or filters.fingerprint or filters.since or filters.until
+    return {"lines": lines, "skipped": skipped, "at_most": bool(skipped and unknown)}
 
 
 def _lowered(message: dict) -> list[str]:
@@ -118,4 +126,5 @@ def render_tail_rows(message: dict, dropped: int = 0) -> str:
     """Rows of a message's lines, with notices of lines not shown: those left out of a large
     batch, and `dropped`, those of messages this socket fell too far behind to send."""
     return render_template("live/tail_rows.html", lines=message["lines"],
-                           skipped=message["skipped"], dropped=dropped)
+                           skipped=message["skipped"], at_most=message["at_most"],
+                           dropped=dropped)
