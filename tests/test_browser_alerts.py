@@ -173,7 +173,9 @@ def test_token_is_created_and_revoked(web, admin_context):
     assert requests.get(f"{web.url}/api/logs", headers=bearer, timeout=10).status_code == 200
     row = tab.page.locator("#token-rows tr", has_text=name)
     expect(row).to_contain_text("read")
-    row.get_by_role("button", name="Revoke").click()
+    row.locator("summary", has_text="Revoke…").click()  # a second click revokes
+    assert requests.get(f"{web.url}/api/logs", headers=bearer, timeout=10).status_code == 200
+    row.get_by_role("button", name="Revoke this token").click()
     expect(row).to_contain_text("revoked")
     expect(row.get_by_role("button")).to_have_count(0)
     assert requests.get(f"{web.url}/api/logs", headers=bearer, timeout=10).status_code == 401
@@ -340,3 +342,27 @@ def test_save_alerts_screenshots(postgres_admin_url, redis_url, queue_prefix, br
         for receiver in receivers:
             receiver.stop()
         demo.stop()
+
+
+@pytest.mark.parametrize("width", [390, 1024])
+def test_wide_tables_fit_the_screen_whatever_people_typed(web, browser, admin_token, api,
+                                                          width):
+    """Long unbroken names and comments wrap, and narrow screens stack each row: no table
+    scrolls sideways, so every row's buttons stay in view."""
+    unbroken = "x" * 100
+    assert api.post("/api/tokens", json={"name": unbroken, "scope": "read"}).status_code == 201
+    assert api.post("/api/logs/alerts/silences", json={
+        "service": unique("quiet"), "duration_minutes": 30, "comment": unbroken * 3,
+    }).status_code == 201
+    ctx = new_context(browser, sign_in(browser, web, ADMIN), width=width)
+    try:
+        for path in ("/docs/api", "/settings/tokens", "/alerts"):
+            tab = Tab(ctx, web, path)
+            overflowing = tab.page.evaluate(
+                "[...document.querySelectorAll('.table-wrap')]"
+                ".filter(w => w.scrollWidth > w.clientWidth + 1)"
+                ".map(w => w.querySelector('table').className)")
+            assert overflowing == [], path
+            tab.check_clean()
+    finally:
+        ctx.close()

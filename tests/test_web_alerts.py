@@ -372,7 +372,7 @@ def test_tokens_page_lists_every_token_without_values(admin, anonymous_client):
     listed = {t["id"]: t for t in admin.get("/api/tokens").json["tokens"]}
     row = element(html, f"token-{pinned.id}")
     assert ">vector on web-1<" in row and f">{listed[pinned.id]['prefix']}…<" in row
-    assert ">ingest<" in row and ">web<" in row and ">Revoke<" in row
+    assert ">ingest<" in row and ">web<" in row and ">Revoke this token<" in row
     assert "just now" in row and plain not in html
     gone = element(html, f"token-{revoked.id}")
     assert "revoked just now" in gone and "Revoke<" not in gone and ">never<" in gone
