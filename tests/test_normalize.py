@@ -42,6 +42,8 @@ def test_unknown_levels_are_refused(given):
     ("given", "expected"),
     [
         ("2026-11-27T05:00:00Z", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        # RFC 3339 lets both letters be lower case.
+        ("2026-11-27t05:00z", datetime(2026, 11, 27, 5, tzinfo=UTC)),
         ("2026-11-27T07:00:00+02:00", datetime(2026, 11, 27, 5, tzinfo=UTC)),
         ("2026-11-27 05:00:00", datetime(2026, 11, 27, 5, tzinfo=UTC)),
         ("2026-11-27T05:00:00.250", datetime(2026, 11, 27, 5, 0, 0, 250000, tzinfo=UTC)),

@@ -32,6 +32,8 @@ def parse_timestamp(value) -> datetime:
         return _from_epoch(float(text))
     except ValueError:
         pass
+    if text[-1] == "z":  # RFC 3339 allows a lower-case zone letter; fromisoformat does not
+        text = text[:-1] + "Z"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
