@@ -4,6 +4,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from html import escape, unescape
+from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
@@ -311,6 +312,51 @@ def test_tail_page_connects_with_its_filters(client):
     assert unescape(socket) == "/ws/logs/tail?service=api&min_level=warning&q=boom"
     assert 'id="tail-toggle"' in html
     assert "Waiting for new lines" in html
+
+
+class FilterForm(HTMLParser):
+    """What the filter form would submit as it stands: (name, value) of every field."""
+
+    def __init__(self) -> None:
+        """Nothing read yet."""
+        super().__init__()
+        self.fields, self.select, self.inside, self.selected = [], None, False, False
+
+    def handle_starttag(self, tag, attrs) -> None:
+        """Note inputs with a value and selected options, inside the filter form only."""
+        attrs = dict(attrs)
+        if tag == "form" and "filters" in attrs.get("class", ""):
+            self.inside = True
+        elif self.inside and tag == "input" and attrs.get("value"):
+            self.fields.append((attrs["name"], attrs["value"]))
+        elif self.inside and tag == "select":
+            self.select = attrs["name"]
+        elif self.inside and tag == "option" and "selected" in attrs:
+            self.selected = True
+
+    def handle_data(self, data) -> None:
+        """A selected option's text is its value."""
+        if self.selected:
+            self.fields.append((self.select, data))
+            self.selected = False
+
+    def handle_endtag(self, tag) -> None:
+        """The filter form ends."""
+        if tag == "form":
+            self.inside = False
+
+
+@pytest.mark.parametrize("path", [
+    "/logs?service=web&service=billing&limit=2&level=error&q=boom",
+    "/tail?service=web&service=billing&level=error&q=boom",
+])
+def test_filter_forms_keep_every_filter_of_the_url(client, path):
+    """Pressing Search or Apply without changing anything asks for what the URL asked:
+    every service of a repeated one, the limit, and the level on the tail too."""
+    form = FilterForm()
+    form.feed(page(client, path))
+    asked = [tuple(pair.split("=")) for pair in path.partition("?")[2].split("&")]
+    assert sorted(form.fields) == sorted(asked)
 
 
 def test_tail_page_refuses_bad_filters(client):
