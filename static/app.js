@@ -115,6 +115,9 @@
   // Live tail: new rows arrive hidden in #tail-incoming; show them unless paused.
 
   let tailPaused = false;
+  // Rows let go while paused: the page keeps only the newest it would show, however long
+  // the pause, and counts the rest.
+  let tailLetGo = 0;
 
   function flushTail() {
     const incoming = document.getElementById("tail-incoming");
@@ -122,11 +125,15 @@
     if (!incoming || !list) return;
     const pending = document.getElementById("tail-pending");
     if (tailPaused) {
-      const count = incoming.querySelectorAll(".log-row").length;
+      const rows = incoming.querySelectorAll(".log-row");
+      for (let i = 0; i < rows.length - TAIL_MAX_ROWS; i += 1) rows[i].remove();
+      tailLetGo += Math.max(rows.length - TAIL_MAX_ROWS, 0);
+      const count = Math.min(rows.length, TAIL_MAX_ROWS) + tailLetGo;
       pending.textContent = count + (count === 1 ? " new line" : " new lines");
       pending.hidden = count === 0;
       return;
     }
+    tailLetGo = 0;
     // Rows arrive oldest first; prepending each leaves the newest on top.
     Array.from(incoming.children).forEach((row) => list.prepend(row));
     const waiting = document.getElementById("tail-waiting");

@@ -264,6 +264,14 @@ def test_paused_tail_counts_new_lines_and_resumes(web, context):
     expect(tail.page.locator("#tail-list .log-row")).to_have_count(0)
     tail.page.click("#tail-toggle")
     expect(tail.page.locator("#tail-list .msg")).to_have_text(["line 2", "line 1", "line 0"])
+    # A long pause keeps only the newest rows the page shows, and counts every line.
+    tail.page.click("#tail-toggle")
+    web.ingest([{"service": service, "message": f"more {i}"} for i in range(600)])
+    expect(tail.page.locator("#tail-pending")).to_have_text("600 new lines", timeout=LIVE_MS)
+    assert tail.page.locator("#tail-incoming .log-row").count() == 500
+    tail.page.click("#tail-toggle")
+    expect(tail.page.locator("#tail-list .msg").first).to_have_text("more 599")
+    expect(tail.page.locator("#tail-list .log-row")).to_have_count(500)
     tail.check_clean()
 
 
