@@ -34,7 +34,8 @@ def _query(name: str, schema: dict, description: str = "") -> dict:
 
 LOG_LINE_IN = {
     "type": "object",
-    "required": ["message"],
+    "description": "a line needs a message, under one of message, msg or log",
+    "anyOf": [{"required": ["message"]}, {"required": ["msg"]}, {"required": ["log"]}],
     "properties": {
         "service": {"type": "string", "maxLength": 100},
         "message": {"type": "string"}, "msg": {"type": "string"}, "log": {"type": "string"},
@@ -167,10 +168,12 @@ PATHS = {
         "get": {
             "summary": "Search lines, newest first",
             "parameters": [
-                _query("service", {"type": "string"}), _query("level", LEVEL),
-                _query("min_level", LEVEL), _query("q", {"type": "string", "maxLength": 500},
-                                           "text the message contains, any case; read newest"
-                                           " first in slices of time within a budget"),
+                _query("service", {"type": "array", "items": {"type": "string"}},
+                       "repeat for several services"),
+                _query("level", LEVEL), _query("min_level", LEVEL),
+                _query("q", {"type": "string", "maxLength": 500},
+                       "text the message contains, any case; read newest first in slices of"
+                       " time within a budget"),
                 _query("since", {"type": "string"}), _query("until", {"type": "string"}),
                 _query("fingerprint", {"type": "string"}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
