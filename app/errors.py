@@ -39,7 +39,10 @@ def refuse_nul_characters():
     """Before each request: a NUL in the path or query string is refused outright."""
     if "\x00" in request.path or any("\x00" in k or any("\x00" in v for v in vs)
                                       for k, vs in request.args.lists()):
-        return jsonify(error="the URL contains a NUL character"), 400
+        message = "the URL contains a NUL character"
+        if _wants_page():
+            return render_template("error.html", code=400, message=message), 400
+        return jsonify(error=message), 400
     return None
 
 

@@ -359,6 +359,14 @@ def test_filter_forms_keep_every_filter_of_the_url(client, path):
     assert sorted(form.fields) == sorted(asked)
 
 
+def test_a_nul_in_the_url_is_a_page_for_browsers_and_json_for_scripts(client):
+    """Refused before anything reads it, in the form the asker reads."""
+    assert "NUL character" in page(client, "/logs?q=%00", 400)
+    answer = client.get("/api/logs?q=%00")
+    assert (answer.status_code, answer.json) == (400, {"error": "the URL contains a NUL"
+                                                                " character"})
+
+
 def test_tail_page_refuses_bad_filters(client):
     """A bad level is a 400 page without a socket."""
     html = page(client, "/tail?min_level=loud", 400)
