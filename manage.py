@@ -38,6 +38,13 @@ def venv_python() -> Path:
     return BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+def venv_has_pip() -> bool:
+    """Whether .venv has an interpreter that can run pip."""
+    return venv_python().exists() and subprocess.run(
+        [str(venv_python()), "-m", "pip", "--version"], capture_output=True, check=False
+    ).returncode == 0
+
+
 def ensure_venv(extras: str) -> None:
     """Create .venv and install the project into it when missing or out of date."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
@@ -47,9 +54,14 @@ def ensure_venv(extras: str) -> None:
     if any(stamp.exists() and stamp.read_text() == wanted for stamp in stamps):
         return
     stamp = stamps[0]
-    if not venv_python().exists():
+    if not venv_has_pip():
         print("creating .venv ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            # clear: a .venv left without pip (a Python without ensurepip) is made anew.
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        except subprocess.CalledProcessError:
+            raise SystemExit("could not put pip into .venv: this Python has no ensurepip"
+                             " (on Debian or Ubuntu: apt install python3-venv)") from None
     target = f".[{extras}]" if extras else "."
     print(f"installing {target} into .venv ...", flush=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+import venv
 from pathlib import Path
 
 import psycopg
 import pytest
 import requests
+
+import manage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,3 +145,15 @@ def test_a_failed_start_leaves_no_embedded_redis_behind(tmp_path):
     assert result.returncode != 0
     assert "embedded Redis" in result.stdout
     assert leftover == [] and not redis_socket.exists()
+
+
+def test_a_venv_left_without_pip_is_made_anew(tmp_path, monkeypatch):
+    """A Python without ensurepip leaves a .venv with an interpreter and no pip; the next
+    run must not take that .venv as ready."""
+    half_made = tmp_path / ".venv"
+    venv.EnvBuilder(with_pip=False).create(half_made)
+    monkeypatch.setattr(manage, "BIN", half_made / "bin")
+    assert manage.venv_python().exists()
+    assert not manage.venv_has_pip()
+    monkeypatch.setattr(manage, "BIN", ROOT / ".venv" / "bin")
+    assert manage.venv_has_pip()
