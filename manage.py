@@ -135,9 +135,12 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
         ]
     )
     for _ in range(100):
-        if REDIS_SOCKET.exists():
+        if REDIS_SOCKET.exists() or process.poll() is not None:
             break
         time.sleep(0.05)
+    if process.poll() is not None or not REDIS_SOCKET.exists():
+        stop_all([process])
+        raise SystemExit(f"the embedded Redis did not start; see {INSTANCE / 'redis.log'}")
     return f"unix://{REDIS_SOCKET}", process
 
 
@@ -173,7 +176,7 @@ def port_taken(host: str, port: str) -> bool:
 def run() -> int:
     """Start Logdash: embedded services if not configured, migrations, then web/worker/scheduler."""
     reexec_in_venv("")
-    INSTANCE.mkdir(exist_ok=True)
+    INSTANCE.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")

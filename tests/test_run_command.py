@@ -157,3 +157,16 @@ def test_a_venv_left_without_pip_is_made_anew(tmp_path, monkeypatch):
     assert not manage.venv_has_pip()
     monkeypatch.setattr(manage, "BIN", ROOT / ".venv" / "bin")
     assert manage.venv_has_pip()
+
+
+def test_an_embedded_redis_that_does_not_start_stops_the_run(tmp_path):
+    """A Redis that cannot listen (here: a socket path longer than unix sockets allow) is
+    reported at once, with where its log is, instead of a run on a URL nothing serves."""
+    instance = tmp_path / ("deep" * 30) / "instance"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY")}
+    env.update(PORT=str(free_port()), LOGDASH_INSTANCE_PATH=str(instance),
+               DATABASE_URL="postgresql://postgres@127.0.0.1:5432/logdash_not_reached")
+    result = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"the embedded Redis did not start; see {instance / 'redis.log'}" in result.stderr
