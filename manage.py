@@ -132,7 +132,8 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
             "--dbfilename", "redis.rdb",
             "--save", "60 1",
             "--logfile", str(INSTANCE / "redis.log"),
-        ]
+        ],
+        pass_fds=run_lock_fds(),
     )
     for _ in range(100):
         if REDIS_SOCKET.exists() or process.poll() is not None:
@@ -162,6 +163,12 @@ def hold_run_lock() -> bool:
         return False
     RUN_LOCK.append(handle)  # open, and so locked, until this process exits
     return True
+
+
+def run_lock_fds() -> tuple[int, ...]:
+    """The run lock's file descriptor, for the processes this run starts to hold too: a run
+    killed outright (SIGKILL) leaves them running, and still locked against a second run."""
+    return tuple(handle.fileno() for handle in RUN_LOCK)
 
 
 def port_taken(host: str, port: str) -> bool:
@@ -222,7 +229,8 @@ def start_processes(env: dict, helpers: list[subprocess.Popen]) -> int:
     commands = procfile_commands()
     children = {
         # The Procfile is shell syntax (${PORT:-8000}); exec keeps one process per line.
-        name: subprocess.Popen(["/bin/sh", "-c", f"exec {commands[name]}"], env=env, cwd=ROOT)
+        name: subprocess.Popen(["/bin/sh", "-c", f"exec {commands[name]}"], env=env, cwd=ROOT,
+                               pass_fds=run_lock_fds())
         for name in wanted_processes(env)
     }
     print(f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/  (Ctrl-C stops)\n",

@@ -1,6 +1,7 @@
 """The README's run command on a machine with nothing configured: embedded servers, all
 three processes, a working API, and a clean stop."""
 
+import contextlib
 import os
 import re
 import signal
@@ -170,3 +171,37 @@ def test_an_embedded_redis_that_does_not_start_stops_the_run(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"the embedded Redis did not start; see {instance / 'redis.log'}" in result.stderr
+
+
+def test_a_run_killed_outright_leaves_its_processes_locked_against_another(tmp_path,
+                                                                           monkeypatch):
+    """The processes a run starts hold its instance lock too: if the run itself is killed
+    (SIGKILL, no chance to stop them), a second run still refuses to start beside them."""
+    script = (
+        "import subprocess, sys, time\n"
+        "from pathlib import Path\n"
+        "import manage\n"
+        f"manage.INSTANCE = Path({str(tmp_path)!r})\n"
+        "assert manage.hold_run_lock()\n"
+        "child = subprocess.Popen(['sleep', '60'], pass_fds=manage.run_lock_fds())\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                           text=True)
+    child = int(run.stdout.readline())
+    try:
+        run.kill()
+        run.wait(10)
+        monkeypatch.setattr(manage, "INSTANCE", tmp_path)
+        monkeypatch.setattr(manage, "RUN_LOCK", [])
+        assert not manage.hold_run_lock()
+        os.kill(child, signal.SIGTERM)
+        wait_until(lambda: manage.hold_run_lock(), 10)
+        assert manage.RUN_LOCK
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+        run.stdout.close()
+        for handle in manage.RUN_LOCK:
+            handle.close()
