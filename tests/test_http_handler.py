@@ -125,6 +125,11 @@ def test_unformattable_args_keep_the_raw_text(client):
     [repeated] = parse_logging_form(form, None)
     assert len(repeated["message"]) < 40_000
     assert repeated["message"].startswith("%(a)s%(a)s")
+    # So would many placeholders of a wide field each, whatever the args.
+    wide = urlencode({"msg": "%()999d" * 100_000, "args": "{'': 1}", "levelname": "INFO",
+                      "name": "a"}).encode()
+    [padded] = parse_logging_form(wide, None)
+    assert len(padded["message"]) < 1_000_000 and padded["message"].startswith("%()999d")
 
 
 def test_wrong_password_is_refused_and_nothing_stored(live_server, client):

@@ -158,17 +158,19 @@ _RECORD_INTERNALS = {
 _EXC_INFO = re.compile(r"^\(<class '[^']+'>, (.+), <traceback object at 0x[0-9a-f]+>\)$", re.S)
 # A printf width or precision this large would build a huge string from a tiny request,
 # with or without a mapping key ("%(name)099999d").
-_HUGE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d{5,}|\.(\*|\d{5,}))")
+_HUGE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d{3,}|\.(\*|\d{3,}))")
 # Each placeholder writes at most about one args' worth of text ("%(a)s" repeated uses one
-# value many times): formatting that could write more than this is not done.
+# value many times), or its width (under 100, by _HUGE_FORMAT): formatting that could write
+# more than this is not done.
 MAX_FORMATTED_CHARS = 1_000_000
+MAX_PLACEHOLDER_WIDTH = 100
 
 
 def _format_message(msg: str, args: str) -> str:
     """Apply a LogRecord's args (sent as their repr) to its msg, as logging would."""
     if not args or args in ("()", "None", "{}") or "%" not in msg or _HUGE_FORMAT.search(msg):
         return msg
-    if msg.count("%") * len(args) > MAX_FORMATTED_CHARS:
+    if msg.count("%") * (len(args) + MAX_PLACEHOLDER_WIDTH) > MAX_FORMATTED_CHARS:
         return f"{msg} {args}"
     try:
         values = ast.literal_eval(args) if len(args) <= 10_000 else None
