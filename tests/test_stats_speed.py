@@ -338,6 +338,19 @@ def test_a_late_hour_keeps_its_lines_when_the_clock_passes_the_minute_horizon(
     check_exact(("7d",))
 
 
+def test_counts_are_exact_on_a_web_process_whose_clock_is_behind_the_jobs(client):
+    """Clocks may disagree by minutes: the hourly job may seal the hour a web process still
+    sees as current, and lines may be stamped in the minutes after that process's now.
+    Every window it serves stays exact, and ends with its own minute."""
+    now = datetime.now(UTC)
+    send(client, at(now + timedelta(minutes=2), "api", "error", 3),
+         at(now - timedelta(minutes=1), "api", "info", 2),
+         at(now - timedelta(hours=2), "web", "warning", 4))
+    aggregate_hours(floor_hour(now) + timedelta(hours=1, minutes=1))  # the job, an hour on
+    check_exact(now=now)
+    check_hour_exact(make_window("1h", now), make_window("1h", now).buckets()[-15])
+
+
 def test_late_hours_are_those_older_than_late_after_or_sealed():
     """A minute is late once LATE_AFTER old, and always in an hour the job has sealed."""
     def t(hour: int, minute: int, second: int = 0) -> datetime:

@@ -97,7 +97,10 @@ def split_from(start: datetime, now: datetime) -> Split:
         " ARRAY(SELECT hour FROM logs.dirty_hours WHERE hour >= :start ORDER BY hour)"),
         {"start": start}).one()
     # The window never starts after the watermark; dirty hours past it are minutes anyway.
-    watermark = max(watermark or start, start)
+    # Nor is it later than the hour `now` is in: the job's clock may run ahead of this
+    # process's, and the hours it sealed are then read from their minutes, which stop at
+    # the window's end, like every count this process serves.
+    watermark = max(min(watermark or start, floor_hour(now)), start)
     sealed_dirty = tuple(hour for hour in dirty if hour < watermark)
     late = len(sealed_dirty) < len(dirty)
     cut = watermark if late else max(watermark, floor_minute(now) - KEEP_AFTER)
