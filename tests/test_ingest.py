@@ -276,6 +276,17 @@ def test_too_many_lines_is_413(app, client, monkeypatch):
     assert scalar("SELECT count(*) FROM logs.entries") == 0
 
 
+def test_attributes_larger_than_the_limit_refuse_their_line(app, client, monkeypatch):
+    """A line's attributes are bounded in size as JSON, as its message is."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_ATTRIBUTE_CHARS", 200)
+    response = post_logs(client, [{"service": "a", "message": "big", "blob": "x" * 300},
+                                  {"service": "a", "message": "small", "blob": "x" * 100}])
+    assert response.json["accepted"] == 1
+    assert response.json["errors"][0]["error"] == ("attributes are 311 characters as JSON;"
+                                                   " at most 200 are kept per line")
+    assert scalar("SELECT message FROM logs.entries") == "small"
+
+
 def test_long_message_is_truncated_with_a_marker(app, client, monkeypatch):
     """Messages over the configured length are cut and say so."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_MESSAGE_BYTES", 1000)

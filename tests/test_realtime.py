@@ -582,7 +582,8 @@ def test_tail_leaves_out_huge_attributes():
     """Attributes of megabytes are not copied to every tail (search shows them whole);
     ordinary ones are streamed as they are."""
     now = datetime.now(UTC)
-    limits = Limits(max_message_bytes=1_000_000, oldest=now.replace(year=2000), newest=now)
+    limits = Limits(max_message_bytes=1_000_000, oldest=now.replace(year=2000), newest=now,
+                    max_attribute_chars=1_000_000)
     big, small = (normalize({"service": "api", "message": "m", "blob": "x" * size}, None,
                             limits, now) for size in (100_000, 10))
     [huge, ordinary] = tail_messages([big, small])[0]["lines"]

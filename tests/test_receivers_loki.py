@@ -309,3 +309,15 @@ def test_too_many_entries_are_refused_before_any_is_built(app, client, monkeypat
     assert response.json["error"] == "batch has 11 lines; at most 10 per request"
     assert built == []
     assert stored() == []
+
+
+def test_stream_labels_over_a_lines_limits_refuse_its_entries(client):
+    """A stream with more labels than a line may keep refuses its entries, named, without
+    copying its labels into each; other streams of the push are kept."""
+    labels = {"job": "wide", **{f"label{i}": "v" for i in range(150)}}
+    response = push(client, [{"stream": labels, "values": [[ns(), "a"], [ns(), "b"]]},
+                             {"stream": {"job": "narrow"}, "values": [[ns(), "kept"]]}])
+    assert response.status_code == 400
+    assert (response.json["accepted"], response.json["rejected"]) == (1, 2)
+    assert "151 attributes are shared by every line here" in response.json["error"]
+    assert [line["message"] for line in stored()] == ["kept"]

@@ -350,10 +350,52 @@ def test_too_many_records_are_refused_before_any_is_built(app, client, monkeypat
         body = request.SerializeToString()
     response = post(client, body, content_type)
     assert response.status_code == 413
-    assert "batch has 11 lines; at most 10 per request" in Status.FromString(
-        response.data).message if content_type == PROTOBUF else response.json["message"]
+    message = (Status.FromString(response.data).message if content_type == PROTOBUF
+               else response.json["message"])
+    assert "batch has 11 lines; at most 10 per request" in message
     assert built == []
     assert stored() == []
+
+
+@pytest.mark.parametrize(("resource", "error"), [
+    # with the scope's version, 151
+    ({f"attribute.{i}": "v" for i in range(150)}, "151 attributes are shared by every line"),
+    ({"service.name": "checkout", "blob": "x" * 70_000},
+     "the attributes shared by every line here are 70"),
+])
+def test_resource_attributes_over_a_lines_limits_refuse_its_records_uncopied(
+        client, monkeypatch, resource, error):
+    """Resource and scope attributes past a line's limits (count, or size as JSON) refuse
+    every record of that scope, decided once: never copied into thousands of records."""
+    from app.ingest import otlp
+
+    built = []
+    monkeypatch.setattr(otlp, "_log_object", lambda *args: built.append(args))
+    records = [{"body": {"stringValue": f"line {i}"}} for i in range(3)]
+    response = post(client, otlp_json(records, resource))
+    assert response.status_code == 200
+    partial = response.json["partialSuccess"]
+    assert int(partial["rejectedLogRecords"]) == 3 and error in partial["errorMessage"]
+    assert built == [] and stored() == []
+
+
+def test_a_request_whose_shared_attributes_would_be_copied_too_often_is_413(client,
+                                                                         monkeypatch):
+    """Within a line's limits, shared attributes times the records that carry them are
+    bounded per request too: a 1 KB gzipped export cannot become gigabytes of copies."""
+    from app.ingest import records
+
+    monkeypatch.setattr(records, "MAX_COPIED_ATTRIBUTE_CHARS", 10_000)
+    body = otlp_json([{"body": {"stringValue": f"line {i}"}} for i in range(30)],
+                     {"service.name": "checkout", "build": "x" * 500})
+    response = post(client, body)
+    assert response.status_code == 413
+    assert "more than 10000 characters once copied into each" in response.json["message"]
+    assert stored() == []
+    fewer = otlp_json([{"body": {"stringValue": f"line {i}"}} for i in range(10)],
+                      {"service.name": "checkout", "build": "x" * 500})
+    assert post(client, fewer).status_code == 200
+    assert len(stored()) == 10
 
 
 @pytest.mark.parametrize(("path", "body", "content_type"), [

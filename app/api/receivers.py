@@ -7,6 +7,7 @@ pinning. Only the answers differ, each as its protocol's own server gives them.
 """
 
 import os
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -14,6 +15,7 @@ from app.api.ingest import MAX_KEY_CHARS, OPEN_SCOPE
 from app.ingest import gelf, loki, otlp
 from app.ingest.batch import ingest_items
 from app.ingest.bodies import BodyError, check_line_count, decompress
+from app.ingest.records import Limits
 
 bp = Blueprint("receivers", __name__)
 
@@ -40,6 +42,11 @@ def _body(encoding_of=None) -> bytes:
 def _max_lines() -> int:
     """The most lines one request may carry."""
     return current_app.config["LOGDASH_MAX_LINES_PER_REQUEST"]
+
+
+def _limits() -> Limits:
+    """What one line may hold."""
+    return Limits.from_config(current_app.config, datetime.now(UTC))
 
 
 def _default_service() -> str | None:
@@ -70,8 +77,8 @@ def otlp_logs():
     if request.mimetype not in (otlp.PROTOBUF, otlp.JSON):
         return jsonify(error=f"Content-Type must be {otlp.PROTOBUF} or {otlp.JSON}"), 415
     try:
-        answer = _store("otlp", otlp.parse_request(_body(), request.mimetype, _max_lines()),
-                        otlp.UNKNOWN_SERVICE)
+        items = otlp.parse_request(_body(), request.mimetype, _limits(), _max_lines())
+        answer = _store("otlp", items, otlp.UNKNOWN_SERVICE)
     except BodyError as error:
         return jsonify(error=str(error)), error.status
     return current_app.response_class(otlp.export_response(answer, request.mimetype),
@@ -110,7 +117,8 @@ def loki_push():
         data = _body()
         if protobuf:
             data = loki.unsnappy(data, current_app.config["LOGDASH_MAX_BODY_BYTES"])
-        items = loki.parse_push(data, protobuf, _loki_service_labels(), _max_lines())
+        items = loki.parse_push(data, protobuf, _loki_service_labels(), _limits(),
+                                _max_lines())
         answer = _store("loki", items, otlp.UNKNOWN_SERVICE)
     except BodyError as error:
         return jsonify(error=str(error)), error.status

@@ -15,8 +15,9 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from app.ingest.bodies import BodyError, check_line_count
+from app.ingest.bodies import BodyError, LineError, check_line_count
 from app.ingest.levels import normalize_level
+from app.ingest.records import Limits, SharedAttributes
 
 # The names Loki itself reads a level from (its detected_level), first present wins.
 LEVEL_KEYS = ("level", "detected_level", "severity", "lvl")
@@ -66,14 +67,18 @@ def _push_request_class():
 PushRequest = _push_request_class()
 
 
-def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...],
-               max_lines: int) -> list[dict]:
+def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...], limits: Limits,
+               max_lines: int) -> list[dict | LineError]:
     """Return one log object per entry of a push request; 413 for more than max_lines
     entries, before any is built (each carries a copy of its stream's labels: a small
     compressed body could otherwise take gigabytes)."""
     streams = _protobuf_streams(data, max_lines) if protobuf else _json_streams(data, max_lines)
-    return [_log_object(labels, entry, service_labels)
-            for labels, entries in streams for entry in entries]
+    items, shared = [], SharedAttributes(limits)
+    for labels, entries in streams:
+        refusal = shared.refusal(labels, len(entries))
+        items += ([LineError(refusal)] * len(entries) if refusal else
+                  [_log_object(labels, entry, service_labels) for entry in entries])
+    return items
 
 
 def unsnappy(data: bytes, max_bytes: int) -> bytes:

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from app.ingest.bodies import BodyError, LineError, check_line_count
 from app.ingest.levels import normalize_level
+from app.ingest.records import Limits, SharedAttributes
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -38,7 +39,7 @@ _HEX_ID_FIELDS = ("traceId", "spanId")
 _RECORD_PATH = ("resourceLogs", "scopeLogs", "logRecords")
 
 
-def parse_request(data: bytes, content_type: str, max_lines: int) -> list:
+def parse_request(data: bytes, content_type: str, limits: Limits, max_lines: int) -> list:
     """Return one log object per record of a protobuf or JSON ExportLogsServiceRequest;
     413 for more than max_lines records, before any is built (each carries a copy of its
     resource's attributes: a small compressed body could otherwise take gigabytes)."""
@@ -53,7 +54,7 @@ def parse_request(data: bytes, content_type: str, max_lines: int) -> list:
         _parse_json(data, request, max_lines)
     check_line_count(sum(len(scope_logs.log_records) for resource_logs in request.resource_logs
                          for scope_logs in resource_logs.scope_logs), max_lines)
-    return list(_log_objects(request))
+    return list(_log_objects(request, limits))
 
 
 def _parse_json(data: bytes, request: ExportLogsServiceRequest, max_lines: int) -> None:
@@ -98,8 +99,10 @@ def _hex_to_base64(key: str, value: str) -> str:
         raise BodyError(400, f"{key} {value[:40]!r} is not hex") from None
 
 
-def _log_objects(request: ExportLogsServiceRequest) -> Iterator[dict | LineError]:
+def _log_objects(request: ExportLogsServiceRequest,
+                 limits: Limits) -> Iterator[dict | LineError]:
     """Flatten resources, scopes and records into one log object per record."""
+    shared = SharedAttributes(limits)
     for resource_logs in request.resource_logs:
         resource = _key_values(resource_logs.resource.attributes)
         service = resource.pop("service.name", None)
@@ -112,8 +115,10 @@ def _log_objects(request: ExportLogsServiceRequest) -> Iterator[dict | LineError
             if scope.version:
                 context["otel.scope.version"] = scope.version
             context.update(_key_values(scope.attributes))
+            refusal = shared.refusal(context, len(scope_logs.log_records))
             for record in scope_logs.log_records:
-                yield _log_object(record, service, scope.name or None, context)
+                yield LineError(refusal) if refusal else _log_object(
+                    record, service, scope.name or None, context)
 
 
 def _log_object(record, service, logger, context: dict) -> dict | LineError:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import orjson
 
 from app.grouping import fingerprint, template_of
+from app.ingest.bodies import BodyError
 from app.ingest.levels import normalize_level
 from app.ingest.timestamps import parse_timestamp
 
@@ -52,6 +53,7 @@ class Limits(NamedTuple):
     newest: datetime
     max_attributes: int = 100
     max_attribute_depth: int = 8
+    max_attribute_chars: int = 64 * 1024
 
     @classmethod
     def from_config(cls, config, now: datetime) -> "Limits":
@@ -67,6 +69,7 @@ class Limits(NamedTuple):
             newest=now + timedelta(hours=config["LOGDASH_ACCEPT_FUTURE_HOURS"]),
             max_attributes=config["LOGDASH_MAX_ATTRIBUTES"],
             max_attribute_depth=config["LOGDASH_MAX_ATTRIBUTE_DEPTH"],
+            max_attribute_chars=config["LOGDASH_MAX_ATTRIBUTE_CHARS"],
         )
 
 
@@ -195,10 +198,45 @@ def _attributes(raw: dict, used: set, limits: Limits) -> str:
         raise InvalidLine(f"attributes are nested deeper than {limits.max_attribute_depth}"
                           " levels")
     text = _attributes_json(attributes)
+    if len(text) > limits.max_attribute_chars:
+        raise InvalidLine(f"attributes are {len(text)} characters as JSON; at most"
+                          f" {limits.max_attribute_chars} are kept per line")
     if "\\u0000" not in text:
         return text
     # jsonb refuses the \u0000 escape; the message column already gets the same treatment.
     return _ESCAPED_NUL.sub(r"\1\\ufffd", text)
+
+
+# The attributes an OTLP scope or a Loki stream shares are copied into each of its lines,
+# and stored with each: a few KB sent once could become gigabytes. One request may make at
+# most this many characters of such copies.
+MAX_COPIED_ATTRIBUTE_CHARS = 64 * 1024 * 1024
+
+
+class SharedAttributes:
+    """Checks, once each, the attributes many lines of one request will each carry."""
+
+    def __init__(self, limits: Limits) -> None:
+        """Nothing copied yet."""
+        self.limits = limits
+        self.copied = 0
+
+    def refusal(self, attributes: dict, lines: int) -> str | None:
+        """Why the `lines` lines that would carry these attributes are refused, if they
+        are; BodyError (413) once the request's copies would pass MAX_COPIED_ATTRIBUTE_CHARS."""
+        if len(attributes) > self.limits.max_attributes:
+            return (f"{len(attributes)} attributes are shared by every line here; at most"
+                    f" {self.limits.max_attributes} are kept per line")
+        size = len(_attributes_json(attributes)) if attributes else 0
+        if size > self.limits.max_attribute_chars:
+            return (f"the attributes shared by every line here are {size} characters as"
+                    f" JSON; at most {self.limits.max_attribute_chars} are kept per line")
+        self.copied += size * lines
+        if self.copied > MAX_COPIED_ATTRIBUTE_CHARS:
+            raise BodyError(413, "the attributes shared by many lines of this request would"
+                                 f" be more than {MAX_COPIED_ATTRIBUTE_CHARS} characters once"
+                                 " copied into each; send fewer lines per request")
+        return None
 
 
 def normalize(raw, default_service: str | None, limits: Limits, received: datetime) -> Record:
