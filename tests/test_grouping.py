@@ -130,6 +130,20 @@ def test_message_keys_keep_their_words(message, expected):
     assert template_of(message) == expected
 
 
+@pytest.mark.parametrize(("message", "expected"), [
+    # in a URL's query string: a value a client chooses, one template whatever it is
+    ("GET /login?error=access_denied&state=xyz HTTP/1.1 302", "GET <*>"),
+    ('{"path":"/search?msg=hello","status":200}', '{"path":<*>,"status":<*>}'),
+    # inside another key's value, in logfmt or JSON
+    ('a="x msg=y" b=1', "a=<*> b=<*>"),
+    ('{"query":"msg=abc user=42"}', '{"query":<*>}'),
+])
+def test_message_keys_inside_other_values_are_values(message, expected):
+    """Only a key of the line itself names its message: one in a URL or inside another
+    quoted value is masked with that value."""
+    assert template_of(message) == expected
+
+
 def test_structured_lines_with_the_same_keys_are_told_apart_by_their_message():
     """Two events logged with the same keys are two templates; one event with other
     values is one."""

@@ -65,9 +65,10 @@ _VARIABLE = re.compile(
 MESSAGE_KEYS = ("msg", "message", "error", "err", "reason", "event", "exception",
                 "description", "detail", "log")
 _QUOTED = r"\"(?P<quoted>(?:[^\"\\]|\\.)*)\""
-# logfmt: found from its "=", which is searched for quickly; the key is checked behind it.
+# logfmt: found from its "=", which is searched for quickly; the key is checked behind it,
+# and must start the line or follow a space (not "?error=" in a URL, nor "user_msg=").
 _LOGFMT_MESSAGE = re.compile(
-    "=(?:" + "|".join(rf"(?<=(?<![\w.\-]){key}=)" for key in MESSAGE_KEYS) + ")"
+    "=(?:" + "|".join(rf"(?<=(?<!\S){key}=)" for key in MESSAGE_KEYS) + ")"
     rf"(?:{_QUOTED}|(?P<bare>[^\s\"',;]+))",
     re.ASCII | re.IGNORECASE,
 )
@@ -97,16 +98,29 @@ def _mask_text(text: str) -> str:
     return masked
 
 
+def _in_quotes(line: str, position: int) -> bool:
+    """Whether position lies inside a double-quoted string (quotes escaped with a backslash
+    do not count)."""
+    before = line[:position]
+    return (before.count('"') - before.count('\\"')) % 2 == 1
+
+
 def _message_values(line: str) -> list[tuple[int, int, str]]:
-    """Where the values of message keys lie in line: (start, end, the quote around it)."""
+    """Where the values of message keys lie in line: (start, end, the quote around it).
+    A key inside another value ("a=\"x msg=y\"", a JSON string holding msg=) is text."""
     spans = []
     if "=" in line:  # the checks are far cheaper than passes that find nothing
         for found in _LOGFMT_MESSAGE.finditer(line):
+            if _in_quotes(line, found.start()):
+                continue
             quoted = found["quoted"] is not None
             spans.append((*found.span("quoted" if quoted else "bare"), '"' if quoted else ""))
     if '"' in line:
         for found in _JSON_MEMBER.finditer(line):
-            if found["key"].lower() in MESSAGE_KEYS:
+            # A member starts an object or follows a comma.
+            before = line[:found.start()].rstrip()
+            if (found["key"].lower() in MESSAGE_KEYS and before[-1:] in ("", "{", ",")
+                    and not _in_quotes(line, found.start())):
                 spans.append((*found.span("quoted"), '"'))
     if len(spans) > 1:
         spans.sort()
