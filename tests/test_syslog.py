@@ -130,23 +130,32 @@ def test_a_line_trickled_byte_by_byte_is_searched_once():
     assert sum(searched) < 3 * len(line)
 
 
-@pytest.mark.parametrize(("framer", "stream", "expected"), [
-    (StreamFramer(b"\n\x00", octet_counting=True, max_frame=100),
-     b"<13>one\n<13>" + b"x" * 250 + b"\n<13>after\n",
+@pytest.mark.parametrize(("delimiters", "counting", "stream", "expected"), [
+    (b"\n\x00", True, b"<13>one\n<13>" + b"x" * 250 + b"\n<13>after\n",
      [b"<13>one", b"<13>" + b"x" * 96, b"<13>after"]),
-    (StreamFramer(b"\n\x00", octet_counting=True, max_frame=100),
-     b"7 <13>one254 <13>" + b"x" * 250 + b"<13>after\n",
+    (b"\n\x00", True, b"7 <13>one254 <13>" + b"x" * 250 + b"<13>after\n",
      [b"<13>one", b"<13>" + b"x" * 96, b"<13>after"]),
-    (StreamFramer(b"\x00", octet_counting=False, max_frame=100),
-     b'{"a":1}\x00{"b":"' + b"x" * 250 + b'"}\x00{"c":2}\x00',
+    (b"\x00", False, b'{"a":1}\x00{"b":"' + b"x" * 250 + b'"}\x00{"c":2}\x00',
      [b'{"a":1}', b'{"b":"' + b"x" * 94, b'{"c":2}']),
 ], ids=["line", "octet-counted", "gelf"])
-def test_an_oversized_message_is_cut_and_the_stream_goes_on(framer, stream, expected):
+@pytest.mark.parametrize("read", [1, 7, 100, 263, 10_000])
+def test_an_oversized_message_is_cut_and_the_stream_goes_on(delimiters, counting, stream,
+                                                            expected, read):
     """A message over the limit keeps its first bytes; the rest of it is dropped and the
     messages after it come through, whatever the reads' sizes."""
-    frames = [frame for i in range(0, len(stream), 7) for frame in framer.feed(stream[i:i + 7])]
+    framer = StreamFramer(delimiters, octet_counting=counting, max_frame=100)
+    frames = [frame for i in range(0, len(stream), read)
+              for frame in framer.feed(stream[i:i + read])]
     assert frames == expected
     assert framer.flush() is None
+    assert framer.cut == 1
+
+
+def test_digits_and_a_bracket_are_not_an_octet_count_without_a_priority():
+    """"3 <b>" starts a line of text, not a 3-byte frame: only `LEN <PRI>` counts."""
+    framer = StreamFramer(b"\n", octet_counting=True, max_frame=100)
+    assert framer.feed(b"3 <b>bold</b>\n99999 <not a priority>\n") == [
+        b"3 <b>bold</b>", b"99999 <not a priority>"]
 
 
 def test_the_rest_of_a_cut_message_is_not_a_last_message():

@@ -8,8 +8,9 @@ instead. GELF over TCP ends each message with NUL.
 import re
 
 # RFC 6587 octet counting: `MSG-LEN SP SYSLOG-MSG`, and a syslog message starts with <PRI>.
-# A line that merely starts with digits (a date, "200 OK") is framed by its terminator.
-_COUNTED = re.compile(rb"(\d{1,10}) (?=<)")
+# A line that merely starts with digits (a date, "200 OK", "3 <b>") is framed by its
+# terminator.
+_COUNTED = re.compile(rb"(\d{1,10}) (?=<\d{1,3}>)")
 # Digits, maybe a space, and nothing yet after them: too early to tell which framing.
 _UNDECIDED = re.compile(rb"\d{1,10} ?")
 
@@ -31,6 +32,8 @@ class StreamFramer:
         # The rest of a message that was cut: bytes of a counted one, or up to a terminator.
         self._drop_bytes = 0
         self._drop_line = False
+        # How many messages were cut so far, for the server to say so.
+        self.cut = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the messages they complete (empty ones skipped)."""
@@ -69,10 +72,15 @@ class StreamFramer:
         if match is None:
             if len(buffer) > self._max_frame:
                 self._drop_line = True
+                self.cut += 1
                 return self._take(0, self._max_frame)
             self._searched = len(buffer)
             return None
-        frame = buffer[:match.start()]
+        # Cut there whatever the reads: a long line that ends in the read that took it past
+        # the limit is no different from one that ends in the next.
+        if match.start() > self._max_frame:
+            self.cut += 1
+        frame = buffer[:min(match.start(), self._max_frame)]
         del buffer[:match.end()]
         self._searched = 0
         return frame
@@ -97,6 +105,7 @@ class StreamFramer:
         if len(self._buffer) < start + kept:
             return None
         self._drop_bytes = length - kept
+        self.cut += length > kept
         return self._take(start, start + kept)
 
     def _take(self, start: int, end: int) -> bytes:

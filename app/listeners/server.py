@@ -93,8 +93,12 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         connections[asyncio.current_task()] = writer
         try:
             while data := await reader.read(READ_BYTES):
+                cut = frames.cut
                 for frame in frames.feed(data):
                     batcher.add(_safely(handle, frame, peer), lossless=True)
+                if frames.cut > cut:
+                    log.warning("cut %d message(s) from %s at %d bytes", frames.cut - cut,
+                                peer, MAX_FRAME_BYTES)
                 await batcher.room()
             last = frames.flush()
             if last is not None:
