@@ -298,7 +298,7 @@ def test_a_disable_that_waits_too_long_for_an_evaluation_is_refused(app, client,
     person's disable or delete without end: past the patience it is a 503, nothing
     changed, and the config can be disabled once the turn is free."""
     from app.alerts import configs
-    from app.alerts.turn import EVALUATION_LOCK
+    from app.alerts.turn import EVALUATION_LOCK, take_evaluation_turn
 
     monkeypatch.setattr(configs, "CHANGE_PATIENCE_SECONDS", 1)
     configure(client)
@@ -313,6 +313,11 @@ def test_a_disable_that_waits_too_long_for_an_evaluation_is_refused(app, client,
     assert client.get("/api/logs/alerts/config/api").json["enabled"] is True
     assert client.put("/api/logs/alerts/config/api",
                       json={"enabled": False}).json["enabled"] is False
+    # Once the turn is taken, the rest of the change waits for its locks as before.
+    with app.test_request_context():
+        take_evaluation_turn(1)
+        assert db.session.execute(text("SHOW lock_timeout")).scalar() == "0"
+        db.session.rollback()
 
 
 def test_an_evaluation_that_waited_skips_a_config_disabled_meanwhile(app, client):

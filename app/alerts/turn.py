@@ -24,11 +24,12 @@ def take_evaluation_turn(patience_seconds: int | None = None) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
         return
     try:
-        # In a savepoint, so that a wait that times out leaves the transaction usable. The
-        # timeout then stays for the rest of it: a change blocked further is refused too.
+        # In a savepoint, so that a wait that times out leaves the transaction usable; the
+        # rest of the transaction waits for its locks as it would have.
         with db.session.begin_nested():
             db.session.execute(text(f"SET LOCAL lock_timeout = '{int(patience_seconds)}s'"))
             db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVALUATION_LOCK})
+            db.session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     except OperationalError as error:
         if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
             raise
