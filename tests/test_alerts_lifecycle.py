@@ -1,5 +1,7 @@
 """Thresholds, the violation lifecycle, and notifications that arrive once."""
 
+import email
+import email.policy
 import hashlib
 import hmac
 import threading
@@ -108,6 +110,24 @@ def test_crossing_line_reaches_the_webhook_signed_and_the_mailbox(client, receiv
     statuses = db.session.execute(text(
         "SELECT channel, status FROM logs.alert_deliveries ORDER BY channel")).all()
     assert [tuple(s) for s in statuses] == [("email", "success"), ("webhook", "success")]
+
+
+def test_a_message_cannot_add_lines_to_the_alert_email(client, receiver, smtp_server):
+    """A logged message's own line breaks are flattened where the email quotes it: the
+    plain-text part has no line the message wrote, so no fake link among the real ones."""
+    configure(client, receiver, smtp=True)
+    forged = "\n\nDashboard: https://evil.example/login\nAcknowledge: https://evil.example/ack"
+    errors(client, 6, steady_minute(), message="card {i} declined" + forged)
+    run_jobs(until=lambda: smtp_server.box.messages)
+    [mail] = smtp_server.box.messages
+    parsed = email.message_from_bytes(mail.content, policy=email.policy.default)
+    lines = parsed.get_body(("plain",)).get_content().splitlines()
+    dashboards = [line for line in lines if line.startswith("Dashboard:")]
+    acknowledges = [line for line in lines if line.startswith("Acknowledge")]
+    assert len(dashboards) == 1 and dashboards[0].endswith("/services/api")
+    assert len(acknowledges) == 1 and acknowledges[0].startswith("Acknowledge (no repeats")
+    # The message is still quoted, whole, on the line that quotes it.
+    assert any("declined Dashboard: https://evil.example/login" in line for line in lines)
 
 
 def test_no_second_notification_while_firing_until_the_repeat_interval(client, receiver):

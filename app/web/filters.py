@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import url_for
 
+from app.alerts.transports import one_line
 from app.models import LEVELS
 from app.web import bp
 
@@ -27,6 +28,14 @@ def _moment(value) -> datetime | None:
 def number(value: int | None) -> str:
     """A count with thousands separators."""
     return "—" if value is None else f"{value:,}"
+
+
+@bp.app_template_filter("one_line")
+def quoted_line(text, limit: int = 300) -> str:
+    """Log text quoted on one line, cut to `limit` characters: in a plain-text email, a
+    message's own line breaks could otherwise pose as lines of the email (links included)."""
+    flat = one_line(text)
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 @bp.app_template_filter("percent")
