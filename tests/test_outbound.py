@@ -18,7 +18,9 @@ from tests.helpers import post_logs, scalar
                                      # local-use NAT64, whatever it carries.
                                      "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::127.0.0.1",
                                      "::ffff:0:a00:1", "64:ff9b:1::a00:5",
-                                     "64:ff9b:1:a00:5:0:5db8:d822"])
+                                     "64:ff9b:1:a00:5:0:5db8:d822",
+                                     # deprecated site-local, which Python counts as global
+                                     "fec0::1"])
 def test_non_public_addresses_are_refused(address):
     """Every special-purpose range is refused without an allowlist entry."""
     with pytest.raises(BlockedAddress, match="LOGDASH_WEBHOOK_ALLOW"):

@@ -50,6 +50,9 @@ _CARRYING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::
 # Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the network's prefix
 # length, so none of it counts as public.
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+# Site-local (deprecated by RFC 3879, yet still routed on some networks), which Python
+# counts as global.
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 
 
 def _plain(address):
@@ -71,7 +74,7 @@ def _carried(address) -> list:
 
 def _public(address) -> bool:
     """Whether an address, and whatever IPv4 address it carries, is public unicast."""
-    if address.version == 6 and address in _LOCAL_NAT64:
+    if address.version == 6 and (address in _LOCAL_NAT64 or address in _SITE_LOCAL):
         return False
     return all(ip.is_global and not ip.is_multicast for ip in (address, *_carried(address)))
 
