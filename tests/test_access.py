@@ -110,11 +110,20 @@ def test_open_ingest_accepts_lines_without_a_token(app, anonymous_client, monkey
                                    content_type="text/plain",
                                    headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403 and "other sites" in forged.json["error"]
+    # The same page after its name was made to resolve to this machine (DNS rebinding).
+    rebound = anonymous_client.post("/api/logs", data='{"service": "a", "message": "forged"}',
+                                    content_type="text/plain", base_url="http://rebind.example",
+                                    headers={"Origin": "http://rebind.example"})
+    assert rebound.status_code == 403 and "other sites" in rebound.json["error"]
+    own_page = anonymous_client.post("/api/logs", json={"service": "a", "message": "page"},
+                                     base_url="http://127.0.0.1:8000",
+                                     headers={"Origin": "http://127.0.0.1:8000"})
+    assert own_page.status_code == 202
     # A read token is refused as it would be with ingest closed, not let through as open.
     reader = post_logs(anonymous_client, {"service": "a", "message": "by a reader"},
                        headers=token_headers("read"))
     assert reader.status_code == 403 and "read scope" in reader.json["error"]
-    assert scalar("SELECT count(*) FROM logs.entries") == 1
+    assert scalar("SELECT count(*) FROM logs.entries") == 2
 
 
 def test_token_pinned_to_a_service(anonymous_client):

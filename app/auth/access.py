@@ -81,6 +81,12 @@ def _same_origin() -> bool:
     return origin is None or urlsplit(origin).netloc == request.host
 
 
+def _loopback_origin() -> bool:
+    """Whether the request has no Origin, or one on a loopback name of this machine."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).hostname in ("localhost", "127.0.0.1", "::1")
+
+
 def _for_ingest():
     """Ingest: a token with the ingest or admin scope, or open ingest without a token (a
     read token is refused there too: it would be refused once ingest is closed)."""
@@ -91,8 +97,11 @@ def _for_ingest():
                           " ingest or admin")
     if current_app.config["LOGDASH_OPEN_INGEST"]:
         # A web page the person has open may post here too (a form, or fetch with a
-        # text/plain body, needs no preflight); shippers send no Origin.
-        if not _same_origin():
+        # text/plain body, needs no preflight); shippers send no Origin. A page of another
+        # site whose name it made resolve to this machine (DNS rebinding) sends its own
+        # name as Host too: open ingest is for this machine, so a page must be one of its
+        # loopback names'.
+        if not _same_origin() or not _loopback_origin():
             return _deny(403, "open ingest does not take lines from other sites' pages")
         return None
     return _deny(401, "sending logs needs an API token with the ingest scope"
