@@ -394,3 +394,21 @@ def test_token_pin_follows_the_service_name_rules(client):
     # Only sending is pinned: a read token "for" a service would still read all.
     pinned = client.post("/api/tokens", json={"name": "x", "scope": "read", "service": "api"})
     assert pinned.status_code == 400 and "a read token sends nothing" in pinned.json["error"]
+
+
+def test_webhook_urls_are_shown_whole_to_admins_only(client, browser):
+    """Many receivers take the URL itself as the credential: viewers and read tokens see
+    its scheme and host, on the API and the alerts page; admins see it whole."""
+    url = "https://alice:s3cret@hooks.example.com/services/T000/B000/XXXXsecretXXXX"
+    assert client.post("/api/logs/alerts/config", json={
+        "service": "api", "alert_webhook_url": url}).status_code == 201
+    assert client.get("/api/logs/alerts/config/api").json["alert_webhook_url"] == url
+    reader = client.application.test_client()
+    shown = reader.get("/api/logs/alerts/config/api", headers=token_headers("read")).json
+    assert shown["alert_webhook_url"] == "https://hooks.example.com/…"
+    create_user("vera", PASSWORD, "viewer")
+    sign_in(browser, "vera")
+    listed = browser.get("/api/logs/alerts/config").json["configs"]
+    assert [c["alert_webhook_url"] for c in listed] == ["https://hooks.example.com/…"]
+    page = browser.get("/alerts", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "hooks.example.com" in page and "secret" not in page and "s3cret" not in page

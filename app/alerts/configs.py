@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.alerts.turn import take_evaluation_turn
+from app.auth.access import asker_is_admin
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
 from app.models import AlertConfig, AlertDelivery, AlertViolation
@@ -134,10 +135,22 @@ def validate(data: dict, partial: bool) -> dict:
     return cleaned
 
 
+def shown_url(url: str | None) -> str | None:
+    """A webhook URL as the asker may see it: whole to admins; to others only its scheme
+    and host, since many receivers (Slack, Teams, Discord) take the URL itself, path and
+    all, as the credential."""
+    if url is None or asker_is_admin():
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"  # no user:password@
+
+
 def to_dict(config: AlertConfig, with_secret: bool = False) -> dict:
-    """The config as the API shows it; the signing secret only when asked (once)."""
+    """The config as the API shows it; the signing secret only when asked (once), the
+    webhook URL whole only to admins."""
     body = {"id": config.id, "service": config.service,
             **{name: getattr(config, name) for name in FIELDS},
+            "alert_webhook_url": shown_url(config.alert_webhook_url),
             "created_at": config.created_at.isoformat(),
             "updated_at": config.updated_at.isoformat()}
     if with_secret:

@@ -2,6 +2,7 @@
 
 from sqlalchemy import select
 
+from app.alerts.configs import shown_url
 from app.extensions import db
 from app.models import AlertDelivery, AlertViolation
 from app.numbers import whole_number
@@ -35,7 +36,8 @@ def delivery_dict(d: AlertDelivery) -> dict:
     """One delivery attempt for API answers."""
     return {
         "id": d.id, "delivery_id": d.delivery_id, "violation_id": d.violation_id,
-        "service": d.service, "channel": d.channel, "target": d.target, "event": d.event,
+        "service": d.service, "channel": d.channel, "event": d.event,
+        "target": shown_url(d.target) if d.channel == "webhook" else d.target,
         "attempt": d.attempt, "status": d.status, "response_code": d.response_code,
         "error": d.error, "duration_ms": d.duration_ms,
         "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,

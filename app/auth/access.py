@@ -168,6 +168,15 @@ def enforce_access():
                  **{"WWW-Authenticate": "Bearer"})
 
 
+def asker_is_admin() -> bool:
+    """Whether whoever asks may change settings: an admin, or a token with the admin scope.
+    Outside a request (a job), nobody asks: False."""
+    token, user = g.get("token"), g.get("user")
+    if token is not None:
+        return token.scope == "admin"
+    return user is not None and user.role == "admin"
+
+
 def actor() -> str:
     """Who is making this request, as recorded on what they create: a user or a token."""
     if g.get("user") is not None:

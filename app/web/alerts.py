@@ -7,7 +7,7 @@ Form answers that carry validation errors are 200s: they are the fragment to sho
 with its errors), and a 4xx would make htmx drop it and the browser log an error.
 """
 
-from flask import abort, g, get_template_attribute, redirect, render_template, request, url_for
+from flask import abort, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from app.alerts.acknowledge import NotFiring, acknowledge
@@ -28,7 +28,7 @@ from app.alerts.deliver import RESENDABLE, NotResendable, resend
 from app.alerts.explain import explain
 from app.alerts.notify import NoChannels, send_test
 from app.alerts.views import get_violation, list_deliveries, list_violations, violation_dict
-from app.auth.access import actor
+from app.auth.access import actor, asker_is_admin
 from app.auth.csrf import FIELD as CSRF_FIELD
 from app.extensions import db
 from app.models import AlertConfig, AlertDelivery
@@ -43,14 +43,9 @@ DELIVERIES_SHOWN = 50
 
 @bp.app_template_global("may_change")
 def may_change() -> bool:
-    """Whether the asker may change settings: an admin, or a token with the admin scope.
-
-    The access policy refuses changes by anyone else; this only decides what pages offer.
-    """
-    token, user = g.get("token"), g.get("user")
-    if token is not None:
-        return token.scope == "admin"
-    return user is not None and user.role == "admin"
+    """Whether the asker may change settings (asker_is_admin): the access policy refuses
+    changes by anyone else; this only decides what pages offer."""
+    return asker_is_admin()
 
 
 def require_admin(what: str) -> None:
