@@ -113,23 +113,36 @@ def test_unformattable_args_keep_the_raw_text(client):
     [item] = parse_logging_form(b"msg=total+%25d&args=%28%27x%27%2C%29&levelname=INFO&name=a",
                                 None)
     assert item["message"] == "total %d ('x',)"
-    [huge] = parse_logging_form(b"msg=%25999999999d&args=%281%2C%29&levelname=INFO&name=a", None)
-    assert huge["message"] == "%999999999d"
-    # The same width behind a mapping key is refused too, not built into a 1 GB message.
-    [keyed] = parse_logging_form(
-        b"msg=%25%28a%29999999999d&args=%7B%27a%27%3A+1%7D&levelname=INFO&name=a", None)
-    assert keyed["message"] == "%(a)999999999d"
-    # One value used many times would build a message of args x placeholders: not done.
-    form = urlencode({"msg": "%(a)s" * 5000, "args": repr({"a": "x" * 9000}),
-                      "levelname": "INFO", "name": "a"}).encode()
-    [repeated] = parse_logging_form(form, None)
-    assert len(repeated["message"]) < 40_000
-    assert repeated["message"].startswith("%(a)s%(a)s")
-    # So would many placeholders of a wide field each, whatever the args.
-    wide = urlencode({"msg": "%()999d" * 100_000, "args": "{'': 1}", "levelname": "INFO",
-                      "name": "a"}).encode()
-    [padded] = parse_logging_form(wide, None)
-    assert len(padded["message"]) < 1_000_000 and padded["message"].startswith("%()999d")
+
+
+def formatted(msg: str, args: str) -> str:
+    """The message of an HTTPHandler record with this msg and args."""
+    form = urlencode({"msg": msg, "args": args, "levelname": "INFO", "name": "a"}).encode()
+    return parse_logging_form(form, None)[0]["message"]
+
+
+@pytest.mark.parametrize(("msg", "args"), [
+    ("%999999999d", "(1,)"),  # a width: a gigabyte from a few bytes
+    ("%(a)999999999d", "{'a': 1}"),  # behind a mapping key
+    ("%(a(b))0300000000d", "{'a(b)': 1}"),  # behind a key with parentheses of its own
+    ("%.999999s", "('x',)"),  # a precision
+    ("%*d", "(999999999, 1)"),  # a width taken from args
+    ("%(a)s" * 5000, repr({"a": "x" * 9000})),  # one value written many times
+    ("%(a)a" * 195, repr({"a": "\U000e0001" * 5000})),  # ascii() writes 10 per character
+    ("%(a)99.99f" * 8900, "{'a': 1e308}"),  # a float's 309 digits, many times
+])
+def test_formatting_that_could_write_a_huge_message_is_not_done(msg, args):
+    """A small form must not make a huge string (which would only be cut afterwards): the
+    record keeps msg and args as sent."""
+    assert formatted(msg, args) == f"{msg} {args}"
+
+
+def test_ordinary_formatting_is_done():
+    """Positional, mapping, float precision and a literal percent sign, as logging does."""
+    assert formatted("user %s logged in %d times", "('ada', 3)") == "user ada logged in 3 times"
+    assert formatted("%(name)s took %(ms).1f ms", "{'name': 'sync', 'ms': 12.34}") == (
+        "sync took 12.3 ms")
+    assert formatted("disk %d%% full", "(93,)") == "disk 93% full"
 
 
 def test_wrong_password_is_refused_and_nothing_stored(live_server, client):

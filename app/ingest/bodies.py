@@ -156,21 +156,50 @@ _RECORD_INTERNALS = {
     "exc_info", "exc_text", "stack_info", "filename", "message", "asctime",
 }
 _EXC_INFO = re.compile(r"^\(<class '[^']+'>, (.+), <traceback object at 0x[0-9a-f]+>\)$", re.S)
-# A printf width or precision this large would build a huge string from a tiny request,
-# with or without a mapping key ("%(name)099999d").
-_HUGE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d{3,}|\.(\*|\d{3,}))")
-# Each placeholder writes at most about one args' worth of text ("%(a)s" repeated uses one
-# value many times), or its width (under 100, by _HUGE_FORMAT): formatting that could write
-# more than this is not done.
+# Formatting a LogRecord's msg with its args must not build a huge string from a small
+# request: it is done only when it cannot write more than this.
 MAX_FORMATTED_CHARS = 1_000_000
-MAX_PLACEHOLDER_WIDTH = 100
+# What one placeholder may write, at most: a value of args in its longest form (ascii() of
+# a non-printable character takes 10 characters) and a float's 309 digits with a precision.
+_CHARS_PER_ARGS_CHAR = 10
+_MOST_FLOAT_CHARS = 410
+# After a placeholder's mapping key: flags, width and precision.
+_SPEC = re.compile(r"[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+def _after_key(msg: str, start: int) -> int:
+    """Where a placeholder's mapping key ends, if one begins at start: after the ")" that
+    matches its "(" (Python counts nested ones), or the end of msg."""
+    if not msg.startswith("(", start):
+        return start
+    depth = 0
+    for position in range(start, len(msg)):
+        depth += {"(": 1, ")": -1}.get(msg[position], 0)
+        if depth == 0:
+            return position + 1
+    return len(msg)
+
+
+def _formatting_is_small(msg: str, args: str) -> bool:
+    """Whether msg % args writes at most MAX_FORMATTED_CHARS, judged without doing it: no
+    width or precision of 100 or more (or taken from args, "*"), and each placeholder at
+    most its longest value."""
+    placeholders, at = 0, msg.find("%")
+    while at != -1:
+        spec = _SPEC.match(msg, _after_key(msg, at + 1))
+        if any(part == "*" or len(part) >= 3 for part in spec.groups() if part):
+            return False
+        placeholders += 1
+        at = msg.find("%", spec.end() + 1)
+    per_placeholder = _CHARS_PER_ARGS_CHAR * len(args) + _MOST_FLOAT_CHARS
+    return placeholders * per_placeholder <= MAX_FORMATTED_CHARS
 
 
 def _format_message(msg: str, args: str) -> str:
     """Apply a LogRecord's args (sent as their repr) to its msg, as logging would."""
-    if not args or args in ("()", "None", "{}") or "%" not in msg or _HUGE_FORMAT.search(msg):
+    if not args or args in ("()", "None", "{}") or "%" not in msg:
         return msg
-    if msg.count("%") * (len(args) + MAX_PLACEHOLDER_WIDTH) > MAX_FORMATTED_CHARS:
+    if not _formatting_is_small(msg, args):
         return f"{msg} {args}"
     try:
         values = ast.literal_eval(args) if len(args) <= 10_000 else None
