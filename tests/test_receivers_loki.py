@@ -319,5 +319,16 @@ def test_stream_labels_over_a_lines_limits_refuse_its_entries(client):
                              {"stream": {"job": "narrow"}, "values": [[ns(), "kept"]]}])
     assert response.status_code == 400
     assert (response.json["accepted"], response.json["rejected"]) == (1, 2)
-    assert "151 attributes are shared by every line here" in response.json["error"]
+    assert "150 attributes are shared by every line here" in response.json["error"]
     assert [line["message"] for line in stored()] == ["kept"]
+
+
+def test_labels_that_become_columns_do_not_count_as_shared_attributes(client):
+    """service_name and level become the line's service and level: with 99 other labels
+    the line keeps 99 attributes, within the limit of 100."""
+    labels = {"service_name": "shop", "level": "warn",
+              **{f"label{i}": "v" for i in range(99)}}
+    response = push(client, [{"stream": labels, "values": [[ns(), "kept"]]}])
+    assert response.status_code == 204, response.json
+    [line] = stored("shop")
+    assert line["level"] == "warning" and len(line["attributes"]) == 99

@@ -379,6 +379,26 @@ def test_resource_attributes_over_a_lines_limits_refuse_its_records_uncopied(
     assert built == [] and stored() == []
 
 
+def test_a_resources_attributes_are_sized_once_and_never_for_empty_scopes(client,
+                                                                          monkeypatch):
+    """Hundreds of empty scopes under one large resource cost nothing: an empty scope is two
+    bytes of the body, and sizing the resource again for each would take seconds."""
+    from app.ingest import otlp
+
+    sized = []
+    real = otlp.attribute_chars
+    monkeypatch.setattr(otlp, "attribute_chars", lambda attributes: sized.append(
+        len(attributes)) or real(attributes))
+    body = otlp_json([{"body": {"stringValue": "kept"}}],
+                     {"service.name": "checkout", "build": "x" * 1000})
+    body["resourceLogs"][0]["scopeLogs"] += [{"scope": {"name": f"empty {i}"}}
+                                             for i in range(300)]
+    response = post(client, body)
+    assert response.status_code == 200 and "partialSuccess" not in response.json
+    assert [line["message"] for line in stored("checkout")] == ["kept"]
+    assert sized == [1, 1]  # the resource (its build), then the one scope's version
+
+
 def test_a_request_whose_shared_attributes_would_be_copied_too_often_is_413(client,
                                                                          monkeypatch):
     """Within a line's limits, shared attributes times the records that carry them are

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from app.ingest.bodies import BodyError, LineError, check_line_count
 from app.ingest.levels import normalize_level
-from app.ingest.records import Limits, SharedAttributes
+from app.ingest.records import Limits, SharedAttributes, attribute_chars
 
 # The names Loki itself reads a level from (its detected_level), first present wins.
 LEVEL_KEYS = ("level", "detected_level", "severity", "lvl")
@@ -74,8 +74,14 @@ def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...], lim
     compressed body could otherwise take gigabytes)."""
     streams = _protobuf_streams(data, max_lines) if protobuf else _json_streams(data, max_lines)
     items, shared = [], SharedAttributes(limits)
+    columns = {*service_labels, *LEVEL_KEYS, *LOGGER_KEYS, *HOST_KEYS}
     for labels, entries in streams:
-        refusal = shared.refusal(labels, len(entries))
+        if not entries:
+            continue
+        # Labels that become a line's columns (service, level, ...) are not attributes.
+        kept = {name: value for name, value in labels.items() if name not in columns}
+        chars = 0 if shared.too_many(kept) else attribute_chars(kept)
+        refusal = shared.refusal(len(kept), chars, len(entries))
         items += ([LineError(refusal)] * len(entries) if refusal else
                   [_log_object(labels, entry, service_labels) for entry in entries])
     return items

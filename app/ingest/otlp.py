@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from app.ingest.bodies import BodyError, LineError, check_line_count
 from app.ingest.levels import normalize_level
-from app.ingest.records import Limits, SharedAttributes
+from app.ingest.records import Limits, SharedAttributes, attribute_chars
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -104,18 +104,27 @@ def _log_objects(request: ExportLogsServiceRequest,
     """Flatten resources, scopes and records into one log object per record."""
     shared = SharedAttributes(limits)
     for resource_logs in request.resource_logs:
+        # A resource's attributes are shared by all its scopes: sized once, here, and only
+        # for scopes with records (an empty one costs two bytes of the body).
+        scopes = [scope_logs for scope_logs in resource_logs.scope_logs
+                  if scope_logs.log_records]
+        if not scopes:
+            continue
         resource = _key_values(resource_logs.resource.attributes)
         service = resource.pop("service.name", None)
         if isinstance(service, str) and service.startswith(UNKNOWN_SERVICE):
             # The SDKs' stand-in for "not configured": the sender's default applies instead.
             service = None
-        for scope_logs in resource_logs.scope_logs:
+        resource_chars = 0 if shared.too_many(resource) else attribute_chars(resource)
+        for scope_logs in scopes:
             scope = scope_logs.scope
-            context = dict(resource)
+            own = _key_values(scope.attributes)
             if scope.version:
-                context["otel.scope.version"] = scope.version
-            context.update(_key_values(scope.attributes))
-            refusal = shared.refusal(context, len(scope_logs.log_records))
+                own["otel.scope.version"] = scope.version
+            refusal = shared.refusal(len(resource) + len(own),
+                                     resource_chars + attribute_chars(own),
+                                     len(scope_logs.log_records))
+            context = {} if refusal else {**resource, **own}
             for record in scope_logs.log_records:
                 yield LineError(refusal) if refusal else _log_object(
                     record, service, scope.name or None, context)

@@ -213,6 +213,11 @@ def _attributes(raw: dict, used: set, limits: Limits) -> str:
 MAX_COPIED_ATTRIBUTE_CHARS = 64 * 1024 * 1024
 
 
+def attribute_chars(attributes: dict) -> int:
+    """The size of attributes as JSON, as a line stores them."""
+    return len(_attributes_json(attributes)) if attributes else 0
+
+
 class SharedAttributes:
     """Checks, once each, the attributes many lines of one request will each carry."""
 
@@ -221,17 +226,21 @@ class SharedAttributes:
         self.limits = limits
         self.copied = 0
 
-    def refusal(self, attributes: dict, lines: int) -> str | None:
-        """Why the `lines` lines that would carry these attributes are refused, if they
-        are; BodyError (413) once the request's copies would pass MAX_COPIED_ATTRIBUTE_CHARS."""
-        if len(attributes) > self.limits.max_attributes:
-            return (f"{len(attributes)} attributes are shared by every line here; at most"
+    def too_many(self, attributes: dict) -> bool:
+        """Whether these attributes are more than a line may keep (then not worth sizing)."""
+        return len(attributes) > self.limits.max_attributes
+
+    def refusal(self, count: int, chars: int, lines: int) -> str | None:
+        """Why the `lines` lines that would each carry `count` shared attributes, `chars`
+        characters of JSON, are refused, if they are; BodyError (413) once the request's
+        copies would pass MAX_COPIED_ATTRIBUTE_CHARS."""
+        if count > self.limits.max_attributes:
+            return (f"{count} attributes are shared by every line here; at most"
                     f" {self.limits.max_attributes} are kept per line")
-        size = len(_attributes_json(attributes)) if attributes else 0
-        if size > self.limits.max_attribute_chars:
-            return (f"the attributes shared by every line here are {size} characters as"
+        if chars > self.limits.max_attribute_chars:
+            return (f"the attributes shared by every line here are {chars} characters as"
                     f" JSON; at most {self.limits.max_attribute_chars} are kept per line")
-        self.copied += size * lines
+        self.copied += chars * lines
         if self.copied > MAX_COPIED_ATTRIBUTE_CHARS:
             raise BodyError(413, "the attributes shared by many lines of this request would"
                                  f" be more than {MAX_COPIED_ATTRIBUTE_CHARS} characters once"
