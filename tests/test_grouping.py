@@ -122,6 +122,12 @@ def test_adjacent_masks_collapse_into_one():
         ('user_msg="hello there" msg="sent"', 'user_msg=<*> msg="sent"'),
         # a message key's value holding key=value text masks that text's values
         ('{"msg":"retry attempt=3 of 5"}', '{"msg":"retry attempt=<*> of <*>"}'),
+        # a string before it that ends in an escaped backslash has ended
+        ('{"path":"C:\\\\","msg":"payment failed for 42"}',
+         '{"path":<*>,"msg":"payment failed for <*>"}'),
+        # after a separator rather than a space
+        ("a=1;msg=stalled", "a=<*>;msg=stalled"),
+        ("[msg=stalled]", "[msg=stalled]"),
     ],
 )
 def test_message_keys_keep_their_words(message, expected):

@@ -1,5 +1,6 @@
 """Message templates: mask the variable parts of a log message and fingerprint what is left."""
 
+import bisect
 import functools
 import hashlib
 import re
@@ -66,9 +67,10 @@ MESSAGE_KEYS = ("msg", "message", "error", "err", "reason", "event", "exception"
                 "description", "detail", "log")
 _QUOTED = r"\"(?P<quoted>(?:[^\"\\]|\\.)*)\""
 # logfmt: found from its "=", which is searched for quickly; the key is checked behind it,
-# and must start the line or follow a space (not "?error=" in a URL, nor "user_msg=").
+# and must start the line or follow a space or a separator (not "?error=" in a URL, nor
+# "user_msg=").
 _LOGFMT_MESSAGE = re.compile(
-    "=(?:" + "|".join(rf"(?<=(?<!\S){key}=)" for key in MESSAGE_KEYS) + ")"
+    "=(?:" + "|".join(rf"(?<=(?<![^\s\[({{,;|]){key}=)" for key in MESSAGE_KEYS) + ")"
     rf"(?:{_QUOTED}|(?P<bare>[^\s\"',;]+))",
     re.ASCII | re.IGNORECASE,
 )
@@ -98,32 +100,38 @@ def _mask_text(text: str) -> str:
     return masked
 
 
-def _in_quotes(line: str, position: int) -> bool:
-    """Whether position lies inside a double-quoted string (quotes escaped with a backslash
-    do not count)."""
-    before = line[:position]
-    return (before.count('"') - before.count('\\"')) % 2 == 1
+# A backslash and the character it escapes, or a double quote.
+_ESCAPE_OR_QUOTE = re.compile(r'\\.|"', re.S)
+
+
+def _quote_positions(line: str) -> list[int]:
+    """Where the double quotes of line are that open or close a string (a quote escaped
+    with a backslash is not one; one after an escaped backslash, "C:\\\\", is)."""
+    return [found.start() for found in _ESCAPE_OR_QUOTE.finditer(line) if found[0] == '"']
 
 
 def _message_values(line: str) -> list[tuple[int, int, str]]:
     """Where the values of message keys lie in line: (start, end, the quote around it).
     A key inside another value ("a=\"x msg=y\"", a JSON string holding msg=) is text."""
-    spans = []
+    found_keys = []
     if "=" in line:  # the checks are far cheaper than passes that find nothing
         for found in _LOGFMT_MESSAGE.finditer(line):
-            if _in_quotes(line, found.start()):
-                continue
             quoted = found["quoted"] is not None
-            spans.append((*found.span("quoted" if quoted else "bare"), '"' if quoted else ""))
+            found_keys.append((found.start(), *found.span("quoted" if quoted else "bare"),
+                               '"' if quoted else ""))
     if '"' in line:
         for found in _JSON_MEMBER.finditer(line):
             # A member starts an object or follows a comma.
             before = line[:found.start()].rstrip()
-            if (found["key"].lower() in MESSAGE_KEYS and before[-1:] in ("", "{", ",")
-                    and not _in_quotes(line, found.start())):
-                spans.append((*found.span("quoted"), '"'))
-    if len(spans) > 1:
-        spans.sort()
+            if found["key"].lower() in MESSAGE_KEYS and before[-1:] in ("", "{", ","):
+                found_keys.append((found.start(), *found.span("quoted"), '"'))
+    if not found_keys:
+        return []
+    quotes = _quote_positions(line)
+    # An odd number of quotes before a key puts it inside a string.
+    spans = [(start, end, quote) for key, start, end, quote in found_keys
+             if bisect.bisect_left(quotes, key) % 2 == 0]
+    spans.sort()
     return spans
 
 
