@@ -115,6 +115,9 @@ def test_open_ingest_accepts_lines_without_a_token(app, anonymous_client, monkey
                                     content_type="text/plain", base_url="http://rebind.example",
                                     headers={"Origin": "http://rebind.example"})
     assert rebound.status_code == 403 and "other sites" in rebound.json["error"]
+    broken = anonymous_client.post("/api/logs", json={"service": "a", "message": "x"},
+                                   headers={"Origin": "http://["})
+    assert broken.status_code == 403
     own_page = anonymous_client.post("/api/logs", json={"service": "a", "message": "page"},
                                      base_url="http://127.0.0.1:8000",
                                      headers={"Origin": "http://127.0.0.1:8000"})

@@ -75,16 +75,29 @@ def _rate_limited():
     return None
 
 
+def _origin():
+    """The request's Origin, split; None without one. One that is not a URL ("http://[")
+    is from no page of this site: ValueError."""
+    origin = request.headers.get("Origin")
+    return None if origin is None else urlsplit(origin)
+
+
 def _same_origin() -> bool:
     """Whether a browser request comes from one of this site's pages."""
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    try:
+        origin = _origin()
+    except ValueError:
+        return False
+    return origin is None or origin.netloc == request.host
 
 
 def _loopback_origin() -> bool:
     """Whether the request has no Origin, or one on a loopback name of this machine."""
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).hostname in ("localhost", "127.0.0.1", "::1")
+    try:
+        origin = _origin()
+        return origin is None or origin.hostname in ("localhost", "127.0.0.1", "::1")
+    except ValueError:
+        return False
 
 
 def _for_ingest():
