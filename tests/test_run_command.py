@@ -162,8 +162,11 @@ def test_a_venv_left_without_pip_is_made_anew(tmp_path, monkeypatch):
 
 def test_an_embedded_redis_that_does_not_start_stops_the_run(tmp_path):
     """A Redis that cannot listen (here: a socket path longer than unix sockets allow) is
-    reported at once, with where its log is, instead of a run on a URL nothing serves."""
+    reported at once, with where its log is, instead of a run on a URL nothing serves;
+    a socket file left by an earlier Redis that was killed does not pass for it."""
     instance = tmp_path / ("deep" * 30) / "instance"
+    instance.mkdir(parents=True)
+    (instance / "redis.sock").touch()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY")}
     env.update(PORT=str(free_port()), LOGDASH_INSTANCE_PATH=str(instance),
                DATABASE_URL="postgresql://postgres@127.0.0.1:5432/logdash_not_reached")
