@@ -2,13 +2,14 @@
 
 import logging
 import logging.handlers
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
 
 from app.auth.credentials import create_token
-from app.ingest.bodies import parse_logging_form
+from app.ingest.bodies import _format_message, parse_logging_form
 from tests.conftest import LiveServer
 from tests.helpers import scalar
 
@@ -135,6 +136,15 @@ def test_formatting_that_could_write_a_huge_message_is_not_done(msg, args):
     """A small form must not make a huge string (which would only be cut afterwards): the
     record keeps msg and args as sent."""
     assert formatted(msg, args) == f"{msg} {args}"
+
+
+@pytest.mark.parametrize("msg", ["%s" * 5_000_000, "%(" + "(" * 5_000_000])
+def test_judging_a_long_format_stays_quick(msg):
+    """Reading placeholders stops once the budget is passed, and a key is found in C: a
+    10 MB msg costs milliseconds, not seconds of a worker."""
+    started = time.perf_counter()
+    assert _format_message(msg, "('x',)") == f"{msg} ('x',)"
+    assert time.perf_counter() - started < 0.2
 
 
 def test_ordinary_formatting_is_done():

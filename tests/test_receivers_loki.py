@@ -332,3 +332,20 @@ def test_labels_that_become_columns_do_not_count_as_shared_attributes(client):
     assert response.status_code == 204, response.json
     [line] = stored("shop")
     assert line["level"] == "warning" and len(line["attributes"]) == 99
+
+
+@pytest.mark.parametrize("labels", [
+    {"job": "api", "app": "x" * 60_000},  # a second service label stays an attribute
+    {"job": "api", "level": "z" * 60_000},  # so does a level that names no level
+])
+def test_labels_that_stay_attributes_count_in_the_copies(client, monkeypatch, labels):
+    """Only the labels a line takes as its columns are left out of the shared attributes'
+    count; every label counts in their size, and so in the request's budget of copies:
+    each of these would be copied into every entry."""
+    from app.ingest import records
+
+    monkeypatch.setattr(records, "MAX_COPIED_ATTRIBUTE_CHARS", 100_000)
+    response = push(client, [{"stream": labels, "values": [[ns(), "a"], [ns(), "b"]]}])
+    assert response.status_code == 413
+    assert "once copied into each" in response.json["error"]
+    assert stored() == []

@@ -399,6 +399,19 @@ def test_a_resources_attributes_are_sized_once_and_never_for_empty_scopes(client
     assert sized == [1, 1]  # the resource (its build), then the one scope's version
 
 
+def test_scope_attributes_that_repeat_the_resources_count_once(client):
+    """A line keeps one value per key: 60 resource attributes that the scope repeats are
+    60 attributes, within the limit of 100."""
+    body = otlp_json([{"body": {"stringValue": "kept"}}],
+                     {"service.name": "checkout", **{f"a{i}": "r" for i in range(60)}})
+    body["resourceLogs"][0]["scopeLogs"][0]["scope"]["attributes"] = [
+        {"key": f"a{i}", "value": {"stringValue": "s"}} for i in range(60)]
+    response = post(client, body)
+    assert response.status_code == 200 and "partialSuccess" not in response.json
+    [line] = stored("checkout")
+    assert line["attributes"]["a0"] == "s" and len(line["attributes"]) == 61
+
+
 def test_a_request_whose_shared_attributes_would_be_copied_too_often_is_413(client,
                                                                          monkeypatch):
     """Within a line's limits, shared attributes times the records that carry them are

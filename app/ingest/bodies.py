@@ -167,32 +167,28 @@ _MOST_FLOAT_CHARS = 410
 _SPEC = re.compile(r"[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
-def _after_key(msg: str, start: int) -> int:
-    """Where a placeholder's mapping key ends, if one begins at start: after the ")" that
-    matches its "(" (Python counts nested ones), or the end of msg."""
-    if not msg.startswith("(", start):
-        return start
-    depth = 0
-    for position in range(start, len(msg)):
-        depth += {"(": 1, ")": -1}.get(msg[position], 0)
-        if depth == 0:
-            return position + 1
-    return len(msg)
-
-
 def _formatting_is_small(msg: str, args: str) -> bool:
     """Whether msg % args writes at most MAX_FORMATTED_CHARS, judged without doing it: no
-    width or precision of 100 or more (or taken from args, "*"), and each placeholder at
-    most its longest value."""
+    width or precision of 100 or more (or taken from args, "*"), each placeholder at most
+    its longest value, and no mapping key holding "(" (Python matches nested parentheses
+    there, which would hide what follows from this reading)."""
+    most = MAX_FORMATTED_CHARS // (_CHARS_PER_ARGS_CHAR * len(args) + _MOST_FLOAT_CHARS)
     placeholders, at = 0, msg.find("%")
     while at != -1:
-        spec = _SPEC.match(msg, _after_key(msg, at + 1))
+        placeholders += 1
+        if placeholders > most:
+            return False
+        end = at + 1
+        if msg.startswith("(", end):
+            end = msg.find(")", end)
+            if end == -1 or "(" in msg[at + 2:end]:
+                return False
+            end += 1
+        spec = _SPEC.match(msg, end)
         if any(part == "*" or len(part) >= 3 for part in spec.groups() if part):
             return False
-        placeholders += 1
         at = msg.find("%", spec.end() + 1)
-    per_placeholder = _CHARS_PER_ARGS_CHAR * len(args) + _MOST_FLOAT_CHARS
-    return placeholders * per_placeholder <= MAX_FORMATTED_CHARS
+    return True
 
 
 def _format_message(msg: str, args: str) -> str:

@@ -74,14 +74,15 @@ def parse_push(data: bytes, protobuf: bool, service_labels: tuple[str, ...], lim
     compressed body could otherwise take gigabytes)."""
     streams = _protobuf_streams(data, max_lines) if protobuf else _json_streams(data, max_lines)
     items, shared = [], SharedAttributes(limits)
-    columns = {*service_labels, *LEVEL_KEYS, *LOGGER_KEYS, *HOST_KEYS}
     for labels, entries in streams:
         if not entries:
             continue
-        # Labels that become a line's columns (service, level, ...) are not attributes.
-        kept = {name: value for name, value in labels.items() if name not in columns}
-        chars = 0 if shared.too_many(kept) else attribute_chars(kept)
-        refusal = shared.refusal(len(kept), chars, len(entries))
+        # Counted as a line without metadata keeps them (the labels it takes as its
+        # service, level, logger and host are not attributes); sized whole, since an
+        # entry's metadata can take a label's place as a column and leave it an attribute.
+        count = len(_log_object(labels, (None, "", {}), service_labels)["attributes"])
+        chars = 0 if shared.too_many(labels) else attribute_chars(labels)
+        refusal = shared.refusal(count, chars, len(entries))
         items += ([LineError(refusal)] * len(entries) if refusal else
                   [_log_object(labels, entry, service_labels) for entry in entries])
     return items

@@ -121,7 +121,7 @@ def _log_objects(request: ExportLogsServiceRequest,
             own = _key_values(scope.attributes)
             if scope.version:
                 own["otel.scope.version"] = scope.version
-            refusal = shared.refusal(len(resource) + len(own),
+            refusal = shared.refusal(len(resource.keys() | own.keys()),
                                      resource_chars + attribute_chars(own),
                                      len(scope_logs.log_records))
             context = {} if refusal else {**resource, **own}
