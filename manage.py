@@ -118,16 +118,17 @@ def embedded_database_url() -> str:
     return f"postgresql+psycopg://postgres@/logdash?host={PGDATA}"
 
 
-def redis_answers(path: Path) -> bool:
-    """Whether a Redis answers PING on the unix socket at path (once, within a second)."""
+def redis_reply(path: Path) -> bytes:
+    """What a Redis on the unix socket at path answers PING with (within a second): +PONG,
+    -LOADING while it reads its data back, or nothing."""
     try:
         with socket.socket(socket.AF_UNIX) as connection:
             connection.settimeout(1)
             connection.connect(str(path))
             connection.sendall(b"PING\r\n")
-            return connection.recv(7).startswith(b"+PONG")
+            return connection.recv(64)
     except OSError:  # not there yet, refused, or a path too long for a unix socket
-        return False
+        return b""
 
 
 def start_embedded_redis() -> tuple[str, subprocess.Popen]:
@@ -151,11 +152,13 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
         ],
         pass_fds=run_lock_fds(),
     )
-    for _ in range(100):
-        if process.poll() is not None:
-            break
-        if redis_answers(REDIS_SOCKET):
+    tries = 100
+    while tries and process.poll() is None:
+        reply = redis_reply(REDIS_SOCKET)
+        if reply.startswith(b"+PONG"):
             return f"unix://{REDIS_SOCKET}", process
+        if not reply.startswith(b"-LOADING"):  # reading its data back takes what it takes
+            tries -= 1
         time.sleep(0.05)
     stop_all([process])
     raise SystemExit(f"the embedded Redis did not start; see {INSTANCE / 'redis.log'}")
