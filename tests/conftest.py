@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
+from app.ingest.services import KNOWN_SERVICES
 from app.stats.sealed import sealed_sums
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -177,9 +178,11 @@ def app_context(request):
         db.session.remove()
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join('logs.' + t for t in TABLES)}"))
-        # Sums of sealed hours outlive a TRUNCATE, which no running Logdash ever sees.
+        # Sums of sealed hours, and the names of known services, outlive a TRUNCATE, which
+        # no running Logdash ever sees.
         for part in ("hours", "minutes"):
             sealed_sums(part).clear()
+        application.extensions.pop(KNOWN_SERVICES, None)
         forget_queued_work(application)
 
 

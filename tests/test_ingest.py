@@ -287,6 +287,25 @@ def test_attributes_larger_than_the_limit_refuse_their_line(app, client, monkeyp
     assert scalar("SELECT message FROM logs.entries") == "small"
 
 
+def test_lines_that_would_add_a_service_past_the_limit_are_refused(app, client, monkeypatch):
+    """Services are rows of every page: past LOGDASH_MAX_SERVICES, a line naming a new one
+    is refused, naming the setting; lines of known services, in the same batch too, are
+    kept, and a service that logged before stays welcome."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 3)
+    first = post_logs(client, [{"service": name, "message": "hello"}
+                               for name in ("a", "b", "c", "d")])
+    assert (first.json["accepted"], first.json["rejected"]) == (3, 1)
+    assert first.json["errors"] == [{"index": 3, "error": "service 'd' would be new, and 3"
+                                                          " services already log here"
+                                                          " (LOGDASH_MAX_SERVICES)"}]
+    again = post_logs(client, [{"service": "e", "message": "new"},
+                               {"service": "a", "message": "known"}])
+    assert (again.json["accepted"], again.json["errors"][0]["index"]) == (1, 0)
+    assert scalar("SELECT count(*) FROM logs.services") == 3
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 0)  # no limit
+    assert post_logs(client, {"service": "e", "message": "new"}).json["accepted"] == 1
+
+
 def test_long_message_is_truncated_with_a_marker(app, client, monkeypatch):
     """Messages over the configured length are cut and say so."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_MESSAGE_BYTES", 1000)

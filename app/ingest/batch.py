@@ -9,6 +9,7 @@ from flask import current_app
 
 from app.ingest.bodies import LineError
 from app.ingest.records import InvalidLine, Limits, Record, normalize
+from app.ingest.services import services_past_the_limit
 from app.ingest.signals import lines_stored
 from app.ingest.store import KeyClaim, store_records
 from app.metrics import count_ingest
@@ -37,6 +38,20 @@ class IngestResult:
         return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
 
 
+def _within_the_service_limit(indexed: list[tuple[int, Record]], limit: int,
+                              result: IngestResult) -> list[Record]:
+    """The records whose service exists or fits under the limit; the others are refused."""
+    past = services_past_the_limit({record.service for _, record in indexed}, limit)
+    kept = []
+    for index, record in indexed:
+        if record.service in past:
+            result.refuse(index, f"service {record.service!r} would be new, and {limit}"
+                                 " services already log here (LOGDASH_MAX_SERVICES)")
+        else:
+            kept.append(record)
+    return kept
+
+
 def ingest_items(items: list, default_service: str | None, config,
                  idempotency: tuple[str, str] | None = None,
                  pinned_service: str | None = None,
@@ -51,7 +66,7 @@ def ingest_items(items: list, default_service: str | None, config,
     received = datetime.now(UTC)
     limits = Limits.from_config(config, received)
     result = IngestResult()
-    records: list[Record] = []
+    indexed: list[tuple[int, Record]] = []
     for index, item in enumerate(items):
         if isinstance(item, LineError):
             result.refuse(index, item.error)
@@ -70,7 +85,8 @@ def ingest_items(items: list, default_service: str | None, config,
         if pinned_service is not None and record.service != pinned_service:
             result.refuse(index, f"this token only sends logs for service {pinned_service!r}")
             continue
-        records.append(record)
+        indexed.append((index, record))
+    records = _within_the_service_limit(indexed, config["LOGDASH_MAX_SERVICES"], result)
     result.accepted = len(records)
     answer = result.to_dict()
     claim = KeyClaim(*idempotency, answer) if idempotency else None

@@ -1,0 +1,36 @@
+"""How many services Logdash tells apart. Each is a row of every dashboard, health report
+and live frame: a sender that names a new one per line (a request id as the service) would
+make those pages megabytes. Lines that would add a service past the limit are refused."""
+
+from flask import current_app
+from sqlalchemy import text
+
+from app.extensions import db
+
+# Services that logged within the longest window count against the limit.
+ACTIVE_DAYS = 30
+# Where an app keeps the names it has seen in logs.services (they only ever stay there).
+KNOWN_SERVICES = "logdash.known_services"
+
+
+def _known() -> set[str]:
+    """Names this process has seen in logs.services."""
+    return current_app.extensions.setdefault(KNOWN_SERVICES, set())
+
+
+def services_past_the_limit(names: set[str], limit: int) -> set[str]:
+    """Of the services a batch names, those that would be new past the limit (0: none)."""
+    known = _known()
+    unknown = names - known
+    if not unknown or limit <= 0:
+        return set()
+    known.update(db.session.execute(text(
+        "SELECT service FROM logs.services WHERE service = ANY(:names)"),
+        {"names": sorted(unknown)}).scalars())
+    new = sorted(unknown - known)
+    if not new:
+        return set()
+    active = db.session.execute(text(
+        "SELECT count(*) FROM logs.services WHERE last_seen >= now() - make_interval(days => :d)"
+    ), {"d": ACTIVE_DAYS}).scalar_one()
+    return set(new[max(limit - active, 0):])
