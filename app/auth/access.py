@@ -75,29 +75,20 @@ def _rate_limited():
     return None
 
 
-def _origin():
-    """The request's Origin, split; None without one. One that is not a URL ("http://[")
-    is from no page of this site: ValueError."""
+def _from_own_page(loopback_only: bool = False) -> bool:
+    """Whether a browser request comes from one of this site's pages (with loopback_only,
+    served on a loopback name of this machine); a request without an Origin is from no
+    page. An Origin that is not a URL ("http://[") is from none of them."""
     origin = request.headers.get("Origin")
-    return None if origin is None else urlsplit(origin)
-
-
-def _same_origin() -> bool:
-    """Whether a browser request comes from one of this site's pages."""
+    if origin is None:
+        return True
     try:
-        origin = _origin()
+        parts = urlsplit(origin)
+        host = parts.hostname
     except ValueError:
         return False
-    return origin is None or origin.netloc == request.host
-
-
-def _loopback_origin() -> bool:
-    """Whether the request has no Origin, or one on a loopback name of this machine."""
-    try:
-        origin = _origin()
-        return origin is None or origin.hostname in ("localhost", "127.0.0.1", "::1")
-    except ValueError:
-        return False
+    return parts.netloc == request.host and (
+        not loopback_only or host in ("localhost", "127.0.0.1", "::1"))
 
 
 def _for_ingest():
@@ -112,9 +103,9 @@ def _for_ingest():
         # A web page the person has open may post here too (a form, or fetch with a
         # text/plain body, needs no preflight); shippers send no Origin. A page of another
         # site whose name it made resolve to this machine (DNS rebinding) sends its own
-        # name as Host too: open ingest is for this machine, so a page must be one of its
-        # loopback names'.
-        if not _same_origin() or not _loopback_origin():
+        # name as Host too: open ingest is for this machine, so a page must be served on
+        # one of its loopback names.
+        if not _from_own_page(loopback_only=True):
             return _deny(403, "open ingest does not take lines from other sites' pages")
         return None
     return _deny(401, "sending logs needs an API token with the ingest scope"
@@ -133,7 +124,7 @@ def _for_token():
 
 def _for_user():
     """People: viewers read, admins change; changes by cookie need the CSRF token."""
-    if request.path.startswith("/ws/") and not _same_origin():
+    if request.path.startswith("/ws/") and not _from_own_page():
         return _deny(403, "WebSocket connections must come from Logdash's own pages")
     if request.endpoint in ADMIN_READS and g.user.role != "admin":
         return _deny(403, "only admins can see this")
