@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import time
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -304,6 +305,48 @@ def test_lines_that_would_add_a_service_past_the_limit_are_refused(app, client, 
     assert scalar("SELECT count(*) FROM logs.services") == 3
     monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 0)  # no limit
     assert post_logs(client, {"service": "e", "message": "new"}).json["accepted"] == 1
+
+
+def test_batches_adding_services_at_once_stay_within_the_limit(app, client, live_server,
+                                                              ingest_headers, monkeypatch):
+    """Two batches, each naming a new service, with one place left: held before they commit
+    (the hourly job's lock here), one takes the place and the other is refused."""
+    import threading
+
+    import requests
+
+    from app.rollups.aggregate import LOCKS
+
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 2)
+    post_logs(client, {"service": "old", "message": "hello"})
+    answers = []
+
+    def send(service):
+        """Post one line of a new service."""
+        answers.append(requests.post(f"{live_server.url}/api/logs", timeout=30,
+                                     json={"service": service, "message": "hi"},
+                                     headers=ingest_headers).json())
+
+    def waiting(count):
+        """Wait until `count` sessions wait for an advisory lock."""
+        deadline = time.monotonic() + 10
+        while scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                     " AND NOT granted") < count:
+            assert time.monotonic() < deadline, "the batches never reached their locks"
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in ("new-a", "new-b")]
+    with db.engine.connect() as job:
+        job.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCKS["hourly"]})
+        for count, thread in enumerate(threads, start=1):
+            thread.start()
+            waiting(count)
+        job.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCKS["hourly"]})
+        job.commit()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer["accepted"] for answer in answers) == [0, 1]
+    assert scalar("SELECT count(*) FROM logs.services") == 2
 
 
 def test_long_message_is_truncated_with_a_marker(app, client, monkeypatch):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from app.ingest.bodies import LineError
+from app.ingest.partitions import ensure_partitions
 from app.ingest.records import InvalidLine, Limits, Record, normalize
 from app.ingest.services import services_past_the_limit
 from app.ingest.signals import lines_stored
@@ -86,6 +87,9 @@ def ingest_items(items: list, default_service: str | None, config,
             result.refuse(index, f"this token only sends logs for service {pinned_service!r}")
             continue
         indexed.append((index, record))
+    # Partitions are committed on their own: before the service limit's lock, which must
+    # last until the lines are committed.
+    ensure_partitions({record.timestamp.date() for _, record in indexed})
     records = _within_the_service_limit(indexed, config["LOGDASH_MAX_SERVICES"], result)
     result.accepted = len(records)
     answer = result.to_dict()

@@ -11,6 +11,8 @@ from app.extensions import db
 ACTIVE_DAYS = 30
 # Where an app keeps the names it has seen in logs.services (they only ever stay there).
 KNOWN_SERVICES = "logdash.known_services"
+# Held by a batch that may add services, from counting them until it commits.
+_LOCK_KEY = 0x6C6F7376  # "losv"
 
 
 def _known() -> set[str]:
@@ -19,11 +21,16 @@ def _known() -> set[str]:
 
 
 def services_past_the_limit(names: set[str], limit: int) -> set[str]:
-    """Of the services a batch names, those that would be new past the limit (0: none)."""
+    """Of the services a batch names, those that would be new past the limit (0: none).
+
+    A batch naming a service this process has not seen takes a lock that its commit
+    releases: batches that may add services count them in turn, so that two of them never
+    each take the last free place."""
     known = _known()
     unknown = names - known
     if not unknown or limit <= 0:
         return set()
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     known.update(db.session.execute(text(
         "SELECT service FROM logs.services WHERE service = ANY(:names)"),
         {"names": sorted(unknown)}).scalars())
