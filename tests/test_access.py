@@ -415,3 +415,31 @@ def test_webhook_urls_are_shown_whole_to_admins_only(client, browser):
     assert [c["alert_webhook_url"] for c in listed] == ["https://hooks.example.com/…"]
     page = browser.get("/alerts", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "hooks.example.com" in page and "secret" not in page and "s3cret" not in page
+
+
+def test_webhook_delivery_targets_are_shown_whole_to_admins_only(client, browser):
+    """A delivery's target is the URL it was sent to: viewers and read tokens see its scheme
+    and host in the delivery log, on the API, the alerts page and the violation's page."""
+    from datetime import UTC, datetime
+
+    from app.models import AlertDelivery, AlertViolation
+
+    url = "https://hooks.example.com/services/T000/B000/XXXXsecretXXXX"
+    violation = AlertViolation(service="api", level="error", current_count=5,
+                               threshold_value=1, timestamp=datetime.now(UTC))
+    db.session.add(violation)
+    db.session.flush()
+    db.session.add(AlertDelivery(delivery_id="d1", violation_id=violation.id, service="api",
+                                 channel="webhook", target=url, event="firing", attempt=1,
+                                 status="success", payload={}))
+    db.session.commit()
+    path = "/api/logs/alerts/deliveries"
+    assert [d["target"] for d in client.get(path).json["deliveries"]] == [url]
+    reader = client.application.test_client()
+    shown = reader.get(path, headers=token_headers("read")).json["deliveries"]
+    assert [d["target"] for d in shown] == ["https://hooks.example.com/…"]
+    create_user("vera", PASSWORD, "viewer")
+    sign_in(browser, "vera")
+    for page in ("/alerts", f"/alerts/violations/{violation.id}"):
+        html = browser.get(page, headers={"Accept": "text/html"}).get_data(as_text=True)
+        assert "hooks.example.com/…" in html and "secret" not in html, page
