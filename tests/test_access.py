@@ -417,6 +417,22 @@ def test_webhook_urls_are_shown_whole_to_admins_only(client, browser):
     assert "hooks.example.com" in page and "secret" not in page and "s3cret" not in page
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://eo2bzfqp6lx4f5o.m.pipedream.net", "https://….m.pipedream.net/…"),
+    ("https://alerts01.example.com:8443/hook", "https://alerts01.example.com:8443/…"),
+    ("https://ec2-54-12-34-56.compute-1.amazonaws.com/x",
+     "https://ec2-54-12-34-56.compute-1.amazonaws.com/…"),
+])
+def test_a_host_that_is_a_key_is_hidden_from_viewers(client, url, shown):
+    """Some receivers put the credential in the host name: a label that looks generated is
+    hidden from read tokens too, while names stay readable."""
+    assert client.post("/api/logs/alerts/config", json={
+        "service": "api", "alert_webhook_url": url}).status_code == 201
+    reader = client.application.test_client()
+    config = reader.get("/api/logs/alerts/config/api", headers=token_headers("read")).json
+    assert config["alert_webhook_url"] == shown
+
+
 def test_webhook_delivery_targets_are_shown_whole_to_admins_only(client, browser):
     """A delivery's target is the URL it was sent to: viewers and read tokens see its scheme
     and host in the delivery log, on the API, the alerts page and the violation's page."""

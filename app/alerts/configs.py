@@ -135,14 +135,28 @@ def validate(data: dict, partial: bool) -> dict:
     return cleaned
 
 
+# Letters and digits alternating this often in a host label read as a key, not a name
+# ("eo2bzfqp6lx4f5o" but not "alerts01" or "ec2-54-12-34-56").
+_DIGIT_LETTER_RUNS = re.compile(r"[a-z]+|[0-9]+", re.I)
+
+
+def _looks_like_a_key(label: str) -> bool:
+    """Whether a host label looks generated: 12 or more letters and digits, changing from
+    one to the other at least three times."""
+    return (len(label) >= 12 and label.isalnum() and label.isascii()
+            and len(_DIGIT_LETTER_RUNS.findall(label)) >= 4)
+
+
 def shown_url(url: str | None) -> str | None:
     """A webhook URL as the asker may see it: whole to admins; to others only its scheme
     and host, since many receivers (Slack, Teams, Discord) take the URL itself, path and
-    all, as the credential."""
+    all, as the credential, and some (Pipedream) a label of the host."""
     if url is None or asker_is_admin():
         return url
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"  # no user:password@
+    host = parts.netloc.rpartition("@")[2]  # no user:password@
+    labels = ["…" if _looks_like_a_key(label) else label for label in host.split(".")]
+    return f"{parts.scheme}://{'.'.join(labels)}/…"
 
 
 def to_dict(config: AlertConfig, with_secret: bool = False) -> dict:
