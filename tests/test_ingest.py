@@ -258,6 +258,41 @@ def test_body_over_the_size_limit_is_413(app, client, monkeypatch):
     assert scalar("SELECT count(*) FROM logs.entries") == 0
 
 
+@pytest.mark.parametrize("path", ["/api/logs", "/gelf", "/loki/api/v1/push", "/v1/logs"])
+def test_a_chunked_body_over_the_size_limit_is_413_not_cut(app, live_server, ingest_headers,
+                                                            monkeypatch, path):
+    """Sent without a Content-Length, a body over the limit is refused whole: none of its
+    lines are stored, as none of those past the limit could be."""
+    import requests
+
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 2000)
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_BODY_BYTES", 2000)
+    body = ndjson({"service": "chunked", "message": f"line {i:05d}"} for i in range(100))
+
+    def chunks():
+        """The body in pieces, so that requests sends it chunked."""
+        yield from (body[at:at + 500] for at in range(0, len(body), 500))
+
+    answer = requests.post(f"{live_server.url}{path}", data=chunks(), timeout=10,
+                           headers={**ingest_headers, "Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert scalar("SELECT count(*) FROM logs.entries") == 0
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_taken(app, live_server, ingest_headers,
+                                                      monkeypatch):
+    """The limit itself is allowed, chunked or not."""
+    import requests
+
+    body = ndjson({"service": "chunked", "message": f"line {i:05d}"} for i in range(50))
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", len(body))
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_BODY_BYTES", len(body))
+    answer = requests.post(f"{live_server.url}/api/logs", data=iter([body[:700], body[700:]]),
+                           timeout=10,
+                           headers={**ingest_headers, "Content-Type": "application/x-ndjson"})
+    assert answer.status_code == 202 and answer.json()["accepted"] == 50
+
+
 def test_gzip_bomb_is_413(app, client, monkeypatch):
     """The decompressed size counts: a small gzip that inflates past the limit is refused."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_BODY_BYTES", 100_000)

@@ -18,6 +18,18 @@ MAX_KEY_CHARS = 200
 OPEN_SCOPE = "open"
 
 
+def request_body(max_bytes: int) -> bytes:
+    """The raw request body, or BodyError (413) when it is longer than max_bytes."""
+    data = request.get_data(cache=False)
+    # Sent in chunks, without a Content-Length, a body is cut at the limit without a word
+    # (Werkzeug's stream ends there): one more byte from the connection tells a body of
+    # exactly the limit from a longer one, whose lines past the cut would be lost.
+    if (len(data) >= max_bytes and request.content_length is None
+            and request.environ["wsgi.input"].read(1)):
+        raise BodyError(413, f"body is larger than {max_bytes} bytes")
+    return data
+
+
 @bp.post("/logs")
 def ingest_logs():
     """Store every valid line of the body; answer 202 with what was accepted and refused."""
@@ -28,7 +40,7 @@ def ingest_logs():
     default_service = pinned or request.args.get("service") or None
     try:
         data = decompress(
-            request.get_data(cache=False), request.headers.get("Content-Encoding", ""), max_bytes
+            request_body(max_bytes), request.headers.get("Content-Encoding", ""), max_bytes
         )
         # curl -d sends JSON as a form unless told otherwise; a form never starts with { or [.
         if request.mimetype == FORM_TYPE and data.lstrip()[:1] not in (b"{", b"["):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app.api.ingest import MAX_KEY_CHARS, OPEN_SCOPE
+from app.api.ingest import MAX_KEY_CHARS, OPEN_SCOPE, request_body
 from app.ingest import gelf, loki, otlp
 from app.ingest.batch import ingest_items
 from app.ingest.bodies import BodyError, check_line_count, decompress
@@ -33,10 +33,11 @@ def _configure(state) -> None:
 def _body(encoding_of=None) -> bytes:
     """The request body with its compression undone, within the body limit; encoding_of
     tells the compression from the bytes where the Content-Encoding header cannot be trusted."""
-    data = request.get_data(cache=False)
+    max_bytes = current_app.config["LOGDASH_MAX_BODY_BYTES"]
+    data = request_body(max_bytes)
     encoding = request.headers.get("Content-Encoding", "") if encoding_of is None \
         else encoding_of(data)
-    return decompress(data, encoding, current_app.config["LOGDASH_MAX_BODY_BYTES"])
+    return decompress(data, encoding, max_bytes)
 
 
 def _max_lines() -> int:
