@@ -4,7 +4,7 @@ import psycopg
 from flask import Flask, current_app, jsonify, make_response, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadHost, HTTPException
 
 from app.extensions import db
 
@@ -54,7 +54,9 @@ def _wants_page() -> bool:
 
 def _http_error(error: HTTPException):
     """Answer Flask's and Werkzeug's HTTP errors in JSON (as a page to browsers)."""
-    if _wants_page():
+    # With a Host header it cannot read, Flask has no URL adapter: a page's links cannot
+    # be built.
+    if _wants_page() and not isinstance(error, BadHost):
         response = make_response(render_template(
             "error.html", code=error.code, message=error.description))
     else:

@@ -181,6 +181,38 @@ def test_requests_per_token_are_limited(app, anonymous_client, monkeypatch):
     assert 1 <= int(limited.headers["Retry-After"]) <= 61
 
 
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_500(browser):
+    """The token is compared in constant time, which Python does for ASCII text only: any
+    other token sent is wrong, in the form and in the header."""
+    browser.get("/login")
+    form = browser.post("/login", data={"username": "x", "password": "y", "csrf_token": "é"})
+    assert form.status_code == 400 and "form expired" in form.get_data(as_text=True)
+    create_user("ada", PASSWORD, "admin")
+    sign_in(browser, "ada")
+    header = browser.post("/api/logs/alerts/config", json={"service": "a"},
+                          headers={"X-CSRF-Token": "\xe9"})
+    assert header.status_code == 403 and "CSRF" in header.json["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/tokens", "/api/logs/alerts/config",
+                                  "/api/logs/alerts/silences",
+                                  "/api/logs/alerts/maintenance-windows"])
+def test_json_nested_past_the_decoder_is_a_400(client, path):
+    """A body nested deeper than Python's decoder follows is not a JSON object to use."""
+    response = client.post(path, data="[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON object" in response.json["error"]
+
+
+def test_an_unreadable_host_gets_an_error_page_browsers_can_read(anonymous_client):
+    """With a Host header Werkzeug refuses, no URL can be built for a page's links: the
+    400 is answered in JSON rather than failing to render the page."""
+    response = anonymous_client.get("/login", headers={"Host": "a" * 64,
+                                                       "Accept": "text/html"})
+    assert response.status_code == 400
+    assert "error" in response.json
+
+
 def test_sign_in_session_and_roles(browser):
     """Viewers read; admins change with the CSRF token; nobody changes without it."""
     create_user("vera", PASSWORD, "viewer")

@@ -37,7 +37,10 @@ from app.search import BadSearch
 
 def json_object_body() -> dict | None:
     """The request's JSON object, or None when the body is not one."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested past what the decoder follows: not a config either
+        return None
     return data if isinstance(data, dict) else None
 
 

@@ -1,8 +1,9 @@
 """API tokens over JSON: list, create (the value is shown once), revoke."""
 
-from flask import jsonify, request
+from flask import jsonify
 
 from app.api import bp
+from app.api.alerts import json_object_body
 from app.auth.credentials import (
     CredentialError,
     create_token,
@@ -21,8 +22,8 @@ def list_api_tokens():
 @bp.post("/tokens")
 def create_api_token():
     """Make a token; its value is in this answer only."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    data = json_object_body()
+    if data is None:
         return jsonify(error="body must be a JSON object"), 400
     try:
         token, plain = create_token(data.get("name", ""), data.get("scope", "ingest"),
