@@ -414,6 +414,18 @@ def test_sockets_beyond_a_process_limit_are_refused_before_the_handshake(cluster
     wait_until(lambda: cluster.count() == 2)
 
 
+@pytest.mark.parametrize("missing", ["Sec-WebSocket-Version", "Sec-WebSocket-Key"])
+def test_a_broken_handshake_is_a_400_naming_it(app, live_server, missing):
+    """Upgrade headers wrong or missing: a 400 that says so, before any socket is open."""
+    headers = {**token_headers("read"), "Connection": "Upgrade", "Upgrade": "websocket",
+               "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    del headers[missing]
+    answer = requests.get(f"{live_server.url}/ws/logs/tail", headers=headers, timeout=5)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("not a valid WebSocket handshake: ")
+    assert missing in answer.json()["error"]
+
+
 def session_cookie(application, username: str) -> str:
     """The Cookie header of a browser signed in as `username` through the sign-in form."""
     browser = application.test_client()

@@ -10,7 +10,7 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from wsproto.events import TextMessage
-from wsproto.utilities import LocalProtocolError
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from app.auth.credentials import session_user
 from app.extensions import db, sock
@@ -62,6 +62,13 @@ def take_a_socket_slot():
         return response, 503, {"Retry-After": str(FULL_RETRY_SECONDS)}
     g.socket_slot = True
     return None
+
+
+@bp.errorhandler(RemoteProtocolError)
+def refuse_a_bad_handshake(error: RemoteProtocolError):
+    """A request to a socket's URL whose upgrade headers are wrong or missing (nothing has
+    been sent on the connection yet): a 400 naming the problem."""
+    return jsonify(error=f"not a valid WebSocket handshake: {error}"), 400
 
 
 @bp.teardown_request
