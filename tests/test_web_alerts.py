@@ -506,3 +506,24 @@ def test_no_template_marks_text_safe():
         source = template.read_text()
         assert "|safe" not in source.replace(" ", ""), template
         assert "Markup" not in source and "autoescape false" not in source, template
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/alerts/{id}"), ("GET", "/alerts/{id}/edit"), ("PUT", "/alerts/{id}"),
+    ("DELETE", "/alerts/{id}"), ("POST", "/alerts/{id}/test"),
+    ("POST", "/alerts/deliveries/{id}/resend"), ("DELETE", "/settings/tokens/{id}"),
+    ("POST", "/api/logs/alerts/deliveries/{id}/resend"), ("DELETE", "/api/tokens/{id}"),
+    ("GET", "/alerts/violations/{id}"),
+])
+@pytest.mark.parametrize("missing_id", [987654, 10**15, 10**20])
+def test_ids_that_name_nothing_are_404(admin, method, path, missing_id):
+    """An id no row has, even one too large for its column, is not found (not a 400 about
+    a value PostgreSQL cannot store)."""
+    response = admin.open(path.format(id=missing_id), method=method)
+    assert response.status_code == 404, response.data[:300]
+
+
+def test_deliveries_of_a_violation_id_too_large_are_none(client):
+    """Filtering the delivery log by an id no violation can have finds nothing."""
+    answer = client.get("/api/logs/alerts/deliveries?violation_id=99999999999999999999")
+    assert answer.status_code == 200 and answer.json["deliveries"] == []

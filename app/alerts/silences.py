@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, or_, select, update
 from app.alerts import configs
 from app.extensions import db
 from app.ingest.records import InvalidLine, clean_text, service_name
-from app.models import MaintenanceWindow, Silence
+from app.models import MaintenanceWindow, Silence, row_by_id
 from app.numbers import whole_number
 
 
@@ -92,8 +92,6 @@ MAX_START_DISTANCE = timedelta(days=365)
 MAX_COMMENT_CHARS = 1000
 MAX_LISTED = 1000
 DEFAULT_LISTED = 100
-# Ids are PostgreSQL integers; a larger one names nothing.
-MAX_ID = 2**31 - 1
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -279,7 +277,7 @@ def create_silence(data, who: str, now: datetime | None = None) -> Silence:
 
 def get_silence(silence_id: int) -> Silence | None:
     """The silence with this id, if any."""
-    return db.session.get(Silence, silence_id) if 0 < silence_id <= MAX_ID else None
+    return row_by_id(Silence, silence_id)
 
 
 def expire_silence(silence: Silence, who: str) -> Silence:
@@ -410,7 +408,7 @@ def create_window(data, who: str) -> MaintenanceWindow:
 
 def get_window(window_id: int) -> MaintenanceWindow | None:
     """The maintenance window with this id, if any."""
-    return db.session.get(MaintenanceWindow, window_id) if 0 < window_id <= MAX_ID else None
+    return row_by_id(MaintenanceWindow, window_id)
 
 
 def update_window(window: MaintenanceWindow, data) -> MaintenanceWindow:

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.alerts.configs import shown_url
 from app.extensions import db
-from app.models import AlertDelivery, AlertViolation
+from app.models import AlertDelivery, AlertViolation, row_by_id
 from app.numbers import whole_number
 from app.search import BadSearch, parse_limit, parse_time
 
@@ -26,10 +26,8 @@ def violation_dict(v: AlertViolation) -> dict:
 
 
 def get_violation(violation_id: int) -> AlertViolation | None:
-    """The violation with this id, if any (ids are 32-bit: larger ones cannot exist)."""
-    if not 0 < violation_id < 2**31:
-        return None
-    return db.session.get(AlertViolation, violation_id)
+    """The violation with this id, if any."""
+    return row_by_id(AlertViolation, violation_id)
 
 
 def delivery_dict(d: AlertDelivery) -> dict:
@@ -74,6 +72,8 @@ def list_deliveries(args) -> list[dict]:
         violation_id = whole_number(args["violation_id"])
         if violation_id is None:
             raise BadSearch("violation_id must be a whole number")
+        if get_violation(violation_id) is None:
+            return []
         query = query.where(AlertDelivery.violation_id == violation_id)
     if args.get("service"):
         query = query.where(AlertDelivery.service == args["service"])

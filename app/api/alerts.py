@@ -2,7 +2,6 @@
 acknowledged) and the delivery log."""
 
 from flask import jsonify, request
-from sqlalchemy import select
 
 from app.alerts.acknowledge import NotFiring, acknowledge
 from app.alerts.backtest import BadParameter, UnknownService, backtest, settings_for
@@ -30,8 +29,7 @@ from app.alerts.views import (
 )
 from app.api import bp
 from app.auth.access import actor
-from app.extensions import db
-from app.models import AlertDelivery
+from app.models import AlertDelivery, row_by_id
 from app.search import BadSearch
 
 
@@ -174,8 +172,7 @@ def alert_deliveries():
 @bp.post("/logs/alerts/deliveries/<int:delivery_id>/resend")
 def resend_delivery(delivery_id: int):
     """Send a failed notification again, with the same delivery id."""
-    delivery = db.session.scalars(
-        select(AlertDelivery).where(AlertDelivery.id == delivery_id)).first()
+    delivery = row_by_id(AlertDelivery, delivery_id)
     if delivery is None:
         return jsonify(error=f"no delivery with id {delivery_id}"), 404
     try:

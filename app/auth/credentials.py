@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
-from app.models import ROLES, SCOPES, ApiToken, User
+from app.models import ROLES, SCOPES, ApiToken, User, row_by_id
 
 TOKEN_PREFIX = "ld_"  # noqa: S105 (a marker that makes tokens recognisable, not a secret)
 MIN_PASSWORD_CHARS = 12
@@ -139,6 +139,8 @@ def find_token(plain: str) -> Row | None:
 
 def revoke_token(token_id: int) -> bool:
     """Revoke a token; False if there is no such live token."""
+    if row_by_id(ApiToken, token_id) is None:
+        return False
     done = db.session.execute(
         update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC)).returning(ApiToken.id)).scalar()

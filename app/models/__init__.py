@@ -1,5 +1,8 @@
 """Tables, by area; importing this package registers them all with the metadata."""
 
+from sqlalchemy import BigInteger
+
+from app.extensions import db
 from app.models.alerts import (
     AlertConfig,
     AlertDelivery,
@@ -54,3 +57,10 @@ __all__ = [
     "User",
     "Watermark",
 ]
+
+
+def row_by_id(model, row_id: int):
+    """The row of `model` with this id, or None. An id too large for the id column names no
+    row: asked for, PostgreSQL would refuse it rather than find nothing."""
+    largest = 2**63 - 1 if isinstance(model.__table__.c.id.type, BigInteger) else 2**31 - 1
+    return db.session.get(model, row_id) if 0 < row_id <= largest else None

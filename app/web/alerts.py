@@ -30,8 +30,7 @@ from app.alerts.notify import NoChannels, send_test
 from app.alerts.views import get_violation, list_deliveries, list_violations, violation_dict
 from app.auth.access import actor, asker_is_admin
 from app.auth.csrf import FIELD as CSRF_FIELD
-from app.extensions import db
-from app.models import AlertConfig, AlertDelivery
+from app.models import AlertConfig, AlertDelivery, row_by_id
 from app.stats.dashboard import service_names
 from app.web import bp
 
@@ -68,7 +67,7 @@ def _form_data() -> dict:
 
 def _config(config_id: int) -> AlertConfig:
     """The config with this id, or a 404."""
-    config = db.session.get(AlertConfig, config_id)
+    config = row_by_id(AlertConfig, config_id)
     if config is None:
         abort(404, description=f"No alert config with id {config_id}.")
     return config
@@ -195,7 +194,7 @@ def test_alert_form(config_id: int):
 @bp.post("/alerts/deliveries/<int:delivery_id>/resend")
 def resend_delivery_form(delivery_id: int):
     """Queue a failed notification again (same delivery id); answer the refreshed log."""
-    delivery = db.session.get(AlertDelivery, delivery_id)
+    delivery = row_by_id(AlertDelivery, delivery_id)
     if delivery is None:
         abort(404, description=f"No delivery with id {delivery_id}.")
     try:

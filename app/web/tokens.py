@@ -13,7 +13,7 @@ from app.auth.credentials import (
     token_dict,
 )
 from app.extensions import db
-from app.models import SCOPES, ApiToken
+from app.models import SCOPES, ApiToken, row_by_id
 from app.stats.dashboard import service_names
 from app.web import bp
 from app.web.alerts import require_admin
@@ -55,7 +55,7 @@ def create_token_form():
 def revoke_token_form(token_id: int):
     """Revoke a token at once; answer its row, now marked revoked."""
     require_admin(TOKENS_WHAT)
-    token = db.session.get(ApiToken, token_id)
+    token = row_by_id(ApiToken, token_id)
     if token is None:
         abort(404, description=f"No token with id {token_id}.")
     revoke_token(token_id)
