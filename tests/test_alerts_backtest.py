@@ -176,6 +176,7 @@ def test_span_starts_at_the_oldest_minute_kept(client):
     ({"warning_threshold_per_min": "lots"}, "warning_threshold_per_min"),
     ({"for_minutes": "0"}, "for_minutes"), ({"for_minutes": "61"}, "for_minutes"),
     ({"days": "0"}, "days"), ({"days": "8"}, "days"), ({"days": "-1"}, "days"),
+    ({"days": "9" * 5000}, "days"),
     ({"error_threshold_per_min": "9" * 30}, "error_threshold_per_min")])
 def test_bad_parameters_are_refused_by_name(client, params, named):
     """A 400 naming the parameter."""

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from app.alerts.configs import DEFAULTS, InvalidConfig, get_config, to_dict, validate
 from app.alerts.evaluate import ALERT_LEVELS, over_runs
 from app.extensions import db
+from app.numbers import whole_number
 from app.rollups.tiers import MINUTE, floor_minute
 from app.stats.dashboard import known_service
 
@@ -43,11 +44,10 @@ def _days(value) -> int:
     """The `days` parameter: a whole number from 1 to MAX_DAYS (default MAX_DAYS)."""
     if value is None or value == "":
         return MAX_DAYS
-    # isdecimal, not isdigit: int() refuses digits such as '²'.
-    if not (isinstance(value, str) and value.strip().isdecimal()
-            and 1 <= int(value) <= MAX_DAYS):
+    days = whole_number(value) if isinstance(value, str) else None
+    if days is None or not 1 <= days <= MAX_DAYS:
         raise BadParameter(f"days must be a whole number from 1 to {MAX_DAYS}")
-    return int(value)
+    return days
 
 
 def settings_for(service: str, args) -> Settings:
