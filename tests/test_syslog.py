@@ -30,7 +30,13 @@ from app.listeners import batcher as batcher_module
 from app.listeners.batcher import Batcher
 from app.listeners.framing import StreamFramer
 from app.listeners.gelf import ChunkAssembler, GelfError, decompress
-from app.listeners.server import Listener, stream_server, syslog_framer, syslog_handler
+from app.listeners.server import (
+    Listener,
+    gelf_udp_handler,
+    stream_server,
+    syslog_framer,
+    syslog_handler,
+)
 from app.listeners.settings import MAX_FRAME_BYTES, ListenerSettings, listener_settings
 from app.listeners.syslog import parse_syslog
 
@@ -259,6 +265,16 @@ def test_gelf_decompression_detects_gzip_zlib_and_plain():
     assert decompress(gzip.compress(document[:9]) + gzip.compress(document[9:]), 1000) == document
     with pytest.raises(GelfError):
         decompress(zlib.compress(document) + b"tail", 1000)
+
+
+def test_a_gelf_chunk_that_fits_no_message_is_refused_with_its_reason(caplog):
+    """A chunk header numbering its chunk past the count is the sender's mistake: refused
+    with the reason, without a traceback in the log for every such datagram."""
+    handle = gelf_udp_handler()
+    with caplog.at_level(logging.WARNING):
+        (refused,) = handle(b"\x1e\x0f" + b"12345678" + bytes([7, 3]) + b"part", "192.0.2.1")
+    assert refused.error == "not a GELF chunk: chunk 7 of 3 is out of range"
+    assert caplog.records == []
 
 
 def test_settings_read_ports_and_switches(monkeypatch):

@@ -15,7 +15,7 @@ from flask import Flask
 from app.ingest.bodies import LineError
 from app.listeners.batcher import Batcher
 from app.listeners.framing import StreamFramer
-from app.listeners.gelf import ChunkAssembler, gelf_items
+from app.listeners.gelf import ChunkAssembler, GelfError, gelf_items
 from app.listeners.settings import MAX_FRAME_BYTES, ListenerSettings
 from app.listeners.syslog import parse_syslog
 
@@ -47,8 +47,11 @@ def gelf_udp_handler() -> Handler:
     chunks = ChunkAssembler()
 
     def handle(data: bytes, peer: str | None) -> list:
-        """One datagram."""
-        payload = chunks.add(data)
+        """One datagram; a chunk that cannot belong to a message is refused with the reason."""
+        try:
+            payload = chunks.add(data)
+        except GelfError as error:
+            return [LineError(f"not a GELF chunk: {error}")]
         return [] if payload is None else gelf_items(payload, MAX_FRAME_BYTES)
 
     return handle
