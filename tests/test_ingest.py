@@ -312,6 +312,54 @@ def test_too_many_lines_is_413(app, client, monkeypatch):
     assert scalar("SELECT count(*) FROM logs.entries") == 0
 
 
+@pytest.mark.parametrize("path", ["/api/logs", "/gelf"])
+def test_ndjson_of_too_many_lines_is_413_before_decoding_them(app, client, monkeypatch, path):
+    """A few KB of gzip can hold millions of short lines: they are counted, not decoded,
+    before the 413 (the body is tried once as a whole document first)."""
+    import app.ingest.bodies as bodies
+
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_LINES_PER_REQUEST", 10)
+    decoded, decode = [], bodies.loads
+    monkeypatch.setattr(bodies, "loads", lambda data: decoded.append(data) or decode(data))
+    body = gzip.compress(b'{"service": "a", "short_message": "m", "message": "m"}\n\n' * 11)
+    response = client.post(path, data=body, headers={"Content-Encoding": "gzip",
+                                                     "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json["error"] == "batch has more than 10 lines; at most 10 per request"
+    assert len(decoded) == 1
+    assert scalar("SELECT count(*) FROM logs.entries") == 0
+
+
+def test_large_bodies_take_turns(app, client, monkeypatch):
+    """Decoded, a body takes many times its size: large ones are decoded a few at a time
+    per process, a 503 with Retry-After when no turn comes in time; small ones never wait,
+    and a turn is given back however the request ends."""
+    from app.api import ingest as ingest_api
+
+    monkeypatch.setattr(ingest_api, "LARGE_BODY_BYTES", 200)
+    monkeypatch.setattr(ingest_api, "TURN_WAIT_SECONDS", 0.2)
+    large = {"service": "big", "message": "x" * 300}
+    turns = ingest_api.LARGE_BODY_TURNS
+    held = [turns.acquire(blocking=False) for _ in range(2)]
+    try:
+        busy = post_logs(client, large)
+        assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0
+        assert "large requests" in busy.json["error"]
+        assert client.post("/v1/logs", json={"resourceLogs": [], "pad": "x" * 300}
+                           ).status_code == 503
+        assert post_logs(client, {"service": "small", "message": "m"}).status_code == 202
+    finally:
+        for _ in held:
+            turns.release()
+    assert client.post("/api/logs", data=b"[" + b"x" * 300).status_code == 400
+    assert post_logs(client, large).status_code == 202
+    assert [turns.acquire(blocking=False) for _ in range(2)] == [True, True]  # all given back
+    turns.release()
+    turns.release()
+    assert scalar("SELECT string_agg(service, ',' ORDER BY service) FROM logs.entries") == \
+        "big,small"
+
+
 def test_attributes_larger_than_the_limit_refuse_their_line(app, client, monkeypatch):
     """A line's attributes are bounded in size as JSON, as its message is."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_ATTRIBUTE_CHARS", 200)

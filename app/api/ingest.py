@@ -1,6 +1,9 @@
 """POST /api/logs: take lines as JSON, a JSON array, NDJSON or HTTPHandler form data."""
 
+import threading
+
 from flask import current_app, g, jsonify, request
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.api import bp
 from app.ingest.batch import ingest_items
@@ -16,6 +19,44 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_KEY_CHARS = 200
 # Idempotency keys are per token; senders without one (open ingest) share a key space.
 OPEN_SCOPE = "open"
+
+
+# Decoded, a body becomes Python objects of up to 30 times its size (an array of empty
+# objects: 10 MiB of them, a few KB gzipped, take 250 MB), held until its request ends.
+# Bodies this large take turns, a few at a time in each process.
+LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODY_TURNS = threading.BoundedSemaphore(2)
+TURN_WAIT_SECONDS = 30
+
+
+def take_a_large_body_turn(size: int) -> None:
+    """Wait for a turn when a body of `size` bytes is large; 503 if none comes in time.
+    The turn is given back when the request ends."""
+    if size < LARGE_BODY_BYTES or g.get("large_body_turn"):
+        return
+    if not LARGE_BODY_TURNS.acquire(timeout=TURN_WAIT_SECONDS):
+        raise ServiceUnavailable("busy decoding other large requests; try again shortly",
+                                 retry_after=5)
+    g.large_body_turn = True
+
+
+@bp.teardown_app_request
+def give_back_the_large_body_turn(_error) -> None:
+    """The request has ended, and its decoded lines with it."""
+    if g.pop("large_body_turn", False):
+        LARGE_BODY_TURNS.release()
+
+
+def decompressed_body(max_bytes: int, encoding_of=None) -> bytes:
+    """The request body with its compression undone, within the body limit, and its turn
+    taken when large; encoding_of tells the compression from the bytes where the
+    Content-Encoding header cannot be trusted."""
+    data = request_body(max_bytes)
+    encoding = request.headers.get("Content-Encoding", "") if encoding_of is None \
+        else encoding_of(data)
+    data = decompress(data, encoding, max_bytes)
+    take_a_large_body_turn(len(data))
+    return data
 
 
 def request_body(max_bytes: int) -> bytes:
@@ -39,14 +80,12 @@ def ingest_logs():
     pinned = token.service if token is not None else None
     default_service = pinned or request.args.get("service") or None
     try:
-        data = decompress(
-            request_body(max_bytes), request.headers.get("Content-Encoding", ""), max_bytes
-        )
+        data = decompressed_body(max_bytes)
         # curl -d sends JSON as a form unless told otherwise; a form never starts with { or [.
         if request.mimetype == FORM_TYPE and data.lstrip()[:1] not in (b"{", b"["):
             items = parse_logging_form(data, default_service)
         else:
-            items = parse_json_body(data)
+            items = parse_json_body(data, config["LOGDASH_MAX_LINES_PER_REQUEST"])
         check_line_count(len(items), config["LOGDASH_MAX_LINES_PER_REQUEST"])
     except BodyError as error:
         return jsonify(error=str(error)), error.status

@@ -11,10 +11,15 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app.api.ingest import MAX_KEY_CHARS, OPEN_SCOPE, request_body
+from app.api.ingest import (
+    MAX_KEY_CHARS,
+    OPEN_SCOPE,
+    decompressed_body,
+    take_a_large_body_turn,
+)
 from app.ingest import gelf, loki, otlp
 from app.ingest.batch import ingest_items
-from app.ingest.bodies import BodyError, check_line_count, decompress
+from app.ingest.bodies import BodyError, check_line_count
 from app.ingest.records import Limits
 
 bp = Blueprint("receivers", __name__)
@@ -31,13 +36,9 @@ def _configure(state) -> None:
 
 
 def _body(encoding_of=None) -> bytes:
-    """The request body with its compression undone, within the body limit; encoding_of
-    tells the compression from the bytes where the Content-Encoding header cannot be trusted."""
-    max_bytes = current_app.config["LOGDASH_MAX_BODY_BYTES"]
-    data = request_body(max_bytes)
-    encoding = request.headers.get("Content-Encoding", "") if encoding_of is None \
-        else encoding_of(data)
-    return decompress(data, encoding, max_bytes)
+    """The request body with its compression undone, within the body limit (see
+    decompressed_body)."""
+    return decompressed_body(current_app.config["LOGDASH_MAX_BODY_BYTES"], encoding_of)
 
 
 def _max_lines() -> int:
@@ -118,6 +119,7 @@ def loki_push():
         data = _body()
         if protobuf:
             data = loki.unsnappy(data, current_app.config["LOGDASH_MAX_BODY_BYTES"])
+            take_a_large_body_turn(len(data))
         items = loki.parse_push(data, protobuf, _loki_service_labels(), _limits(),
                                 _max_lines())
         answer = _store("loki", items, otlp.UNKNOWN_SERVICE)
@@ -139,7 +141,7 @@ def gelf_messages():
     """GELF over HTTP: 202 like Graylog; 400 when no message could be stored."""
     try:
         answer = _store("gelf", gelf.parse_messages(_body(gelf.content_encoding),
-                                                    _default_service()))
+                                                    _default_service(), _max_lines()))
     except BodyError as error:
         return jsonify(error=str(error)), error.status
     if answer["rejected"] and not answer["accepted"]:

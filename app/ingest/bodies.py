@@ -114,20 +114,38 @@ def loads(data: bytes):
     return _DECODER.decode(data.decode("utf-8-sig"))
 
 
-def parse_json_body(data: bytes) -> list:
-    """Return the objects of a JSON, JSON array or NDJSON body; bad lines become LineError."""
+def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
+    """Return the objects of a JSON, JSON array or NDJSON body; bad lines become LineError.
+    NDJSON of more than max_lines lines is refused (413) before any line is decoded."""
     stripped = data.strip()
     if not stripped:
         raise BodyError(400, "body is empty")
     try:
         document = loads(stripped)
     except (ValueError, RecursionError):
+        if max_lines is not None:
+            _check_ndjson_line_count(stripped, max_lines)
         return _parse_ndjson(stripped)
     if isinstance(document, list):
         return document
     if isinstance(document, dict):
         return [document]
     raise BodyError(400, "body must be a JSON object, an array of objects, or NDJSON")
+
+
+# The start of a line holding more than blanks.
+_NON_BLANK_LINE = re.compile(rb"^[ \t\r\f\v]*\S", re.M)
+
+
+def _check_ndjson_line_count(data: bytes, max_lines: int) -> None:
+    """413 for NDJSON of more than max_lines lines, counted without decoding any: a few KB
+    of gzip can hold millions of short lines, each a Python object once decoded."""
+    if data.count(b"\n") < max_lines:
+        return
+    for count, _ in enumerate(_NON_BLANK_LINE.finditer(data), start=1):
+        if count > max_lines:
+            raise BodyError(413, f"batch has more than {max_lines} lines; at most"
+                                 f" {max_lines} per request")
 
 
 def _parse_ndjson(data: bytes) -> list:

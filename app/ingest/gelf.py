@@ -32,10 +32,13 @@ def content_encoding(data: bytes) -> str:
     return ""
 
 
-def parse_messages(data: bytes, default_service: str | None = None) -> list:
+def parse_messages(data: bytes, default_service: str | None = None,
+                   max_lines: int | None = None) -> list:
     """Return one log object per GELF message; undecodable ones become LineError. Messages
-    that name no service get default_service, else their host's name."""
-    return [_log_object(message, default_service) for message in parse_json_body(data)]
+    that name no service get default_service, else their host's name. More than max_lines
+    messages in NDJSON are refused (413) before they are decoded."""
+    return [_log_object(message, default_service)
+            for message in parse_json_body(data, max_lines)]
 
 
 def _log_object(message, default_service: str | None):
