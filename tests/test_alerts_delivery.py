@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import text
 
-from app.alerts.deliver import backoff, recover_stale
+from app.alerts.deliver import backoff, deliver, recover_stale
 from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify, send_due_digests
 from app.alerts.transports import one_line
@@ -142,6 +142,65 @@ def test_a_resolved_notice_waits_for_the_digest_carrying_its_firing(app, client)
     finally:
         receiver.stop()
     assert [b["event"] for b in receiver.bodies()] == ["digest", "resolved"]
+
+
+def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app, client,
+                                                                            monkeypatch):
+    """The firing notice reached the receiver; a later repeat's worker died mid-send. The
+    resolved notice goes at once (the receiver knows the episode), and the repeat's retry,
+    once the lost send is taken up, is not sent after the resolution."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)
+    receiver = Receiver(statuses=(200,))
+    try:
+        fire_minutes_ago(client, receiver)
+        # The firing notice alone: the check that ingest queued would resolve the episode.
+        current_app.alert_queue.empty()
+        assert deliver(scalar("SELECT id FROM logs.alert_deliveries")) == "success"
+        db.session.execute(text(
+            "INSERT INTO logs.alert_deliveries (delivery_id, violation_id, config_id, service,"
+            " channel, target, event, attempt, status, payload, started_at)"
+            " SELECT 'lost-repeat', violation_id, config_id, service, channel, target, event,"
+            " 1, 'sending', payload || '{\"repeat\": true}', now() FROM logs.alert_deliveries"))
+        db.session.commit()
+        notify(evaluate())  # now, minutes later: resolved
+        run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=10)
+        assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+        db.session.execute(text("UPDATE logs.alert_deliveries SET started_at = now()"
+                                " - interval '1 hour' WHERE status = 'sending'"))
+        db.session.commit()
+        assert recover_stale()["worker_lost"] == 1
+        run_jobs(until=lambda: scalar("SELECT status FROM logs.alert_deliveries WHERE"
+                                      " delivery_id = 'lost-repeat' AND attempt = 2")
+                 == "cancelled")
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+    assert scalar("SELECT error FROM logs.alert_deliveries WHERE delivery_id = 'lost-repeat'"
+                  " AND attempt = 2") == "the episode's resolution was delivered already"
+
+
+def test_a_repeat_due_after_its_episode_ended_is_not_sent(client):
+    """A repeat's count no longer holds once the episode has resolved: it is cancelled, and
+    says why, rather than sent late."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fire_minutes_ago(client, receiver)
+        current_app.alert_queue.empty()
+        assert deliver(scalar("SELECT id FROM logs.alert_deliveries")) == "success"
+        repeat = scalar(
+            "INSERT INTO logs.alert_deliveries (delivery_id, violation_id, config_id, service,"
+            " channel, target, event, attempt, status, payload)"
+            " SELECT 'late-repeat', violation_id, config_id, service, channel, target, event,"
+            " 1, 'pending', payload || '{\"repeat\": true}' FROM logs.alert_deliveries"
+            " RETURNING id")
+        db.session.commit()
+        notify(evaluate())  # resolved; its notice not sent yet
+        assert deliver(repeat) == "cancelled"
+    finally:
+        receiver.stop()
+    assert len(receiver.requests) == 1
+    assert scalar("SELECT error FROM logs.alert_deliveries WHERE id = :id", id=repeat) == \
+        "the episode resolved before this repeat went out"
 
 
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):

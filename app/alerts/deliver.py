@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import case, func, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
@@ -72,6 +72,8 @@ def deliver(delivery_id: int) -> str:
     # waits for the config to be enabled.
     if config is None or (not config.enabled and delivery.event not in ("test", "digest")):
         return _finish(delivery, "cancelled", error="alert config deleted or disabled")
+    if delivery.event == "firing" and (outdated := _outdated_firing(delivery)):
+        return _finish(delivery, "cancelled", error=outdated)
     if delivery.event == "resolved" and (firing_at := _firing_still_due(delivery)):
         return _postpone(delivery, firing_at)
     started = time.monotonic()
@@ -91,20 +93,38 @@ def deliver(delivery_id: int) -> str:
     return _finish(delivery, "success", response_code=code)
 
 
+def _outdated_firing(delivery: AlertDelivery) -> str | None:
+    """Why a firing notice (a retry, often) should no longer be sent, if so: its channel
+    was told the episode resolved, which it would reopen; or it repeats an episode that
+    has ended, with a count that no longer holds."""
+    if _resolution_delivered(delivery):
+        return "the episode's resolution was delivered already"
+    if delivery.payload.get("repeat") and db.session.execute(
+            select(AlertViolation.resolved_at)
+            .where(AlertViolation.id == delivery.violation_id)).scalar() is not None:
+        return "the episode resolved before this repeat went out"
+    return None
+
+
 def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
-    """When the episode's firing notice on this channel is next tried, if it is still to go:
-    retried, held for a digest, or in a digest not sent yet.
+    """When the episode's firing notice on this channel is next tried, if it is still to go
+    and none has reached it yet: retried, held for a digest, in a digest not sent yet, or
+    being sent (then by when a lost worker's attempt is taken up again).
 
     A receiver told "resolved" before "firing" (a firing notice retried after the episode
-    ended) would open an incident that nothing closes.
+    ended) would open an incident that nothing closes; one told "firing" once already (a
+    repeat is still retried) needs no more before the resolution.
     """
-    due = func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
-                        AlertDelivery.created_at)
+    due = case((AlertDelivery.status == "sending", AlertDelivery.started_at + STALE_SENDING),
+               else_=func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
+                                   AlertDelivery.created_at))
     firing = db.session.execute(
         select(AlertDelivery.status, AlertDelivery.target, AlertDelivery.digest_id, due)
         .where(AlertDelivery.violation_id == delivery.violation_id,
                AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
     ).all()
+    if any(status == "success" and target == delivery.target for status, target, _, _ in firing):
+        return None
     times = [at for status, target, _, at in firing
              if status in WAITING and target == delivery.target]
     digests = [digest_id for status, _, digest_id, _ in firing if status == "digested"]
