@@ -315,6 +315,25 @@ def test_rate_limit_turns_thirty_notifications_into_ten_and_one_digest(client, r
     assert receiver.bodies()[-1]["event"] == "test"
 
 
+def test_an_episode_told_is_told_it_ended_whatever_the_rate_limit(client, receiver):
+    """A firing notice that went out is followed by its resolved notice, not by a digest
+    line that a receiver closing incidents on "resolved" would not read; an episode whose
+    firing notice was held is resolved in the digest too."""
+    configure(client, alert_webhook_url=receiver.url, rate_limit_count=1,
+              rate_limit_minutes=60)
+    put_counts(range(2), 10)
+    step(at(0))
+    step(at(3))
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+    put_counts(range(5, 7), 10)
+    step(at(5))
+    step(at(8))
+    assert len(receiver.requests) == 2
+    assert db.session.execute(text(
+        "SELECT event, status FROM logs.alert_deliveries ORDER BY id")).all()[2:] == [
+        ("firing", "held"), ("resolved", "held")]
+
+
 def test_two_workers_cannot_both_take_the_last_slot(app, client):
     """Concurrent notifications of one config: exactly rate_limit_count are sent."""
     configure(client, alert_webhook_url="https://hooks.example.com/x", rate_limit_count=2)

@@ -144,6 +144,11 @@ def _limited(config: AlertConfig, body: dict, event: str, violation_id: int | No
     now = datetime.now(UTC)
     rows, schedules = [], []
     for channel, target in channels(config):
+        if event == "resolved" and _firing_went_alone(violation_id, channel):
+            # The receiver was told of the episode: it is told it ended, outside the limit,
+            # rather than in a digest that a receiver closing incidents would not read.
+            rows.append(_delivery(config, channel, target, event, body, violation_id))
+            continue
         window_end, number = _take_slot(config, channel, now)
         held = number > config.rate_limit_count
         rows.append(_delivery(config, channel, target, event, body, violation_id,
@@ -153,6 +158,16 @@ def _limited(config: AlertConfig, body: dict, event: str, violation_id: int | No
                               f"digest-{config.id}-{channel}-{int(window_end.timestamp())}"))
     db.session.add_all(rows)
     return rows, schedules
+
+
+def _firing_went_alone(violation_id: int, channel: str) -> bool:
+    """Whether a firing notice of the episode went to the channel by itself, not held for
+    a digest."""
+    return db.session.execute(
+        select(AlertDelivery.id).where(
+            AlertDelivery.violation_id == violation_id, AlertDelivery.channel == channel,
+            AlertDelivery.event == "firing", AlertDelivery.status.not_in(("held", "digested")))
+        .limit(1)).first() is not None
 
 
 def create_limited(config: AlertConfig, body: dict, event: str,
