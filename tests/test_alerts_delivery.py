@@ -9,7 +9,7 @@ from sqlalchemy import text
 from app.alerts.deliver import backoff, deliver, recover_stale
 from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify, send_due_digests
-from app.alerts.transports import one_line
+from app.alerts.transports import one_line, subject_and_template
 from app.extensions import db
 from app.rollups.tiers import MINUTE, floor_minute
 from tests.alert_fixtures import Receiver, run_jobs
@@ -285,6 +285,34 @@ def test_failed_delivery_can_be_resent(client):
     twice = client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
     assert twice.status_code == 409 and "attempt 2" in twice.json["error"]
     assert len(attempts()) == 2
+
+
+def test_a_delivery_of_a_disabled_config_is_not_resent(client):
+    """Sent again, it would be cancelled at once: the re-send is refused, saying why."""
+    fire_and_fail(client)
+    failed_id = scalar("SELECT id FROM logs.alert_deliveries")
+    assert client.put("/api/logs/alerts/config/api", json={"enabled": False}).status_code == 200
+    response = client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
+    assert response.status_code == 409
+    assert response.json["error"] == (f"delivery {failed_id} cannot be sent: alert config"
+                                      " disabled")
+    assert len(attempts()) == 1
+
+
+def test_the_delivery_log_names_a_status_it_does_not_know(client):
+    """A misspelt status is a 400 listing the statuses, not an empty log."""
+    response = client.get("/api/logs/alerts/deliveries?status=bogus")
+    assert response.status_code == 400
+    assert "retrying" in response.json["error"]
+    assert client.get("/api/logs/alerts/deliveries?status=held").status_code == 200
+
+
+def test_a_repeat_email_says_the_alert_is_still_firing():
+    """An inbox tells a repeat from a new alert by its subject."""
+    first = {"event": "firing", "repeat": False, "service": "api", "level": "error"}
+    assert subject_and_template(first)[0] == "Alert: api - error threshold exceeded"
+    assert subject_and_template({**first, "repeat": True})[0] == (
+        "Still firing: api - error threshold exceeded")
 
 
 def test_a_failed_firing_notice_is_not_resent_after_its_resolution_went_out(client):

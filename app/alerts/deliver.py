@@ -67,11 +67,9 @@ def deliver(delivery_id: int) -> str:
     delivery = _claim(delivery_id)
     if delivery is None:
         return "skipped"
-    config = db.session.get(AlertConfig, delivery.config_id) if delivery.config_id else None
-    # Tests are sent on request, and digests carry what was already promised: neither
-    # waits for the config to be enabled.
-    if config is None or (not config.enabled and delivery.event not in ("test", "digest")):
-        return _finish(delivery, "cancelled", error="alert config deleted or disabled")
+    config, unsendable = _config_of(delivery)
+    if unsendable:
+        return _finish(delivery, "cancelled", error=unsendable)
     if delivery.event == "firing" and (outdated := _outdated_firing(delivery)):
         return _finish(delivery, "cancelled", error=outdated)
     if delivery.event == "resolved" and (firing_at := _firing_still_due(delivery)):
@@ -104,6 +102,18 @@ def _outdated_firing(delivery: AlertDelivery) -> str | None:
             .where(AlertViolation.id == delivery.violation_id)).scalar() is not None:
         return "the episode resolved before this repeat went out"
     return None
+
+
+def _config_of(delivery: AlertDelivery) -> tuple[AlertConfig | None, str | None]:
+    """The delivery's config, and why nothing may be sent for it now, if so."""
+    config = db.session.get(AlertConfig, delivery.config_id) if delivery.config_id else None
+    if config is None:
+        return None, "alert config deleted"
+    # Tests are sent on request, and digests carry what was already promised: neither
+    # waits for the config to be enabled.
+    if not config.enabled and delivery.event not in ("test", "digest"):
+        return config, "alert config disabled"
+    return config, None
 
 
 def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
@@ -229,6 +239,9 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
     from its latest attempt, so a double click or two people send it once."""
     if delivery.status not in RESENDABLE:
         raise NotResendable(f"delivery {delivery.id} is {delivery.status}, not failed")
+    _, unsendable = _config_of(delivery)
+    if unsendable:  # it would be cancelled as soon as a worker took it
+        raise NotResendable(f"delivery {delivery.id} cannot be sent: {unsendable}")
     # The first of two resends at once holds this lock until its attempt is committed; the
     # second then sees that attempt.
     db.session.execute(select(AlertDelivery.id).where(AlertDelivery.id == delivery.id)

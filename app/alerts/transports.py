@@ -94,6 +94,8 @@ def subject_and_template(body: dict) -> tuple[str, str]:
         return f"Test alert from Logdash for {service}: nothing is wrong", "email/alert"
     if body["event"] == "resolved":
         return f"Resolved: {service} - {level}s back under the threshold", "email/alert"
+    if body.get("repeat"):
+        return f"Still firing: {service} - {level} threshold exceeded", "email/alert"
     return f"Alert: {service} - {level} threshold exceeded", "email/alert"
 
 

@@ -65,6 +65,12 @@ def list_violations(args) -> list[dict]:
     return [violation_dict(v) for v in db.session.scalars(query.limit(limit))]
 
 
+# What an attempt can be: to send (pending, sending, held for a digest), sent (success),
+# given up or replaced (failed, retrying, cancelled), or carried by a digest (digested).
+DELIVERY_STATUSES = ("pending", "sending", "held", "success", "retrying", "failed",
+                     "cancelled", "digested")
+
+
 def list_deliveries(args) -> list[dict]:
     """Delivery attempts filtered by violation, service and status, newest first."""
     query = select(AlertDelivery)
@@ -78,6 +84,8 @@ def list_deliveries(args) -> list[dict]:
     if args.get("service"):
         query = query.where(AlertDelivery.service == args["service"])
     if args.get("status"):
+        if args["status"] not in DELIVERY_STATUSES:
+            raise BadSearch(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
         query = query.where(AlertDelivery.status == args["status"])
     query = query.order_by(AlertDelivery.id.desc())
     return [delivery_dict(d) for d in db.session.scalars(query.limit(parse_limit(args, 1000)))]
