@@ -144,6 +144,46 @@ def test_a_resolved_notice_waits_for_the_digest_carrying_its_firing(app, client)
     assert [b["event"] for b in receiver.bodies()] == ["digest", "resolved"]
 
 
+def add_repeat(delivery_id: str, status: str, started_ago: str | None = None) -> int:
+    """A repeat of the episode's firing notice on its channel, in `status`, begun `started_ago`
+    (an interval) if sending; its id."""
+    repeat = scalar(
+        "INSERT INTO logs.alert_deliveries (delivery_id, violation_id, config_id, service,"
+        " channel, target, event, attempt, status, payload, started_at)"
+        " SELECT :delivery_id, violation_id, config_id, service, channel, target, event, 1,"
+        " :status, payload || '{\"repeat\": true}', now() - CAST(:ago AS interval)"
+        " FROM logs.alert_deliveries WHERE event = 'firing' AND attempt = 1 LIMIT 1"
+        " RETURNING id", delivery_id=delivery_id, status=status, ago=started_ago)
+    db.session.commit()
+    return repeat
+
+
+def fired_and_told(client, receiver) -> None:
+    """fire_minutes_ago, its firing notice delivered, and nothing else queued (the check
+    ingest queued would resolve the episode)."""
+    fire_minutes_ago(client, receiver)
+    current_app.alert_queue.empty()
+    assert deliver(scalar("SELECT id FROM logs.alert_deliveries")) == "success"
+
+
+def test_a_resolved_notice_waits_for_a_repeat_being_sent(client):
+    """A repeat a worker is sending right now would reach the receiver after "resolved"
+    and reopen the incident: the resolved notice is tried again shortly."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fired_and_told(client, receiver)
+        add_repeat("in-flight", "sending", "1 second")
+        notify(evaluate())  # now, minutes later: resolved
+        resolved = scalar("SELECT id FROM logs.alert_deliveries WHERE event = 'resolved'")
+        assert deliver(resolved) == "postponed"
+        due = scalar("SELECT next_attempt_at - now() FROM logs.alert_deliveries"
+                     " WHERE id = :id", id=resolved)
+        assert due < timedelta(seconds=5)
+    finally:
+        receiver.stop()
+    assert len(receiver.requests) == 1
+
+
 def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app, client,
                                                                             monkeypatch):
     """The firing notice reached the receiver; a later repeat's worker died mid-send. The
@@ -152,16 +192,8 @@ def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)
     receiver = Receiver(statuses=(200,))
     try:
-        fire_minutes_ago(client, receiver)
-        # The firing notice alone: the check that ingest queued would resolve the episode.
-        current_app.alert_queue.empty()
-        assert deliver(scalar("SELECT id FROM logs.alert_deliveries")) == "success"
-        db.session.execute(text(
-            "INSERT INTO logs.alert_deliveries (delivery_id, violation_id, config_id, service,"
-            " channel, target, event, attempt, status, payload, started_at)"
-            " SELECT 'lost-repeat', violation_id, config_id, service, channel, target, event,"
-            " 1, 'sending', payload || '{\"repeat\": true}', now() FROM logs.alert_deliveries"))
-        db.session.commit()
+        fired_and_told(client, receiver)
+        add_repeat("lost-repeat", "sending", "1 minute")  # past the webhook's timeout
         notify(evaluate())  # now, minutes later: resolved
         run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=10)
         assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
@@ -179,21 +211,34 @@ def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app
                   " AND attempt = 2") == "the episode's resolution was delivered already"
 
 
+def test_a_held_repeat_of_a_resolved_episode_is_left_out_of_the_digest(client):
+    """The resolved notice went out past the limit; the repeat held for the digest would
+    follow it with a count that no longer holds: it is cancelled, and no digest is sent."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fired_and_told(client, receiver)
+        repeat = add_repeat("held-repeat", "held")
+        db.session.execute(text("UPDATE logs.alert_deliveries SET held_until = now()"
+                                " WHERE id = :id"), {"id": repeat})
+        db.session.commit()
+        notify(evaluate())  # now, minutes later: resolved
+        run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=10)
+        assert send_due_digests() == []
+        run_jobs()
+    finally:
+        receiver.stop()
+    assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
+    assert scalar("SELECT status || ': ' || error FROM logs.alert_deliveries WHERE id = :id",
+                  id=repeat) == "cancelled: the episode resolved before this repeat went out"
+
+
 def test_a_repeat_due_after_its_episode_ended_is_not_sent(client):
     """A repeat's count no longer holds once the episode has resolved: it is cancelled, and
     says why, rather than sent late."""
     receiver = Receiver(statuses=(200,))
     try:
-        fire_minutes_ago(client, receiver)
-        current_app.alert_queue.empty()
-        assert deliver(scalar("SELECT id FROM logs.alert_deliveries")) == "success"
-        repeat = scalar(
-            "INSERT INTO logs.alert_deliveries (delivery_id, violation_id, config_id, service,"
-            " channel, target, event, attempt, status, payload)"
-            " SELECT 'late-repeat', violation_id, config_id, service, channel, target, event,"
-            " 1, 'pending', payload || '{\"repeat\": true}' FROM logs.alert_deliveries"
-            " RETURNING id")
-        db.session.commit()
+        fired_and_told(client, receiver)
+        repeat = add_repeat("late-repeat", "pending")
         notify(evaluate())  # resolved; its notice not sent yet
         assert deliver(repeat) == "cancelled"
     finally:

@@ -334,6 +334,25 @@ def test_an_episode_told_is_told_it_ended_whatever_the_rate_limit(client, receiv
         ("firing", "held"), ("resolved", "held")]
 
 
+def test_the_resolution_of_an_episode_never_told_stays_within_the_limit(client):
+    """The firing notice failed for good (404): the receiver knows of no incident, so the
+    resolved notice is counted and held like any other."""
+    from tests.alert_fixtures import Receiver
+
+    receiver = Receiver(statuses=(404,))
+    try:
+        configure(client, alert_webhook_url=receiver.url, rate_limit_count=1,
+                  rate_limit_minutes=60)
+        put_counts(range(2), 10)
+        step(at(0))
+        step(at(3))
+    finally:
+        receiver.stop()
+    assert db.session.execute(text(
+        "SELECT event, status FROM logs.alert_deliveries ORDER BY id")).all() == [
+        ("firing", "failed"), ("resolved", "held")]
+
+
 def test_two_workers_cannot_both_take_the_last_slot(app, client):
     """Concurrent notifications of one config: exactly rate_limit_count are sent."""
     configure(client, alert_webhook_url="https://hooks.example.com/x", rate_limit_count=2)

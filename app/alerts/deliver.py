@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import func, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
@@ -21,8 +21,12 @@ from app.models import AlertConfig, AlertDelivery, AlertViolation
 STALE_SENDING = timedelta(minutes=10)
 # A 'pending' row this overdue lost its job (Redis flushed, scheduler down).
 STALE_PENDING = timedelta(seconds=60)
+# Seconds an alert job, a delivery among them, may run (RQ stops it then).
+ALERT_JOB_TIMEOUT = 120
 # How long after its firing notice's next attempt a resolved notice is tried again.
 FOLLOW_FIRING = timedelta(seconds=2)
+# Why a repeat is not sent: its count no longer holds, and it would reopen the episode.
+REPEAT_AFTER_RESOLUTION = "the episode resolved before this repeat went out"
 # States of an attempt still to be sent.
 WAITING = ("pending", "sending", "held")
 
@@ -100,7 +104,7 @@ def _outdated_firing(delivery: AlertDelivery) -> str | None:
     if delivery.payload.get("repeat") and db.session.execute(
             select(AlertViolation.resolved_at)
             .where(AlertViolation.id == delivery.violation_id)).scalar() is not None:
-        return "the episode resolved before this repeat went out"
+        return REPEAT_AFTER_RESOLUTION
     return None
 
 
@@ -117,33 +121,47 @@ def _config_of(delivery: AlertDelivery) -> tuple[AlertConfig | None, str | None]
 
 
 def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
-    """When the episode's firing notice on this channel is next tried, if it is still to go
-    and none has reached it yet: retried, held for a digest, in a digest not sent yet, or
-    being sent (then by when a lost worker's attempt is taken up again).
+    """When to try the resolved notice `delivery` again, if a firing notice of its episode
+    must reach the channel first: one being sent right now (then shortly), or, while none
+    has reached it yet, one retried, held for a digest, in a digest not sent yet, or lost
+    with its worker mid-send (until that send is taken up again).
 
     A receiver told "resolved" before "firing" (a firing notice retried after the episode
-    ended) would open an incident that nothing closes; one told "firing" once already (a
-    repeat is still retried) needs no more before the resolution.
+    ended) would open an incident that nothing closes; one told "firing" once already needs
+    no more before the resolution, but a repeat on its way would reopen it.
     """
-    due = case((AlertDelivery.status == "sending", AlertDelivery.started_at + STALE_SENDING),
-               else_=func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
-                                   AlertDelivery.created_at))
+    now = datetime.now(UTC)
+    due = func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
+                        AlertDelivery.created_at)
     firing = db.session.execute(
-        select(AlertDelivery.status, AlertDelivery.target, AlertDelivery.digest_id, due)
+        select(AlertDelivery.status, AlertDelivery.target, AlertDelivery.digest_id,
+               AlertDelivery.started_at, due)
         .where(AlertDelivery.violation_id == delivery.violation_id,
                AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
     ).all()
-    if any(status == "success" and target == delivery.target for status, target, _, _ in firing):
+    mine = [row for row in firing if row.target == delivery.target]
+    in_flight_since = now - _longest_send(delivery.channel)
+    if any(row.status == "sending" and row.started_at > in_flight_since for row in mine):
+        return now
+    if any(row.status == "success" for row in mine):
         return None
-    times = [at for status, target, _, at in firing
-             if status in WAITING and target == delivery.target]
-    digests = [digest_id for status, _, digest_id, _ in firing if status == "digested"]
+    times = [row.started_at + STALE_SENDING if row.status == "sending" else row[4]
+             for row in mine if row.status in WAITING]
+    digests = [row.digest_id for row in firing if row.status == "digested"]
     if digests:
         times += db.session.scalars(
             select(due).where(AlertDelivery.delivery_id.in_(digests),
                               AlertDelivery.channel == delivery.channel,
                               AlertDelivery.status.in_(WAITING))).all()
     return max(times, default=None)
+
+
+def _longest_send(channel: str) -> timedelta:
+    """How long an attempt on the channel may be sending before its worker counts as lost:
+    the webhook timeout and a margin, or for email the job's own time limit."""
+    if channel == "webhook":
+        return timedelta(seconds=current_app.config["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"] + 5)
+    return timedelta(seconds=ALERT_JOB_TIMEOUT)
 
 
 def _postpone(delivery: AlertDelivery, firing_at: datetime) -> str:
@@ -200,8 +218,8 @@ def schedule_at(when: datetime, func: str, *args, key: str | None = None) -> Non
         when = when.replace(microsecond=0) + timedelta(seconds=1)
     job_id = f"{job_id_prefix()}-{key}" if key is not None else None
     make_scheduler().enqueue_at(when.astimezone(UTC).replace(tzinfo=None), func, *args,
-                                queue_name=current_app.alert_queue.name, timeout=120,
-                                job_id=job_id)
+                                queue_name=current_app.alert_queue.name,
+                                timeout=ALERT_JOB_TIMEOUT, job_id=job_id)
 
 
 def deliver_job_path() -> str:
@@ -259,7 +277,7 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
                             " this channel was told already: sent now, it would reopen it")
     retry = _next_attempt(delivery, None)
     db.session.commit()
-    current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=120)
+    current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=ALERT_JOB_TIMEOUT)
     return retry
 
 
@@ -284,7 +302,8 @@ def recover_stale() -> dict:
         " AND coalesce(next_attempt_at, created_at) < :cutoff"), {"cutoff": now - STALE_PENDING},
     ).scalars().all()
     for delivery_id in overdue:
-        current_app.alert_queue.enqueue(deliver_job_path(), delivery_id, job_timeout=120)
+        current_app.alert_queue.enqueue(deliver_job_path(), delivery_id,
+                                        job_timeout=ALERT_JOB_TIMEOUT)
     return {"requeued": len(overdue), "worker_lost": lost_workers}
 
 

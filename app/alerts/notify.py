@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from flask import current_app
 from sqlalchemy import select, text, update
 
-from app.alerts.deliver import schedule_at
+from app.alerts.deliver import ALERT_JOB_TIMEOUT, REPEAT_AFTER_RESOLUTION, schedule_at
 from app.alerts.evaluate import AlertEvent
 from app.alerts.explain import MAX_MINUTES, templates_between
 from app.alerts.signals import alert_changed
@@ -161,12 +161,13 @@ def _limited(config: AlertConfig, body: dict, event: str, violation_id: int | No
 
 
 def _firing_went_alone(violation_id: int, channel: str) -> bool:
-    """Whether a firing notice of the episode went to the channel by itself, not held for
-    a digest."""
+    """Whether a firing notice of the episode went to the channel by itself (not held for
+    a digest), reaching it or on its way."""
     return db.session.execute(
         select(AlertDelivery.id).where(
             AlertDelivery.violation_id == violation_id, AlertDelivery.channel == channel,
-            AlertDelivery.event == "firing", AlertDelivery.status.not_in(("held", "digested")))
+            AlertDelivery.event == "firing",
+            AlertDelivery.status.in_(("pending", "sending", "retrying", "success")))
         .limit(1)).first() is not None
 
 
@@ -188,7 +189,7 @@ def _schedule(schedules: list[tuple]) -> None:
 def enqueue_delivery(delivery: AlertDelivery) -> None:
     """Queue one attempt for a worker, ahead of routine jobs."""
     current_app.alert_queue.enqueue("app.jobs.alerts.deliver_alert", delivery.id,
-                                    job_timeout=120)
+                                    job_timeout=ALERT_JOB_TIMEOUT)
 
 
 class NoChannels(ValueError):
@@ -282,8 +283,17 @@ def _digest_body(config: AlertConfig, held: list[AlertDelivery]) -> dict:
 
 
 def _digest(config: AlertConfig, channel: str, now: datetime) -> AlertDelivery | None:
-    """Claim the channel's held notifications that are due and make one digest of them."""
+    """Claim the channel's held notifications that are due and make one digest of them;
+    repeats of episodes that have ended are cancelled instead."""
     digest_id = uuid.uuid4().hex
+    db.session.execute(text(
+        "UPDATE logs.alert_deliveries d SET status = 'cancelled', completed_at = :now,"
+        " error = :why"
+        " FROM logs.alert_violations v WHERE v.id = d.violation_id"
+        " AND v.resolved_at IS NOT NULL AND d.config_id = :config AND d.channel = :channel"
+        " AND d.status = 'held' AND d.held_until <= :now AND d.event = 'firing'"
+        " AND (d.payload ->> 'repeat')::boolean"),
+        {"now": now, "config": config.id, "channel": channel, "why": REPEAT_AFTER_RESOLUTION})
     # The conditional UPDATE claims the rows: a concurrent run finds none left to send.
     claimed = db.session.scalars(
         update(AlertDelivery)
