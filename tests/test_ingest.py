@@ -432,6 +432,28 @@ def test_batches_adding_services_at_once_stay_within_the_limit(app, client, live
     assert scalar("SELECT count(*) FROM logs.services") == 2
 
 
+def test_a_new_service_past_the_limit_is_refused_without_waiting(app, client, live_server,
+                                                                 ingest_headers, monkeypatch):
+    """With the limit reached, a batch naming a new service (a sender naming one per batch)
+    is refused at once, not after the batches adding services ahead of it."""
+    import requests
+
+    from app.ingest.services import _LOCK_KEY
+
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 1)
+    post_logs(client, {"service": "old", "message": "hello"})
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+        try:
+            answer = requests.post(f"{live_server.url}/api/logs", timeout=5,
+                                   json={"service": "new", "message": "hi"},
+                                   headers=ingest_headers)
+        finally:
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+            other.commit()
+    assert answer.json()["rejected"] == 1
+
+
 def test_long_message_is_truncated_with_a_marker(app, client, monkeypatch):
     """Messages over the configured length are cut and say so."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_MESSAGE_BYTES", 1000)

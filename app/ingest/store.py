@@ -89,15 +89,16 @@ def mark_dirty(cursor, table: str, column: str, buckets: set) -> None:
 
 
 def store_records(records: list[Record], claim: "KeyClaim | None" = None) -> dict | None:
-    """Store lines and all their counts; return only once everything is committed.
+    """Store lines and all their counts; return only once everything is committed. Their
+    partitions exist already (ensure_partitions, committed on its own before).
 
     With a claim (an Idempotency-Key and the answer for this request), the key is recorded
     in the same transaction; if it was used before, nothing is stored and the earlier
     answer is returned instead.
     """
     if not records:
+        db.session.commit()  # ends the transaction, and the service limit's lock with it
         return None
-    ensure_partitions({r.timestamp.date() for r in records})
     try:
         return _copy_and_count(records, claim)
     except psycopg.errors.CheckViolation:
