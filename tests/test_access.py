@@ -451,7 +451,9 @@ def test_webhook_urls_are_shown_whole_to_admins_only(client, browser):
 
 @pytest.mark.parametrize(("url", "shown"), [
     ("https://eo2bzfqp6lx4f5o.m.pipedream.net", "https://….m.pipedream.net/…"),
+    ("https://enk3qzvbhwmxlpa.m.pipedream.net", "https://….m.pipedream.net/…"),
     ("https://alerts01.example.com:8443/hook", "https://alerts01.example.com:8443/…"),
+    ("https://notifications.example.com/hook", "https://notifications.example.com/…"),
     ("https://ec2-54-12-34-56.compute-1.amazonaws.com/x",
      "https://ec2-54-12-34-56.compute-1.amazonaws.com/…"),
 ])

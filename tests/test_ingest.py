@@ -360,6 +360,41 @@ def test_large_bodies_take_turns(app, client, monkeypatch):
         "big,small"
 
 
+def test_a_request_waiting_for_its_turn_holds_no_transaction(app, live_server,
+                                                            ingest_headers, monkeypatch):
+    """Waiting for a turn must not keep a pooled connection in a transaction: thirty such
+    requests would leave small ones and pages without a connection."""
+    import threading
+
+    import requests
+
+    from app.api import ingest as ingest_api
+
+    monkeypatch.setattr(ingest_api, "LARGE_BODY_BYTES", 200)
+    monkeypatch.setattr(ingest_api, "TURN_WAIT_SECONDS", 3)
+    # The token's last use is now fresh: checking it again writes nothing and commits not.
+    assert requests.post(f"{live_server.url}/api/logs", json={"service": "a", "message": "m"},
+                         headers=ingest_headers, timeout=10).status_code == 202
+    turns = ingest_api.LARGE_BODY_TURNS
+    held = [turns.acquire(blocking=False) for _ in range(2)]
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(requests.post(
+        f"{live_server.url}/api/logs", json={"service": "big", "message": "x" * 300},
+        headers=ingest_headers, timeout=10)))
+    try:
+        sender.start()
+        time.sleep(1)  # the request is waiting for a turn
+        waiting_in_transaction = scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'idle in transaction' AND pid <> pg_backend_pid()")
+    finally:
+        for _ in held:
+            turns.release()
+        sender.join()
+    assert waiting_in_transaction == 0
+    assert answers[0].status_code == 202
+
+
 def test_attributes_larger_than_the_limit_refuse_their_line(app, client, monkeypatch):
     """A line's attributes are bounded in size as JSON, as its message is."""
     monkeypatch.setitem(app.config, "LOGDASH_MAX_ATTRIBUTE_CHARS", 200)

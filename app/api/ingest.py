@@ -6,6 +6,7 @@ from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.api import bp
+from app.extensions import db
 from app.ingest.batch import ingest_items
 from app.ingest.bodies import (
     BodyError,
@@ -34,9 +35,12 @@ def take_a_large_body_turn(size: int) -> None:
     The turn is given back when the request ends."""
     if size < LARGE_BODY_BYTES or g.get("large_body_turn"):
         return
-    if not LARGE_BODY_TURNS.acquire(timeout=TURN_WAIT_SECONDS):
-        raise ServiceUnavailable("busy decoding other large requests; try again shortly",
-                                 retry_after=5)
+    if not LARGE_BODY_TURNS.acquire(blocking=False):
+        # The token check's transaction would hold a pooled connection through the wait.
+        db.session.commit()
+        if not LARGE_BODY_TURNS.acquire(timeout=TURN_WAIT_SECONDS):
+            raise ServiceUnavailable("busy decoding other large requests; try again shortly",
+                                     retry_after=5)
     g.large_body_turn = True
 
 
