@@ -3,10 +3,9 @@
     python bench/ingest.py                 # 200000 lines, 4 clients, batches of 1000
     python bench/ingest.py --lines 20000   # quick run (CI smoke)
 
-Creates a throwaway database, runs the web process exactly as the Procfile says, and in
-alternating rounds posts NDJSON to it and COPYs as many rows straight into logs.entries
-from one process; checks the counts, and prints http/raw_copy as the last line. See
-bench/README.md.
+Creates a throwaway database, runs the web process exactly as the Procfile says, posts
+NDJSON to it, then COPYs the same number of rows straight into logs.entries from one
+process, checks the counts, and prints http/raw_copy as the last line. See bench/README.md.
 """
 
 import argparse
@@ -69,8 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lines", type=int, default=200_000, help="lines per phase")
     parser.add_argument("--batch", type=int, default=1000, help="lines per request / COPY")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="alternate the phases this many times, --lines shared out")
     parser.add_argument(
         "--database-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
@@ -78,8 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    if min(args.lines, args.batch, args.clients, args.rounds) < 1:
-        parser.error("--lines, --batch, --clients and --rounds must be positive")
+    if args.lines < 1 or args.batch < 1 or args.clients < 1:
+        parser.error("--lines, --batch and --clients must be positive")
     return args
 
 
@@ -420,24 +417,6 @@ def tail(path: str, lines: int = 40) -> str:
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_rounds(args: argparse.Namespace, base: str, headers: dict, libpq_url: str,
-               web: subprocess.Popen) -> list[dict]:
-    """Alternate the two phases round by round, so that a slow spell of the machine falls
-    on both; return each round's lines and seconds."""
-    rng = random.Random()
-    rounds = []
-    for lines in batch_sizes(args.lines, -(-args.lines // args.rounds)):
-        bodies = ndjson_bodies(lines, args.batch, rng)
-        http_seconds, client_cpu, latencies = run_http(base, headers, bodies, args.clients)
-        if web.poll() is not None:
-            raise BenchError(f"gunicorn exited with {web.returncode} during the run")
-        del bodies  # the COPY rows are built next; do not hold both sets in memory
-        copy_seconds = run_copy(libpq_url, copy_batches(lines, args.batch, rng))
-        rounds.append({"lines": lines, "http": http_seconds, "copy": copy_seconds,
-                       "client_cpu": client_cpu, "latencies": latencies})
-    return rounds
-
-
 def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) -> None:
     """Run both phases against the database `name` and print the results."""
     libpq_url = with_database(args.database_url, name)
@@ -446,6 +425,7 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
     run_flask(env, "db", "upgrade")
     run_flask(env, "partitions")
     headers = token_headers(make_app(env), "bench/ingest.py", "ingest")
+    rng = random.Random()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -455,31 +435,32 @@ def benchmark(args: argparse.Namespace, name: str, token: str, log_path: str) ->
     try:
         wait_healthy(base, web)
         rss.start()
-        rounds = run_rounds(args, base, headers, libpq_url, web)
+        bodies = ndjson_bodies(args.lines, args.batch, rng)
+        http_seconds, client_cpu, latencies = run_http(base, headers, bodies, args.clients)
+        if web.poll() is not None:
+            raise BenchError(f"gunicorn exited with {web.returncode} during the run")
     finally:
         rss.stop()
         stop_web(web)
+    del bodies  # the COPY rows are built next; do not hold both sets in memory
+
+    batches = copy_batches(args.lines, args.batch, rng)
+    copy_seconds = run_copy(libpq_url, batches)
     entries, rollup = verify_counts(libpq_url, args.lines, args.lines)
 
-    http_seconds = sum(r["http"] for r in rounds)
-    copy_seconds = sum(r["copy"] for r in rounds)
-    latencies = sorted(latency for r in rounds for latency in r["latencies"])
+    http_rate = args.lines / http_seconds
+    copy_rate = args.lines / copy_seconds
+    latencies.sort()
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     peaks = sorted(rss.peaks.values(), reverse=True)
-    print(f"lines {args.lines} in {len(rounds)} rounds, batch {args.batch},"
-          f" clients {args.clients}, cpus {os.cpu_count()}")
-    print(f"{'round':<6} {'http s':>7} {'http lines/s':>13} {'copy s':>7}"
-          f" {'copy lines/s':>13} {'ratio':>6}")
-    for number, r in enumerate(rounds, start=1):
-        print(f"{number:<6} {r['http']:>7.2f} {r['lines'] / r['http']:>13.0f} {r['copy']:>7.2f}"
-              f" {r['lines'] / r['copy']:>13.0f} {r['copy'] / r['http']:>6.2f}")
-    http_rate, copy_rate = args.lines / http_seconds, args.lines / copy_seconds
-    print(f"{'all':<6} {http_seconds:>7.2f} {http_rate:>13.0f} {copy_seconds:>7.2f}"
-          f" {copy_rate:>13.0f}")
+    print(f"lines {args.lines}, batch {args.batch}, clients {args.clients}, cpus {os.cpu_count()}")
+    print(f"{'phase':<10} {'seconds':>8} {'lines/s':>9}")
+    print(f"{'http':<10} {http_seconds:>8.2f} {http_rate:>9.0f}")
+    print(f"{'raw_copy':<10} {copy_seconds:>8.2f} {copy_rate:>9.0f}")
     print(
         f"http request latency: p50 {statistics.median(latencies) * 1000:.0f} ms,"
         f" p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms;"
-        f" client CPU {sum(r['client_cpu'] for r in rounds):.2f} s"
+        f" client CPU {client_cpu:.2f} s"
     )
     print(
         "gunicorn worker peak RSS (VmHWM): "
