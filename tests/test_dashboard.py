@@ -1,10 +1,12 @@
 """Dashboard JSON: exact totals and rates, windows, top errors, health, services."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.rollups.aggregate import aggregate_hours
+from app.rollups.tiers import floor_minute
 from app.stats.windows import make_window
 from tests.helpers import post_logs
 
@@ -213,6 +215,22 @@ def test_lines_stamped_ahead_count_only_once_their_minute_comes(client):
                    for level in ("info", "error")) == 1
     assert health_of(client)["skewed"]["status"] == "silent"
     assert client.get("/api/logs?service=skewed").json["count"] == 61
+
+
+def test_a_service_that_logged_within_the_silent_minutes_is_not_silent(client):
+    """A line 14 minutes and some seconds ago falls in the minute before the last 15 minute
+    buckets, but within the last 15 minutes: the service is not silent."""
+    if datetime.now(UTC).second > 55:  # the line and the check in one minute
+        time.sleep(5)
+    line_at = floor_minute(datetime.now(UTC)) - timedelta(minutes=14, milliseconds=1)
+    assert post_logs(client, {"service": "edge", "message": "still here",
+                              "timestamp": line_at.isoformat()}).json["accepted"] == 1
+    assert health_of(client)["edge"]["status"] == "ok"
+
+
+def test_an_empty_window_on_services_is_the_default_24h(client):
+    """?window= with no value is the endpoint's default, as no window at all."""
+    assert client.get("/api/logs/services?window=").json["window"]["name"] == "24h"
 
 
 def test_health_boundaries_are_strict(client):

@@ -82,7 +82,7 @@ def dashboard_health():
 def services():
     """Known services with first and last seen and their volume (default last 24h)."""
     args = request.args.to_dict()
-    if not args.get("timeRange"):  # the seed's name for the window counts too
-        args.setdefault("window", "24h")
+    if not args.get("timeRange") and not args.get("window"):  # the seed's name counts too
+        args["window"] = "24h"
     window = window_from_args(args)
     return jsonify(window=window.to_dict(), services=services_overview(window))

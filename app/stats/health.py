@@ -50,8 +50,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[str, str]:
-    """Status and reason for one service from its last-hour and last-minutes counts."""
+def judge(errors: int, warnings: int, quiet: bool, rules: HealthRules) -> tuple[str, str]:
+    """Status and reason for one service from its last-hour counts and whether it logged
+    in the last minutes."""
     if errors > rules.error_errors:
         return "error", f"{errors} errors in the last hour (more than {rules.error_errors})"
     if errors > rules.warning_errors:
@@ -59,7 +60,7 @@ def judge(errors: int, warnings: int, recent: int, rules: HealthRules) -> tuple[
     if warnings > rules.warning_warnings:
         return "warning", (f"{warnings} warnings in the last hour"
                            f" (more than {rules.warning_warnings})")
-    if recent == 0:
+    if quiet:
         return "silent", f"no lines in the last {rules.silent_minutes} minutes"
     return "ok", f"{_plural(errors, 'error')} and {_plural(warnings, 'warning')} in the last hour"
 
@@ -117,6 +118,10 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     recent_start = hour.buckets()[-rules.silent_minutes]  # 1 to 60, as config checks
     counts, last_seen = hour_counts(hour, recent_start, service, split)
+    # The minutes counted from recent_start on cover less than silent_minutes by the part
+    # of now's minute gone: a line in the minute before, but within them, is found by the
+    # service's last time (unless that is ahead of now, then minutes alone decide).
+    quiet_since = now - timedelta(minutes=rules.silent_minutes)
     for (name, level), (count, recent) in counts.items():
         per_service[name][level] += count
         per_service[name]["_recent"] += recent
@@ -124,7 +129,9 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     for name in sorted(set(last_seen) | set(per_service)):
         counts = per_service[name]
         errors = sum(counts[level] for level in ERROR_LEVELS)
-        status, reason = judge(errors, counts["warning"], counts["_recent"], rules)
+        seen = last_seen.get(name)
+        quiet = counts["_recent"] == 0 and not (seen and quiet_since <= seen <= now)
+        status, reason = judge(errors, counts["warning"], quiet, rules)
         report.append({
             "service": name,
             "status": status,
