@@ -184,6 +184,32 @@ def test_a_resolved_notice_waits_for_a_repeat_being_sent(client):
     assert len(receiver.requests) == 1
 
 
+def test_a_resolved_notice_waits_for_a_digest_carrying_a_repeat(client):
+    """The firing notice went out, a repeat went into a digest that is being retried: the
+    receiver hears the digest before "resolved", which would otherwise be reopened."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fired_and_told(client, receiver)
+        add_repeat("digested-repeat", "digested")
+        db.session.execute(text(
+            "UPDATE logs.alert_deliveries SET digest_id = 'the-digest'"
+            " WHERE delivery_id = 'digested-repeat';"
+            " INSERT INTO logs.alert_deliveries (delivery_id, config_id, service, channel,"
+            " target, event, attempt, status, payload, next_attempt_at)"
+            " SELECT 'the-digest', config_id, service, channel, target, 'digest', 2,"
+            " 'pending', '{}', now() + interval '30 seconds' FROM logs.alert_deliveries"
+            " WHERE attempt = 1 LIMIT 1"))
+        db.session.commit()
+        notify(evaluate())  # now, minutes later: resolved
+        resolved = scalar("SELECT id FROM logs.alert_deliveries WHERE event = 'resolved'")
+        assert deliver(resolved) == "postponed"
+        assert scalar("SELECT next_attempt_at - now() FROM logs.alert_deliveries"
+                      " WHERE id = :id", id=resolved) > timedelta(seconds=30)
+    finally:
+        receiver.stop()
+    assert len(receiver.requests) == 1
+
+
 def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app, client,
                                                                             monkeypatch):
     """The firing notice reached the receiver; a later repeat's worker died mid-send. The
@@ -193,7 +219,7 @@ def test_a_repeat_lost_mid_send_neither_delays_the_resolution_nor_follows_it(app
     receiver = Receiver(statuses=(200,))
     try:
         fired_and_told(client, receiver)
-        add_repeat("lost-repeat", "sending", "1 minute")  # past the webhook's timeout
+        add_repeat("lost-repeat", "sending", "5 minutes")  # past any send, not yet taken up
         notify(evaluate())  # now, minutes later: resolved
         run_jobs(until=lambda: len(receiver.requests) >= 2, timeout=10)
         assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]

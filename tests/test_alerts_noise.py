@@ -345,12 +345,20 @@ def test_the_resolution_of_an_episode_never_told_stays_within_the_limit(client):
                   rate_limit_minutes=60)
         put_counts(range(2), 10)
         step(at(0))
+        # Retried before it failed for good: its first attempt says 'retrying'.
+        db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'retrying';"
+                                " INSERT INTO logs.alert_deliveries (delivery_id,"
+                                " violation_id, config_id, service, channel, target, event,"
+                                " attempt, status, payload) SELECT delivery_id, violation_id,"
+                                " config_id, service, channel, target, event, 2, 'failed',"
+                                " payload FROM logs.alert_deliveries"))
+        db.session.commit()
         step(at(3))
     finally:
         receiver.stop()
     assert db.session.execute(text(
         "SELECT event, status FROM logs.alert_deliveries ORDER BY id")).all() == [
-        ("firing", "failed"), ("resolved", "held")]
+        ("firing", "retrying"), ("firing", "failed"), ("resolved", "held")]
 
 
 def test_two_workers_cannot_both_take_the_last_slot(app, client):

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, case, func, select, text, update
 
 from app.alerts.transports import TransportError, send_email, send_webhook
 from app.extensions import db
@@ -23,6 +23,8 @@ STALE_SENDING = timedelta(minutes=10)
 STALE_PENDING = timedelta(seconds=60)
 # Seconds an alert job, a delivery among them, may run (RQ stops it then).
 ALERT_JOB_TIMEOUT = 120
+# An attempt 'sending' for longer has lost its worker: its job was stopped by then.
+LONGEST_SEND = timedelta(seconds=ALERT_JOB_TIMEOUT + 10)
 # How long after its firing notice's next attempt a resolved notice is tried again.
 FOLLOW_FIRING = timedelta(seconds=2)
 # Why a repeat is not sent: its count no longer holds, and it would reopen the episode.
@@ -122,46 +124,46 @@ def _config_of(delivery: AlertDelivery) -> tuple[AlertConfig | None, str | None]
 
 def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
     """When to try the resolved notice `delivery` again, if a firing notice of its episode
-    must reach the channel first: one being sent right now (then shortly), or, while none
-    has reached it yet, one retried, held for a digest, in a digest not sent yet, or lost
-    with its worker mid-send (until that send is taken up again).
+    must reach the channel first: one being sent right now, or in a digest not sent yet
+    (a repeat too); or, while none has reached the channel, one retried, held for a digest
+    or lost with its worker mid-send.
 
     A receiver told "resolved" before "firing" (a firing notice retried after the episode
     ended) would open an incident that nothing closes; one told "firing" once already needs
     no more before the resolution, but a repeat on its way would reopen it.
     """
-    now = datetime.now(UTC)
-    due = func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
-                        AlertDelivery.created_at)
     firing = db.session.execute(
-        select(AlertDelivery.status, AlertDelivery.target, AlertDelivery.digest_id,
-               AlertDelivery.started_at, due)
+        select(AlertDelivery.status, AlertDelivery.digest_id, *_wait_columns())
         .where(AlertDelivery.violation_id == delivery.violation_id,
-               AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
+               AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel,
+               AlertDelivery.target == delivery.target)
     ).all()
-    mine = [row for row in firing if row.target == delivery.target]
-    in_flight_since = now - _longest_send(delivery.channel)
-    if any(row.status == "sending" and row.started_at > in_flight_since for row in mine):
-        return now
-    if any(row.status == "success" for row in mine):
-        return None
-    times = [row.started_at + STALE_SENDING if row.status == "sending" else row[4]
-             for row in mine if row.status in WAITING]
     digests = [row.digest_id for row in firing if row.status == "digested"]
-    if digests:
-        times += db.session.scalars(
-            select(due).where(AlertDelivery.delivery_id.in_(digests),
-                              AlertDelivery.channel == delivery.channel,
-                              AlertDelivery.status.in_(WAITING))).all()
-    return max(times, default=None)
+    carrying = db.session.execute(
+        select(*_wait_columns()).where(AlertDelivery.delivery_id.in_(digests),
+                                       AlertDelivery.channel == delivery.channel,
+                                       AlertDelivery.status.in_(WAITING))).all()
+    first = [row.due for row in firing if row.in_flight] + [row.due for row in carrying]
+    if first:
+        return max(first)
+    if any(row.status == "success" for row in firing):
+        return None
+    return max((row.due for row in firing if row.status in WAITING), default=None)
 
 
-def _longest_send(channel: str) -> timedelta:
-    """How long an attempt on the channel may be sending before its worker counts as lost:
-    the webhook timeout and a margin, or for email the job's own time limit."""
-    if channel == "webhook":
-        return timedelta(seconds=current_app.config["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"] + 5)
-    return timedelta(seconds=ALERT_JOB_TIMEOUT)
+def _wait_columns() -> tuple:
+    """For attempts a resolved notice may wait for: whether one is being sent now (by the
+    database's clock, which stamped it), and when it is due: now while being sent, when a
+    lost worker's send is taken up again, else its next attempt, hold or creation."""
+    now = func.now()
+    in_flight = and_(AlertDelivery.status == "sending",
+                     AlertDelivery.started_at > now - LONGEST_SEND)
+    due = case(
+        (in_flight, now),
+        (AlertDelivery.status == "sending", AlertDelivery.started_at + STALE_SENDING),
+        else_=func.coalesce(AlertDelivery.next_attempt_at, AlertDelivery.held_until,
+                            AlertDelivery.created_at))
+    return in_flight.label("in_flight"), due.label("due")
 
 
 def _postpone(delivery: AlertDelivery, firing_at: datetime) -> str:

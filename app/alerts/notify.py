@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, func, not_, select, text, update
 
 from app.alerts.deliver import ALERT_JOB_TIMEOUT, REPEAT_AFTER_RESOLUTION, schedule_at
 from app.alerts.evaluate import AlertEvent
@@ -167,7 +167,8 @@ def _firing_went_alone(violation_id: int, channel: str) -> bool:
         select(AlertDelivery.id).where(
             AlertDelivery.violation_id == violation_id, AlertDelivery.channel == channel,
             AlertDelivery.event == "firing",
-            AlertDelivery.status.in_(("pending", "sending", "retrying", "success")))
+            # A retried attempt's own row says 'retrying' whatever became of the retries.
+            AlertDelivery.status.in_(("pending", "sending", "success")))
         .limit(1)).first() is not None
 
 
@@ -286,22 +287,23 @@ def _digest(config: AlertConfig, channel: str, now: datetime) -> AlertDelivery |
     """Claim the channel's held notifications that are due and make one digest of them;
     repeats of episodes that have ended are cancelled instead."""
     digest_id = uuid.uuid4().hex
-    db.session.execute(text(
-        "UPDATE logs.alert_deliveries d SET status = 'cancelled', completed_at = :now,"
-        " error = :why"
-        " FROM logs.alert_violations v WHERE v.id = d.violation_id"
-        " AND v.resolved_at IS NOT NULL AND d.config_id = :config AND d.channel = :channel"
-        " AND d.status = 'held' AND d.held_until <= :now AND d.event = 'firing'"
-        " AND (d.payload ->> 'repeat')::boolean"),
-        {"now": now, "config": config.id, "channel": channel, "why": REPEAT_AFTER_RESOLUTION})
-    # The conditional UPDATE claims the rows: a concurrent run finds none left to send.
+    held_due = (AlertDelivery.config_id == config.id, AlertDelivery.channel == channel,
+                AlertDelivery.status == "held", AlertDelivery.held_until <= now)
+    outdated = and_(AlertDelivery.event == "firing",
+                    func.coalesce(AlertDelivery.payload["repeat"].as_boolean(), False),
+                    select(AlertViolation.id).where(AlertViolation.id == AlertDelivery.violation_id,
+                                                    AlertViolation.resolved_at.is_not(None))
+                    .exists())
+    # The conditional UPDATE claims the rows: a concurrent run finds none left to send. A
+    # repeat it leaves out is cancelled after: one whose episode resolves in between goes
+    # in the digest, which the resolved notice then waits for.
     claimed = db.session.scalars(
-        update(AlertDelivery)
-        .where(AlertDelivery.config_id == config.id, AlertDelivery.channel == channel,
-               AlertDelivery.status == "held", AlertDelivery.held_until <= now)
+        update(AlertDelivery).where(*held_due, not_(outdated))
         .values(status="digested", digest_id=digest_id, completed_at=now)
         .returning(AlertDelivery.id)
     ).all()
+    db.session.execute(update(AlertDelivery).where(*held_due, outdated).values(
+        status="cancelled", completed_at=now, error=REPEAT_AFTER_RESOLUTION))
     if not claimed:
         db.session.commit()
         return None
