@@ -567,6 +567,34 @@ def test_partition_dropped_behind_our_back_is_recreated(client):
     assert scalar("SELECT count(*) FROM logs.entries WHERE service = 'late'") == 1
 
 
+def test_a_batch_retried_for_a_dropped_partition_counts_services_again(app, client,
+                                                                      monkeypatch):
+    """The retry after a partition was dropped under a batch runs the service limit again:
+    the rollback released its lock, and another batch may have taken the last place."""
+    import app.ingest.store as store
+
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_SERVICES", 2)
+    when = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
+    assert post_logs(client, {"service": "old", "message": "m",
+                              "timestamp": when.isoformat()}).json["accepted"] == 1
+    db.session.execute(text(f"DROP TABLE logs.entries_p{when:%Y%m%d}"))
+    db.session.commit()
+    forget = store.forget_partitions
+
+    def another_batch_meanwhile():
+        """As the batch rolls back, another one adds a service."""
+        forget()
+        with db.engine.begin() as other:
+            other.execute(text("INSERT INTO logs.services (service, first_seen, last_seen)"
+                               " VALUES ('other', now(), now())"))
+
+    monkeypatch.setattr(store, "forget_partitions", another_batch_meanwhile)
+    response = post_logs(client, {"service": "new", "message": "m",
+                                  "timestamp": when.isoformat()})
+    assert (response.json["accepted"], response.json["rejected"]) == (0, 1)
+    assert scalar("SELECT count(*) FROM logs.services") == 2
+
+
 def test_a_new_partition_waits_only_briefly_for_a_long_read(app, client):
     """Creating a partition locks all of logs.entries, and other batches queue behind it:
     while a long read holds the table, a line needing a new partition gets a 503 soon,

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -12,7 +12,7 @@ from app.ingest.partitions import ensure_partitions
 from app.ingest.records import InvalidLine, Limits, Record, normalize
 from app.ingest.services import services_past_the_limit
 from app.ingest.signals import lines_stored
-from app.ingest.store import KeyClaim, store_records
+from app.ingest.store import KeyClaim, PartitionGone, store_records
 from app.metrics import count_ingest
 
 MAX_LISTED_ERRORS = 100
@@ -87,17 +87,38 @@ def ingest_items(items: list, default_service: str | None, config,
             result.refuse(index, f"this token only sends logs for service {pinned_service!r}")
             continue
         indexed.append((index, record))
-    # Partitions are committed on their own: before the service limit's lock, which must
-    # last until the lines are committed.
-    ensure_partitions({record.timestamp.date() for _, record in indexed})
-    records = _within_the_service_limit(indexed, config["LOGDASH_MAX_SERVICES"], result)
-    result.accepted = len(records)
-    answer = result.to_dict()
-    claim = KeyClaim(*idempotency, answer) if idempotency else None
-    earlier = store_records(records, claim)
+    result, records, earlier = _store(indexed, result, config["LOGDASH_MAX_SERVICES"],
+                                      idempotency)
     if earlier is not None:
         return earlier, True
     count_ingest(receiver, result.accepted, result.rejected, time.perf_counter() - started)
     if records:
         lines_stored.send(current_app._get_current_object(), records=records)
-    return answer, False
+    return result.to_dict(), False
+
+
+def _store(indexed: list[tuple[int, Record]], result: IngestResult, limit: int,
+           idempotency: tuple[str, str] | None
+           ) -> tuple[IngestResult, list[Record], dict | None]:
+    """Store the records whose service fits under the limit: (result with the limit's
+    refusals added, the records stored, the earlier answer if the key was used before)."""
+    try:
+        return _store_once(indexed, result, limit, idempotency)
+    except PartitionGone:
+        # Rolled back (retention dropped a partition under the batch), and the limit's
+        # lock with it: both steps are taken again, so the limit is counted under the lock.
+        return _store_once(indexed, result, limit, idempotency)
+
+
+def _store_once(indexed: list[tuple[int, Record]], result: IngestResult, limit: int,
+                idempotency: tuple[str, str] | None
+                ) -> tuple[IngestResult, list[Record], dict | None]:
+    """One try of _store, adding the limit's refusals to a copy of result."""
+    # Partitions are committed on their own: before the service limit's lock, which must
+    # last until the lines are committed.
+    ensure_partitions({record.timestamp.date() for _, record in indexed})
+    outcome = replace(result, errors=list(result.errors))
+    records = _within_the_service_limit(indexed, limit, outcome)
+    outcome.accepted = len(records)
+    claim = KeyClaim(*idempotency, outcome.to_dict()) if idempotency else None
+    return outcome, records, store_records(records, claim)

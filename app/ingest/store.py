@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 
 from app.extensions import db
-from app.ingest.partitions import ensure_partitions, forget_partitions
+from app.ingest.partitions import forget_partitions
 from app.ingest.records import COPY_COLUMNS, Record
 from app.rollups.aggregate import LOCKS, NOTE_HOURLY_CHANGE, read_ingest_bounds
 from app.rollups.tiers import LATE_AFTER, floor_day, floor_hour, floor_minute, minute_horizon
@@ -90,7 +90,8 @@ def mark_dirty(cursor, table: str, column: str, buckets: set) -> None:
 
 def store_records(records: list[Record], claim: "KeyClaim | None" = None) -> dict | None:
     """Store lines and all their counts; return only once everything is committed. Their
-    partitions exist already (ensure_partitions, committed on its own before).
+    partitions exist already (ensure_partitions, committed on its own before); one dropped
+    meanwhile rolls everything back (PartitionGone).
 
     With a claim (an Idempotency-Key and the answer for this request), the key is recorded
     in the same transaction; if it was used before, nothing is stored and the earlier
@@ -101,12 +102,15 @@ def store_records(records: list[Record], claim: "KeyClaim | None" = None) -> dic
         return None
     try:
         return _copy_and_count(records, claim)
-    except psycopg.errors.CheckViolation:
+    except psycopg.errors.CheckViolation as error:
         db.session.rollback()
         # A partition this process thought existed was dropped (retention) meanwhile.
         forget_partitions()
-        ensure_partitions({r.timestamp.date() for r in records})
-        return _copy_and_count(records, claim)
+        raise PartitionGone from error
+
+
+class PartitionGone(Exception):
+    """A partition the batch needed was dropped under it: nothing was stored."""
 
 
 class KeyClaim(NamedTuple):
