@@ -1,11 +1,15 @@
 """Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import current_app
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+import app.alerts.notify as notify_module
 from app.alerts.deliver import backoff, deliver, recover_stale
 from app.alerts.evaluate import evaluate
 from app.alerts.notify import notify, send_due_digests
@@ -256,6 +260,50 @@ def test_a_held_repeat_of_a_resolved_episode_is_left_out_of_the_digest(client):
     assert [b["event"] for b in receiver.bodies()] == ["firing", "resolved"]
     assert scalar("SELECT status || ': ' || error FROM logs.alert_deliveries WHERE id = :id",
                   id=repeat) == "cancelled: the episode resolved before this repeat went out"
+
+
+def test_an_episode_cannot_resolve_while_a_digest_carrying_its_repeat_is_made(app, client,
+                                                                            monkeypatch):
+    """Until the digest that claimed a repeat is committed, its episode's resolution waits:
+    a resolved notice sent meanwhile would not see the repeat the digest then carries."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fired_and_told(client, receiver)
+        add_repeat("held-repeat", "held")
+        db.session.execute(text("UPDATE logs.alert_deliveries SET held_until = now()"
+                                " WHERE status = 'held'"))
+        db.session.commit()
+        claimed, release = threading.Event(), threading.Event()
+        make_body = notify_module._digest_body
+
+        def body_once_claimed(config, held):
+            """The digest's rows are claimed; hold its transaction open a moment."""
+            claimed.set()
+            release.wait(10)
+            return make_body(config, held)
+
+        monkeypatch.setattr(notify_module, "_digest_body", body_once_claimed)
+
+        def digest():
+            """Make the digest in a worker of its own."""
+            with app.app_context():
+                send_due_digests()
+                db.session.remove()
+
+        worker = threading.Thread(target=digest)
+        worker.start()
+        try:
+            assert claimed.wait(10)
+            with db.engine.connect() as evaluator:
+                evaluator.execute(text("SET lock_timeout = '300ms'"))
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    evaluator.execute(text("UPDATE logs.alert_violations SET resolved_at = now()"))
+        finally:
+            release.set()
+            worker.join()
+    finally:
+        receiver.stop()
+    assert scalar("SELECT count(*) FROM logs.alert_deliveries WHERE event = 'digest'") == 1
 
 
 def test_a_repeat_due_after_its_episode_ended_is_not_sent(client):

@@ -294,9 +294,15 @@ def _digest(config: AlertConfig, channel: str, now: datetime) -> AlertDelivery |
                     select(AlertViolation.id).where(AlertViolation.id == AlertDelivery.violation_id,
                                                     AlertViolation.resolved_at.is_not(None))
                     .exists())
-    # The conditional UPDATE claims the rows: a concurrent run finds none left to send. A
-    # repeat it leaves out is cancelled after: one whose episode resolves in between goes
-    # in the digest, which the resolved notice then waits for.
+    # Their episodes cannot resolve until this digest is committed (a resolution updates
+    # the violation): one resolved before is seen by the claim, and one resolved after
+    # sees the digest and waits for it. Otherwise a resolved notice could go, not seeing
+    # a repeat this digest was about to carry.
+    db.session.execute(
+        select(AlertViolation.id)
+        .join(AlertDelivery, AlertDelivery.violation_id == AlertViolation.id)
+        .where(*held_due).with_for_update(read=True, of=AlertViolation))
+    # The conditional UPDATE claims the rows: a concurrent run finds none left to send.
     claimed = db.session.scalars(
         update(AlertDelivery).where(*held_due, not_(outdated))
         .values(status="digested", digest_id=digest_id, completed_at=now)
