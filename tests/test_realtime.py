@@ -15,6 +15,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -484,6 +485,15 @@ def test_stopping_process_tells_its_pages_to_reconnect(cluster):
         client.receive(timeout=5)
     assert closed.value.reason == 1012
     wait_until(lambda: cluster.count() == 0)
+
+
+def test_a_worker_stopped_while_it_loads_exits_quietly():
+    """Stopped before its app is loaded (a Ctrl-C just after start), a worker has no app
+    whose sockets to close: the hook does nothing rather than log a traceback."""
+    import runpy
+
+    hooks = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    hooks["worker_exit"](None, type("LoadingWorker", (), {})())
 
 
 def test_listener_reconnects_when_redis_drops_it(cluster, redis_url):
