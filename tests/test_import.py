@@ -4,6 +4,7 @@ import csv
 import gzip
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,37 @@ def test_syslog_file(run_import, tmp_path):
     assert "1 accepted, 1 rejected" in result.stdout and "line 1: timestamp" in result.stdout
     assert [(line["service"], line["level"], line["host"]) for line in lines()] == [
         ("box", "info", None)]
+
+
+def test_plain_lines_keep_the_time_they_start_with(run_import, tmp_path):
+    """A log file's lines were written over hours: each is stored at the time it starts
+    with (no zone: UTC), not at the moment of the import."""
+    first = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=123000)
+    second = first + timedelta(minutes=90)
+    path = tmp_path / "app.log"
+    path.write_text(f"{first:%Y-%m-%d %H:%M:%S},123 ERROR worker-2 job 10 failed\n"
+                    f"[{second:%Y-%m-%dT%H:%M:%S}Z] INFO worker-2 job 11 done\n"
+                    "no time here\n")
+    run_import(path, "--service", "app")
+    stored = db.session.execute(text(
+        "SELECT timestamp, level FROM logs.entries ORDER BY id")).all()
+    db.session.rollback()
+    assert [(at, level) for at, level in stored[:2]] == [
+        (first, "error"), (second.replace(microsecond=0), "info")]
+    assert stored[2][0] > datetime.now(UTC) - timedelta(minutes=5)  # the import's time
+
+
+def test_a_syslog_file_as_written_to_var_log_is_read_as_syslog(run_import, tmp_path):
+    """'Nov 28 04:10:01 host tag[pid]: text', as a syslog daemon writes it, is detected:
+    the tag names the service, the host is kept, and so is the time."""
+    moment = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    path = tmp_path / "syslog"
+    path.write_text(f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S} myhost CRON[1234]:"
+                    " (root) CMD (run-parts /etc/cron.hourly)\n")
+    run_import(path, "--service", "box")
+    stored = db.session.execute(text("SELECT service, host, timestamp FROM logs.entries")).one()
+    db.session.rollback()
+    assert tuple(stored) == ("CRON", "myhost", moment)
 
 
 @pytest.mark.skipif(not LOGHUB.is_dir(), reason="Loghub samples not present")

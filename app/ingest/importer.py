@@ -38,7 +38,12 @@ _LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEV
 _LEVEL_MARKED = re.compile(r"(?i)(?:\[|<|\blevel[=:]\s*\"?)(trace|debug|info|notice|warn"
                            r"|warning|error|err|severe|crit|critical|fatal|alert|emerg|panic)"
                            r"\b")
-_SYSLOG_START = re.compile(rb"<\d{1,3}>")
+# A syslog line as sent (<PRI>), or as a syslog daemon writes it to /var/log: "Nov 28
+# 04:10:01 host tag[pid]: ...".
+_SYSLOG_START = re.compile(rb"<\d{1,3}>|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ")
+# A plain line that starts with its date and time: "2026-11-28 04:05:23,123 ERROR ...".
+_LEADING_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?"
+                           r"(?:Z|[+-]\d\d:?\d\d)?(?=[\s\]|]|$)")
 
 
 def guess_level(text: str) -> str:
@@ -171,7 +176,11 @@ def _decode_line(line: bytes, fmt: str, service: str):
     if fmt == "syslog":
         return parse_syslog(line, None, default_service=service)
     text = line.decode("utf-8", "replace").rstrip("\r\n")
-    return {"message": text, "level": guess_level(text)}
+    entry = {"message": text, "level": guess_level(text)}
+    # Its own time, when it starts with one (no zone: UTC, as at ingest); else the import's.
+    if stamp := _LEADING_TIME.match(text.lstrip("[")):
+        entry["timestamp"] = stamp[0].replace(",", ".")
+    return entry
 
 
 def read_entries(stream: BinaryIO, fmt: str, service: str, start: Position) -> Iterator[Entry]:
