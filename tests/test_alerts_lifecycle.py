@@ -208,6 +208,8 @@ def test_firing_resolved_then_firing_again(app, client, receiver):
     assert scalar("SELECT count(*) FROM logs.alert_violations") == 2
     assert [(e["event"], e["current_count"], e["peak_count"]) for e in announced] == [
         ("firing", 6, 6), ("resolved", 6, 6), ("firing", 7, 7)]
+    # Banners link to the violation, where it is acknowledged.
+    assert [e["violation_id"] for e in announced] == [v for _, v in events]
 
 
 def test_two_evaluators_at_once_open_one_violation(app, client):

@@ -257,7 +257,7 @@ def test_publish_alert_shows_a_banner_on_every_dashboard_now(cluster):
     for hub in cluster.hubs:
         assert hub.listening.wait(5)
     event = {"service": HOSTILE, "level": "error", "event": "firing", "current_count": 120,
-             "threshold": 100, "at": "2026-11-27T10:42:00+00:00"}
+             "threshold": 100, "at": "2026-11-27T10:42:00+00:00", "violation_id": 7}
     with first.app_context():
         assert publish_alert(event) == 2
     for client in dashboards:
@@ -265,6 +265,7 @@ def test_publish_alert_shows_a_banner_on_every_dashboard_now(cluster):
         assert banner.lstrip().startswith('<div hx-swap-oob="afterbegin:#alert-banners">')
         assert "120/min, threshold 100" in banner and "at 2026-11-27 10:42:00 UTC" in banner
         assert "&lt;img src=x onerror=alert(1)&gt;" in banner and HOSTILE not in banner
+        assert '<a href="/alerts/violations/7">Details and acknowledge</a>' in banner
     with second.app_context():
         publish_alert({**event, "event": "resolved", "service": "api", "current_count": 110,
                        "peak_count": 480})

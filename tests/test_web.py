@@ -157,6 +157,15 @@ def test_active_alerts_are_listed(client, traffic):
     assert "140/min, threshold 100" in alerts
     assert "api" in alerts
     assert "140/min" not in element(page(client, "/services/web"), "active-alerts")
+    # Where to acknowledge it: the violation's own page.
+    violation = db.session.execute(text("SELECT id FROM logs.alert_violations")).scalar_one()
+    link = f'<a href="/alerts/violations/{violation}">Details and acknowledge</a>'
+    assert link in alerts
+    db.session.execute(text("UPDATE logs.alert_violations SET acknowledged_at = now(),"
+                            " acknowledged_by = 'ana'"))
+    db.session.commit()
+    assert f'<a href="/alerts/violations/{violation}">Details</a>' in element(
+        page(client, "/"), "active-alerts")
 
 
 def test_service_page_shows_its_numbers_templates_and_recent_lines(client, traffic):

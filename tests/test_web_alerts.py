@@ -293,6 +293,8 @@ def test_violations_list_firing_first_then_resolved(admin):
     assert shown == ["firing", "new-resolved", "old-resolved"]
     assert table.count(">firing</span>") == 1 and table.count(">resolved</span>") == 2
     assert "recovered" in table and ">90</td>" in table
+    assert re.findall(r'href="/alerts/violations/\d+">(\w+)</a></td>', table) == [
+        "Acknowledge", "Details", "Details"]
 
 
 def test_delivery_log_and_resend(admin, client):

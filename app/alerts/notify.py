@@ -215,7 +215,8 @@ def announce(item: AlertEvent) -> None:
     """Tell listeners (the live pages) about a firing or resolved violation."""
     violation = item.violation
     alert_changed.send(current_app._get_current_object(), event={
-        "service": violation.service, "level": violation.level, "event": item.event,
+        "violation_id": violation.id, "service": violation.service, "level": violation.level,
+        "event": item.event,
         # The last count over the threshold, as the alerts panel and API show it, and the
         # episode's peak, which a resolved banner names.
         "current_count": violation.current_count,

@@ -45,13 +45,14 @@ def active_violations(service: str | None = None) -> list[dict]:
     v = AlertViolation
     # Columns, not ORM objects: every dashboard request asks, mostly to hear "none".
     query = select(v.id, v.service, v.level, v.current_count, v.threshold_value,
-                   v.timestamp).where(v.resolved_at.is_(None))
+                   v.timestamp, v.acknowledged_at).where(v.resolved_at.is_(None))
     if service:
         query = query.where(v.service == service)
     return [
         {"id": row.id, "service": row.service, "level": row.level,
          "current_count": row.current_count, "threshold": row.threshold_value,
-         "started_at": row.timestamp.isoformat()}
+         "started_at": row.timestamp.isoformat(),
+         "acknowledged_at": row.acknowledged_at and row.acknowledged_at.isoformat()}
         for row in db.session.execute(query.order_by(v.timestamp.desc()))
     ]
 
