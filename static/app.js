@@ -189,6 +189,12 @@
   document.addEventListener("htmx:wsAfterMessage", () => {
     flushTail();
     const banners = document.getElementById("alert-banners");
+    // The newest banner of a service and level replaces the older ones: a resolution is
+    // not shown beside the alert it ended.
+    const newest = banners.firstElementChild;
+    for (const older of [...banners.children].slice(1)) {
+      if (newest.dataset.alert && older.dataset.alert === newest.dataset.alert) older.remove();
+    }
     while (banners.children.length > MAX_BANNERS) banners.lastElementChild.remove();
   });
 

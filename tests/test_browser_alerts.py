@@ -23,6 +23,7 @@ from app.alerts.notify import notify
 from app.alerts.silences import create_silence, create_window
 from app.auth.credentials import create_token, create_user
 from app.extensions import db
+from app.realtime import publish_alert
 from app.rollups.tiers import floor_minute
 from tests import test_browser
 from tests.alert_fixtures import Receiver, run_jobs
@@ -206,8 +207,9 @@ def test_admin_pages_fit_a_phone(web, browser, admin_token, api, path):
         ctx.close()
 
 
-def test_a_firing_alert_shows_its_banner_live(web, context, api):
-    """An open dashboard shows the banner within seconds of the check, without a reload."""
+def test_a_firing_alert_shows_its_banner_live(web, context, api, redis_url):
+    """An open dashboard shows the banner within seconds of the check, without a reload;
+    its resolution's banner then takes its place."""
     service = unique("paging")
     created = api.post("/api/logs/alerts/config",
                        json={"service": service, "error_threshold_per_min": 3})
@@ -220,6 +222,13 @@ def test_a_firing_alert_shows_its_banner_live(web, context, api):
     banner = dashboard.page.locator("#alert-banners .banner-firing", has_text=service)
     expect(banner).to_be_visible(timeout=BANNER_MS)
     expect(banner).to_contain_text("threshold 3")
+    with served_app(web, redis_url).app_context():
+        publish_alert({"service": service, "level": "error", "event": "resolved",
+                       "current_count": 5, "peak_count": 5, "threshold": 3})
+        db.engine.dispose()
+    resolved = dashboard.page.locator("#alert-banners .banner-resolved", has_text=service)
+    expect(resolved).to_be_visible(timeout=BANNER_MS)
+    expect(banner).to_have_count(0)
     dashboard.check_clean()
 
 
