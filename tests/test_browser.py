@@ -221,12 +221,12 @@ def test_dashboard_renders_real_numbers(web, context):
     tab.check_clean()
 
 
-@pytest.mark.parametrize("width", [1400, 1024])
+@pytest.mark.parametrize("width", [1400, 1024, 390])
 def test_long_error_samples_do_not_widen_the_tables(web, browser, signed_in, width):
     """A long example line is cut with an ellipsis: no table needs a sideways scroll, so the
-    newest end of each sparkline stays in view."""
+    newest end of each sparkline stays in view; on a phone, tables become one block a row."""
     words = " ".join(f"shard-{i} replied 503 after {i * 7} ms" for i in range(12))
-    web.ingest([{"service": unique("wide"), "level": "error",
+    web.ingest([{"service": unique("wide-payments-reconciliation"), "level": "error",
                  "message": f"upstream {words} request {uuid.uuid4().hex}"}])
     ctx = new_context(browser, signed_in, width=width)
     try:
