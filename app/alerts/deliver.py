@@ -142,7 +142,7 @@ def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
     carrying = db.session.execute(
         select(*_wait_columns()).where(AlertDelivery.delivery_id.in_(digests),
                                        AlertDelivery.channel == delivery.channel,
-                                       AlertDelivery.status.in_(WAITING))).all()
+                                       AlertDelivery.status.in_(WAITING))).all() if digests else []
     first = [row.due for row in firing if row.in_flight] + [row.due for row in carrying]
     if first:
         return max(first)
