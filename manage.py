@@ -260,33 +260,37 @@ def start_processes(env: dict, helpers: list[subprocess.Popen]) -> int:
                                pass_fds=run_lock_fds())
         for name in wanted_processes(env)
     }
-    wait_for_web(env, children["web"])
-    print(f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/  (Ctrl-C stops)\n",
-          flush=True)
-    return supervise(children, helpers)
+    return supervise(children, helpers, healthz_url(env),
+                     f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/"
+                     "  (Ctrl-C stops)\n")
 
 
-def wait_for_web(env: dict, web: subprocess.Popen, seconds: float = 60) -> None:
-    """Wait until the web server answers /healthz (or has exited, or the time is up)."""
+def healthz_url(env: dict) -> str:
+    """Where the web server answers once it is up (every interface: through loopback)."""
     import ipaddress
-    import urllib.request
 
     host = env["LOGDASH_BIND"]
     with contextlib.suppress(ValueError):  # a name, not an address
-        if ipaddress.ip_address(host).is_unspecified:  # every interface: loopback is one
+        if ipaddress.ip_address(host).is_unspecified:
             host = "::1" if ":" in host else "127.0.0.1"
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{env['PORT']}/healthz"
-    deadline = time.monotonic() + seconds
-    while web.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
+    return f"http://{'[' + host + ']' if ':' in host else host}:{env['PORT']}/healthz"
 
 
-def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Popen]) -> int:
-    """Wait until one process exits or we are told to stop, then stop them all."""
+def answers(url: str) -> bool:
+    """Whether the URL answers now."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=0.5):  # noqa: S310 (healthz_url: http only)
+            return True
+    except OSError:
+        return False
+
+
+def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Popen],
+              ready_url: str, ready_message: str) -> int:
+    """Say ready_message once ready_url answers; wait until one process exits or we are
+    told to stop, then stop them all."""
     stopping = []
     # SIGHUP: the terminal it runs in was closed.
     for number in (signal.SIGTERM, signal.SIGHUP):
@@ -299,7 +303,10 @@ def supervise(children: dict[str, subprocess.Popen], helpers: list[subprocess.Po
                     print(f"{name} exited with code {child.returncode}; stopping Logdash")
                     code = child.returncode or 1
                     stopping.append(True)
-            time.sleep(0.5)
+            if ready_message and not stopping and answers(ready_url):
+                print(ready_message, flush=True)
+                ready_message = ""
+            time.sleep(0.2 if ready_message else 0.5)
     except KeyboardInterrupt:
         pass
     stop_all([*children.values(), *helpers])
