@@ -225,5 +225,15 @@
     const found = Array.from(root.querySelectorAll("[data-series]"));
     if (root.matches("[data-series]")) found.push(root);
     found.forEach(showChartData);
+    focusFirstError(root);
   });
+
+  // A form swapped back with errors: focus goes to its first field in error, where the
+  // message is read out, rather than to the page's start with the button swapped away.
+  function focusFirstError(root) {
+    if (root === document.body) return;
+    const invalid = root.matches('[aria-invalid="true"]') ? root
+      : root.querySelector('[aria-invalid="true"]');
+    if (invalid) invalid.focus();
+  }
 })();

@@ -127,6 +127,8 @@ def test_alert_config_lifecycle_through_the_forms(web, admin_context, api):
         "must be a whole number from 1 to 1000000000")
     expect(form.locator(f"#alert-config-{config_id}-alert_webhook_url-error")).to_have_text(
         "must be an http or https URL")
+    # Focus goes to the first field in error, not back to the page's start.
+    expect(form.locator('[name="error_threshold_per_min"]')).to_be_focused()
     assert api.config(service).json()["error_threshold_per_min"] == 20
     form.locator('[name="error_threshold_per_min"]').fill("35")
     form.locator('[name="alert_webhook_url"]').fill("")
