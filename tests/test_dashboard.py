@@ -245,8 +245,19 @@ def test_dashboard_health_matches_health_endpoint(client, traffic):
     dashboard = client.get("/api/logs/dashboard").json
     health = client.get("/api/logs/dashboard/health").json
     assert dashboard["health"]["services"] == health["services"]
-    assert {s["service"]: s["health"] for s in dashboard["services"]} == {
-        s["service"]: s["status"] for s in health["services"]}
+    assert {s["service"]: (s["health"], s["health_reason"]) for s in dashboard["services"]} == {
+        s["service"]: (s["status"], s["reason"]) for s in health["services"]}
+
+
+def test_a_service_quiet_for_a_day_is_ok_in_a_long_window(client):
+    """A service whose lines are all older than a day has no health of its own: "ok", with
+    the reason, in a window that still counts its lines."""
+    old = datetime.now(UTC) - timedelta(days=3)
+    assert post_logs(client, {"service": "retired", "level": "error", "message": "gone",
+                              "timestamp": old.isoformat()}).json["accepted"] == 1
+    (row,) = client.get("/api/logs/dashboard?window=7d").json["services"]
+    assert (row["service"], row["error_rate"]) == ("retired", 1.0)
+    assert (row["health"], row["health_reason"]) == ("ok", "no lines in the last day")
 
 
 def test_empty_dashboard(client):

@@ -76,6 +76,9 @@ def test_dashboard_shows_the_api_numbers(client, traffic):
     services = element(html, "services")
     assert 'href="/services/api?window=1h"' in services
     assert "web" in services
+    # A high error rate on few lines beside "ok": the badge says why.
+    assert ('class="badge health-ok" title="3 errors and 0 warnings in the last hour">ok<'
+            in services)
     assert "No logs yet" not in html
 
 

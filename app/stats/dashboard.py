@@ -57,6 +57,15 @@ def active_violations(service: str | None = None) -> list[dict]:
     ]
 
 
+def _health_of(entry: dict | None) -> dict:
+    """A service's health and its reason, for its row beside the window's counts."""
+    # Health judges the last hour and the row's error rate the window: the reason says
+    # why a service can be "ok" with a high error rate on few lines.
+    if entry is None:  # lines in the window, none in the last day
+        return {"health": "ok", "health_reason": "no lines in the last day"}
+    return {"health": entry["status"], "health_reason": entry["reason"]}
+
+
 def dashboard(window: Window, rules: HealthRules, service: str | None = None) -> dict:
     """Everything the dashboard shows for a window (optionally for one service)."""
     # Every part reads the tiers as divided at one moment.
@@ -68,13 +77,13 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
         per_service[name][level] = count
         all_levels[level] += count
     health = service_health(rules, window.now, service, split)
-    status = {entry["service"]: entry["status"] for entry in health}
+    judged = {entry["service"]: entry for entry in health}
     return {
         "generated_at": datetime.now(UTC).isoformat(),
         "window": window.to_dict(),
         "totals": summarize(all_levels),
         "services": [
-            {"service": name, **summarize(per_service[name]), "health": status.get(name, "ok"),
+            {"service": name, **summarize(per_service[name]), **_health_of(judged.get(name)),
              "series": counts.service_series(name)}
             for name in sorted(per_service, key=lambda n: (-sum(per_service[n].values()), n))
         ],
