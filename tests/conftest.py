@@ -28,9 +28,9 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TABLES = ("entries", "rollup_minute", "alert_configs", "alert_violations", "job_executions",
           "services", "rollup_hourly", "rollup_daily", "template_minute", "template_hourly",
           "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
-          "ingest_keys", "users", "api_tokens", "alert_rate_windows", "alert_silences",
-          "alert_maintenance_windows", "alert_violations_archive", "alert_deliveries_archive",
-          "tier_changes")
+          "ingest_keys", "users", "user_sessions", "api_tokens", "alert_rate_windows",
+          "alert_silences", "alert_maintenance_windows", "alert_violations_archive",
+          "alert_deliveries_archive", "tier_changes")
 
 
 def _reachable_postgres(url: str) -> bool:

@@ -410,12 +410,71 @@ def test_a_new_password_signs_out_every_session_of_the_old_one(app, browser):
     assert nobody.exit_code != 0 and "no user named 'nobody'" in nobody.output
 
 
-def test_a_session_without_its_password_tag_is_signed_out(app, browser):
-    """A session cookie naming only a user id (as older versions made, or one made with the
-    secret key by other means) does not sign anyone in."""
+def test_a_session_cookie_without_a_recorded_session_signs_no_one_in(app, browser):
+    """A session cookie naming only a user id (as older versions made), or a session id
+    never recorded (one made with the secret key by other means), signs no one in."""
     user = create_user("ada", PASSWORD, "admin")
     with browser.session_transaction() as session:
         session["user_id"] = user.id
+    assert browser.get("/api/logs").status_code == 401
+    with browser.session_transaction() as session:
+        session.update(user_id=user.id, session_id="made up")
+    assert browser.get("/api/logs").status_code == 401
+
+
+def copy_of_cookie(app, browser):
+    """Another client carrying the same session cookie, as a copy taken from a browser."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    thief = app.test_client()
+    thief.environ_base["wsgi.url_scheme"] = "https"
+    thief.set_cookie(name, browser.get_cookie(name).value)
+    return thief
+
+
+def test_signing_out_ends_every_copy_of_the_session(app, browser):
+    """A copy of the cookie, kept fresh by using it, stops working once its owner signs
+    out; the owner's other sessions go on."""
+    create_user("ada", PASSWORD, "admin")
+    sign_in(browser, "ada")
+    thief = copy_of_cookie(app, browser)
+    elsewhere = app.test_client()
+    elsewhere.environ_base["wsgi.url_scheme"] = "https"
+    sign_in(elsewhere, "ada")
+    assert thief.get("/api/logs").status_code == 200
+    assert browser.post("/logout", data={"csrf_token": session_csrf(browser)}).status_code == 302
+    assert thief.get("/api/logs").status_code == 401
+    assert browser.get("/api/logs").status_code == 401
+    assert elsewhere.get("/api/logs").status_code == 200
+    assert scalar("SELECT count(*) FROM logs.user_sessions") == 1
+
+
+def test_a_session_idle_for_its_lifetime_has_ended(app, browser):
+    """However fresh its cookie, a session not used for as long as a session lasts is
+    over; one used is noted as seen (to the minute), and a sign-in sweeps ended ones."""
+    create_user("ada", PASSWORD, "admin")
+    sign_in(browser, "ada")
+    hours = app.config["PERMANENT_SESSION_LIFETIME"] // 3600
+    db.session.execute(text("UPDATE logs.user_sessions SET seen_at = now() - interval '2 min'"))
+    db.session.commit()
+    assert browser.get("/api/logs").status_code == 200
+    assert scalar("SELECT now() - seen_at < interval '1 min' FROM logs.user_sessions")
+    db.session.execute(text("UPDATE logs.user_sessions SET seen_at = now() - make_interval("
+                            "hours => :h, secs => 1)"), {"h": hours})
+    db.session.commit()
+    assert browser.get("/api/logs").status_code == 401
+    assert scalar("SELECT count(*) FROM logs.user_sessions") == 1
+    sign_in(browser, "ada")
+    assert browser.get("/api/logs").status_code == 200
+    assert scalar("SELECT count(*) FROM logs.user_sessions") == 1
+
+
+def test_deleting_a_user_ends_their_sessions(app, browser):
+    """Sessions go with the person."""
+    create_user("ada", PASSWORD, "admin")
+    sign_in(browser, "ada")
+    db.session.execute(text("DELETE FROM logs.users WHERE username = 'ada'"))
+    db.session.commit()
+    assert scalar("SELECT count(*) FROM logs.user_sessions") == 0
     assert browser.get("/api/logs").status_code == 401
 
 

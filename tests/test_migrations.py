@@ -16,7 +16,7 @@ EXPECTED_TABLES = {"entries", "rollup_minute", "alert_configs", "alert_violation
                    "templates", "dirty_hours", "dirty_days", "watermarks", "alert_deliveries",
                    "ingest_keys", "users", "api_tokens", "alert_rate_windows",
                    "alert_silences", "alert_maintenance_windows", "alert_violations_archive",
-                   "alert_deliveries_archive", "tier_changes", "job_executions"}
+                   "alert_deliveries_archive", "tier_changes", "job_executions", "user_sessions"}
 
 
 @pytest.fixture

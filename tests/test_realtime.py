@@ -428,22 +428,27 @@ def test_a_broken_handshake_is_a_400_naming_it(app, live_server, missing):
     assert missing in answer.json()["error"]
 
 
-def session_cookie(application, username: str) -> str:
-    """The Cookie header of a browser signed in as `username` through the sign-in form."""
+def signed_in_browser(application, username: str):
+    """A test client signed in as `username` through the sign-in form, and its Cookie
+    header."""
     browser = application.test_client()
     browser.environ_base["wsgi.url_scheme"] = "https"
-    form = browser.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     signed_in = browser.post("/login", data={"username": username, "password": PASSWORD,
-                                             "csrf_token": csrf})
+                                             "csrf_token": form_csrf(browser)})
     assert signed_in.status_code == 302
     name = application.config["SESSION_COOKIE_NAME"]
-    return f"{name}={browser.get_cookie(name).value}"
+    return browser, f"{name}={browser.get_cookie(name).value}"
+
+
+def form_csrf(browser) -> str:
+    """The CSRF token of the browser's session, from the sign-in form."""
+    form = browser.get("/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
 
 
 def test_revoked_tokens_and_changed_passwords_lose_their_open_sockets(cluster, monkeypatch):
-    """Revoking a token, or giving a user a new password, ends the live pages and tails
-    they opened, not only their requests."""
+    """Revoking a token, giving a user a new password, or signing out ends the live pages
+    and tails they opened, not only their requests."""
     from app.auth.credentials import create_user, revoke_token, set_password
     from app.models import ApiToken
     from app.realtime import sockets
@@ -452,21 +457,27 @@ def test_revoked_tokens_and_changed_passwords_lose_their_open_sockets(cluster, m
     application = cluster.process()
     server = cluster.serve(application)
     headers = token_headers("read")
-    for name in ("ada", "bob"):
+    for name in ("ada", "bob", "cy"):
         create_user(name, PASSWORD)
     url = f"ws://127.0.0.1:{server.port}/ws/logs/tail"
     revoked = Client.connect(url, headers=headers)
-    adas = Client.connect(url, headers={"Cookie": session_cookie(application, "ada")})
-    bobs = Client.connect(url, headers={"Cookie": session_cookie(application, "bob")})
+    sockets_of = {}
+    for name in ("ada", "bob", "cy"):
+        browser, cookie = signed_in_browser(application, name)
+        sockets_of[name] = browser, Client.connect(url, headers={"Cookie": cookie})
+    adas, bobs, cys = (client for _, client in sockets_of.values())
     kept = cluster.connect(server, "/ws/logs/tail")
-    cluster.clients.extend([revoked, adas, bobs])
-    wait_until(lambda: cluster.count() == 4)
+    cluster.clients.extend([revoked, adas, bobs, cys])
+    wait_until(lambda: cluster.count() == 5)
     token = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc()).limit(2)).all()
     with application.app_context():
         assert revoke_token(token[1].id)
         set_password("ada", "a new password, then")
         db.session.remove()
-    for closing in (revoked, adas):
+    cys_browser = sockets_of["cy"][0]
+    assert cys_browser.post("/logout", data={"csrf_token": form_csrf(cys_browser)}
+                            ).status_code == 302
+    for closing in (revoked, adas, cys):
         deadline = time.monotonic() + 5
         with pytest.raises(ConnectionClosed) as closed:
             while time.monotonic() < deadline:

@@ -59,8 +59,8 @@ def _identify():
         if g.token is None:
             return _deny(401, "invalid or revoked API token", **{"WWW-Authenticate": "Bearer"})
     elif "user_id" in session:
-        g.user = session_user(session["user_id"], session.get("password_tag"))
-        if g.user is None:  # deleted, or its password changed since: sign this one out
+        g.user = session_user(session["user_id"], session.get("session_id"))
+        if g.user is None:  # signed out elsewhere, a new password, or deleted: sign out here too
             session.clear()
     return None
 

@@ -5,16 +5,17 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, select, update
+from flask import current_app
+from sqlalchemy import Row, delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.ingest.records import InvalidLine, service_name
-from app.models import ROLES, SCOPES, ApiToken, User, row_by_id
+from app.models import ROLES, SCOPES, ApiToken, User, UserSession, row_by_id
 
 TOKEN_PREFIX = "ld_"  # noqa: S105 (a marker that makes tokens recognisable, not a secret)
 MIN_PASSWORD_CHARS = 12
-# How stale a token's last_used_at may be.
+# How stale a token's last_used_at, or a session's seen_at, may be.
 LAST_USED_PRECISION = timedelta(minutes=1)
 # Checked against when the user does not exist, so a wrong name takes as long as a
 # wrong password and does not reveal which names exist.
@@ -48,13 +49,15 @@ def create_user(username: str, password: str, role: str = "viewer") -> User:
 
 
 def set_password(username: str, password: str) -> User:
-    """Give a user a new password; sessions and browsers signed in with the old one are
-    signed out (they carry its password_tag)."""
+    """Give a user a new password; every session of the user ends, and browsers that
+    signed in with the old one are no longer known devices (their cookie carries its
+    password_tag)."""
     _check_password(password)
     user = db.session.scalars(select(User).where(User.username == username)).first()
     if user is None:
         raise CredentialError(f"no user named {username!r}")
     user.password_hash = generate_password_hash(password)
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     db.session.commit()
     return user
 
@@ -65,14 +68,46 @@ def password_tag(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
-def session_user(user_id, tag) -> User | None:
-    """The user a session names, if it still exists and its password is the one the
-    session was signed in with."""
-    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not isinstance(tag, str) or not hmac.compare_digest(
-            password_tag(user), tag):
+def start_session(user: User) -> str:
+    """Record a browser signing in as the user; return the id its session cookie carries.
+
+    The user's sessions idle for longer than a session lasts are deleted here: each
+    sign-in sweeps what earlier ones left.
+    """
+    plain = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    db.session.execute(delete(UserSession).where(
+        UserSession.user_id == user.id,
+        UserSession.seen_at < now - current_app.permanent_session_lifetime))
+    db.session.add(UserSession(id_hash=_digest(plain), user_id=user.id, created_at=now,
+                               seen_at=now))
+    db.session.commit()
+    return plain
+
+
+def end_session(session_id) -> None:
+    """Sign a session out for good: a copy of its cookie no longer signs anyone in."""
+    if isinstance(session_id, str):
+        db.session.execute(delete(UserSession).where(UserSession.id_hash == _digest(session_id)))
+        db.session.commit()
+
+
+def session_user(user_id, session_id) -> User | None:
+    """The user a session cookie names, if that session has not ended (signed out, a new
+    password, the user deleted, or idle for longer than a session lasts)."""
+    if not isinstance(user_id, int) or not isinstance(session_id, str):
         return None
-    return user
+    found = db.session.execute(
+        select(User, UserSession.seen_at).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.id_hash == _digest(session_id), User.id == user_id)).first()
+    now = datetime.now(UTC)
+    if found is None or found.seen_at < now - current_app.permanent_session_lifetime:
+        return None
+    if now - found.seen_at >= LAST_USED_PRECISION:
+        db.session.execute(update(UserSession).where(
+            UserSession.id_hash == _digest(session_id)).values(seen_at=now))
+        db.session.commit()
+    return found.User
 
 
 def authenticate(username: str, password: str) -> User | None:

@@ -9,7 +9,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.auth import bp
-from app.auth.credentials import authenticate, password_tag
+from app.auth.credentials import authenticate, end_session, password_tag, start_session
 from app.auth.csrf import csrf_ok
 from app.extensions import db
 from app.models import User
@@ -65,7 +65,7 @@ def login():
         clear(key, LOGIN_WINDOW)
     session.clear()
     session["user_id"] = user.id
-    session["password_tag"] = password_tag(user)
+    session["session_id"] = start_session(user)
     session.permanent = True
     response = redirect(_safe_next(request.form.get("next")))
     _remember_device(response, user, device or secrets.token_urlsafe(16))
@@ -102,6 +102,7 @@ def _remember_device(response, user: User, device: str) -> None:
 
 @bp.post("/logout")
 def logout():
-    """End the session."""
+    """End the session, on the server too: a copy of the cookie signs no one in."""
+    end_session(session.get("session_id"))
     session.clear()
     return redirect(url_for("auth.login"))

@@ -26,7 +26,7 @@ from app.models.rollups import (
     Watermark,
 )
 from app.models.templates import Template
-from app.models.users import ROLES, SCOPES, ApiToken, User
+from app.models.users import ROLES, SCOPES, ApiToken, User, UserSession
 
 __all__ = [
     "LEVELS",
@@ -55,6 +55,7 @@ __all__ = [
     "TemplateMinute",
     "TierChange",
     "User",
+    "UserSession",
     "Watermark",
 ]
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, Text, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -26,6 +26,26 @@ class User(db.Model):
         DateTime(timezone=True), server_default=text("now()")
     )
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserSession(db.Model):
+    """A browser signed in as a user: its session cookie names it. Signing out, a new
+    password or deleting the user ends it, and with it every copy of the cookie."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = ({"schema": "logs"},)
+
+    # SHA-256 of the random id the cookie carries, as for tokens.
+    id_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("logs.users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    # To the minute: a session idle for its whole lifetime has ended.
+    seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
 
 
 class ApiToken(db.Model):

@@ -79,22 +79,22 @@ def give_back_the_socket_slot(_error) -> None:
 
 
 def opened_by() -> tuple:
-    """What this socket was opened with: a token's id, or a session's user and password
-    tag (both None for open access)."""
+    """What this socket was opened with: a token's id, or a session's user and id (both
+    None for open access)."""
     if g.get("token") is not None:
         return g.token.id, None, None
-    return None, session.get("user_id"), session.get("password_tag")
+    return None, session.get("user_id"), session.get("session_id")
 
 
-def still_allowed(token_id: int | None, user_id, tag) -> bool:
-    """Whether what opened a socket still may: its token is not revoked, its user not
-    deleted nor given a new password. A database that does not answer does not close
-    sockets: it says nothing about either."""
+def still_allowed(token_id: int | None, user_id, session_id) -> bool:
+    """Whether what opened a socket still may: its token is not revoked, its session not
+    ended (signed out, a new password, the user deleted). A database that does not answer
+    does not close sockets: it says nothing about either."""
     try:
         if token_id is not None:
             return db.session.execute(select(ApiToken.id).where(
                 ApiToken.id == token_id, ApiToken.revoked_at.is_(None))).first() is not None
-        return user_id is None or session_user(user_id, tag) is not None
+        return user_id is None or session_user(user_id, session_id) is not None
     except SQLAlchemyError:
         return True
     finally:
