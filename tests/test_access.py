@@ -261,6 +261,22 @@ def test_sign_in_attempts_are_limited(app, browser, monkeypatch):
     assert int(blocked.headers["Retry-After"]) > 0
 
 
+def test_signing_in_does_not_clear_the_address_failures(app, monkeypatch):
+    """Someone with an account who signs in between guesses at other names' passwords
+    still meets the address's limit; signing in itself is not counted against it."""
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("vera", PASSWORD, "viewer")
+    sprayer = _from_address(app, "203.0.113.9")
+    statuses = []
+    for round_number in range(2):
+        statuses += [sign_in(sprayer, f"user{round_number}{i}", "guess").status_code
+                     for i in range(2)]
+        statuses.append(sign_in(sprayer, "vera").status_code)
+    assert statuses == [401, 401, 302, 401, 429, 429]
+    office = _from_address(app, "198.51.100.20")
+    assert [sign_in(office, "vera").status_code for _ in range(5)] == [302] * 5
+
+
 def _from_address(app, address: str):
     """A browser connecting from `address`."""
     browser = app.test_client()

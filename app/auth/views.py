@@ -13,7 +13,7 @@ from app.auth.credentials import authenticate, end_session, password_tag, start_
 from app.auth.csrf import csrf_ok
 from app.extensions import db
 from app.models import User
-from app.security.ratelimit import clear, hit
+from app.security.ratelimit import clear, hit, take_back
 
 # Failed sign-ins allowed per address and per user name in this many seconds.
 LOGIN_WINDOW = 15 * 60
@@ -47,8 +47,9 @@ def login():
     limit = current_app.config["LOGDASH_LOGIN_ATTEMPTS"]
     name = username.lower()[:100]
     device = _known_device(username)
-    keys = [f"login-ip:{request.remote_addr}",
-            f"login-device:{device}" if device else f"login-user:{name}"]
+    address = f"login-ip:{request.remote_addr}"
+    person = f"login-device:{device}" if device else f"login-user:{name}"
+    keys = [address, person]
     if not csrf_ok():
         return render_template("auth/login.html", error="The form expired; please try again.",
                                next=request.form.get("next", "")), 400
@@ -61,8 +62,10 @@ def login():
     if user is None:
         return render_template("auth/login.html", error="Wrong user name or password.",
                                next=request.form.get("next", ""), username=username), 401
-    for key in keys:
-        clear(key, LOGIN_WINDOW)
+    # The person's count starts again; the address's keeps its failures (clearing it
+    # would let anyone with an account try other names' passwords without limit).
+    clear(person, LOGIN_WINDOW)
+    take_back(address, LOGIN_WINDOW)
     session.clear()
     session["user_id"] = user.id
     session["session_id"] = start_session(user)

@@ -35,3 +35,19 @@ def clear(name: str, window_seconds: int) -> None:
             f"{current_app.config['LOGDASH_QUEUE_PREFIX']}:rate:{name}:{window}")
     except RedisError:
         current_app.logger.warning("rate limit not cleared: Redis unavailable")
+
+
+# DECR only a count that exists: a window that ended meanwhile is not given a count of -1
+# that would never expire.
+_TAKE_BACK = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end"
+
+
+def take_back(name: str, window_seconds: int) -> None:
+    """Uncount one event of the current window (a sign-in that succeeded: only failures
+    count against an address)."""
+    window = int(time.time() // window_seconds)
+    try:
+        current_app.redis.eval(
+            _TAKE_BACK, 1, f"{current_app.config['LOGDASH_QUEUE_PREFIX']}:rate:{name}:{window}")
+    except RedisError:
+        current_app.logger.warning("rate limit not corrected: Redis unavailable")
