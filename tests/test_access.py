@@ -370,6 +370,18 @@ def test_security_headers(anonymous_client):
     assert headers["X-Frame-Options"] == "DENY"
 
 
+def test_answers_are_not_cached_but_static_files_may_be(client, anonymous_client):
+    """A new token (shown once), pages and API answers are no-store; static files keep the
+    caching Flask gives them."""
+    made = client.post("/api/tokens", json={"name": "ci", "scope": "ingest"})
+    assert made.status_code == 201 and made.headers["Cache-Control"] == "no-store"
+    assert client.get("/api/logs/dashboard").headers["Cache-Control"] == "no-store"
+    assert anonymous_client.get("/login").headers["Cache-Control"] == "no-store"
+    static = anonymous_client.get("/static/app.js")
+    static.close()
+    assert static.status_code == 200 and "no-store" not in static.headers["Cache-Control"]
+
+
 def test_socket_handshake_from_another_site_is_refused(browser):
     """A page elsewhere cannot open a socket with the person's cookie."""
     create_user("ada", PASSWORD, "admin")

@@ -11,7 +11,11 @@ CONTENT_SECURITY_POLICY = (
 
 
 def add_security_headers(response):
-    """Set CSP, no sniffing, no framing and a strict referrer policy."""
+    """Set CSP, no sniffing, no framing, a strict referrer policy, and no caching of
+    answers that do not say otherwise (static files do)."""
+    # Pages and answers carry log lines, and some a secret shown once (a new token, a
+    # webhook secret): none is to be kept by a browser's or a proxy's cache.
+    response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
