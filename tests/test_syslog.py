@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import graypy
@@ -110,6 +110,30 @@ def test_octet_counting_and_newline_framing_mixed_and_split():
     frames = [frame for i in range(len(stream)) for frame in framer.feed(stream[i:i + 1])]
     assert frames == [b"<13>1 - a b\n", b"<13>second\r", b"<13>third", b"<13>fourth!!"]
     assert framer.flush() is None
+
+
+@pytest.mark.parametrize("read", [1, 5, 10_000])
+def test_a_sender_ending_messages_with_nul_keeps_their_newlines(read):
+    """Python's SysLogHandler ends each message with NUL and may put a traceback in it:
+    once NUL is seen ending messages, only NUL ends them. (Read byte by byte, the first
+    message's first newline comes before its NUL is known, and still ends it there.)"""
+    framer = syslog_framer()
+    first = b"<11>app: failed\nTraceback (most recent call last):\nValueError: x\x00"
+    second = b"<11>app: again\nTraceback (most recent call last):\nKeyError: y\x00"
+    stream = first + second + b"<14>app: fine\x00"
+    frames = [frame for i in range(0, len(stream), read)
+              for frame in framer.feed(stream[i:i + read])]
+    if read == 10_000:
+        assert frames[0] == first[:-1]
+    assert frames[-2:] == [second[:-1], b"<14>app: fine"]
+
+
+def test_newline_framing_is_not_changed_by_a_nul_inside_a_line():
+    """A NUL that does not end a message (no <PRI> after it) leaves newline framing as it
+    was."""
+    framer = syslog_framer()
+    assert framer.feed(b"<13>a\x00b\n<13>c\n<13>d\n") == [b"<13>a", b"b", b"<13>c",
+                                                        b"<13>d"]
 
 
 def test_a_line_trickled_byte_by_byte_is_searched_once():
@@ -436,6 +460,76 @@ def test_python_sysloghandler(listener, socktype):
         == [("payments", level, f"charge {name}", "127.0.0.1") for level, name in (
             ("debug", "DEBUG"), ("info", "INFO"), ("warning", "WARNING"), ("error", "ERROR"),
             ("critical", "CRITICAL"))]
+
+
+def test_python_sysloghandler_over_tcp_keeps_a_traceback_in_its_message(listener):
+    """A logged exception is one line, traceback included, not a line per text line."""
+    handler = logging.handlers.SysLogHandler(("127.0.0.1", listener.settings.syslog_tcp),
+                                             socktype=socket.SOCK_STREAM)
+    handler.ident = "payments: "
+    logger = logging.getLogger("test.syslog.traceback")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for attempt in range(2):
+            try:
+                1 / 0  # noqa: B018 (the exception is the point)
+            except ZeroDivisionError:
+                logger.exception("charge %d failed", attempt)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    lines = wait_for(2)
+    time.sleep(0.2)  # any stray line of a split traceback would be stored by now
+    lines = stored()
+    assert [(line["service"], line["level"]) for line in lines] == [("payments", "error")] * 2
+    for attempt, line in enumerate(lines):
+        assert line["message"].startswith(f"charge {attempt} failed\nTraceback")
+        assert line["message"].endswith("ZeroDivisionError: division by zero")
+
+
+def http_to_log_port(port: int, body: bytes) -> bytes:
+    """POST body to a TCP log port as a browser would (a web page can make it); return what
+    comes back before the port closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example"
+                     b"\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        return sock.recv(1024)
+
+
+def test_http_requests_to_the_log_ports_store_nothing(listener):
+    """A web page cannot use a browser to put lines in through the TCP ports: a connection
+    that starts as an HTTP request is closed unread, its header lines and body with it."""
+    injected = b"\n<11>Nov 28 06:50:00 victim injected: by a web page\n"
+    assert http_to_log_port(listener.settings.syslog_tcp, injected) == b""
+    gelf = json.dumps({"version": "1.1", "host": "victim", "short_message": "injected"})
+    assert http_to_log_port(listener.settings.gelf_tcp, b"\x00" + gelf.encode() + b"\x00") \
+        == b""
+    with socket.create_connection(("127.0.0.1", listener.settings.syslog_tcp)) as sock:
+        sock.sendall(b"<14>Nov 28 06:50:01 host honest: after them\n")
+    assert wait_for(1)
+    time.sleep(0.2)
+    assert [row["message"] for row in stored()] == ["after them"]
+
+
+def test_lines_without_a_time_keep_the_time_they_arrived(app):
+    """Not the time their batch was stored, which may come much later (here: a batch
+    waits a second; in an outage, until the database is back)."""
+    port = free_port()
+    running = RunningListener(app, ListenerSettings(
+        bind="127.0.0.1", syslog_udp=port, syslog_tcp=None, gelf_udp=None, gelf_tcp=None,
+        batch_lines=1000, batch_seconds=1.0))
+    try:
+        sent = datetime.now(UTC)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"<14>app: no time of its own", ("127.0.0.1", port))
+        assert wait_for(1)
+    finally:
+        running.stop()
+    stamped = db.session.execute(text("SELECT timestamp FROM logs.entries")).scalar_one()
+    db.session.rollback()
+    assert sent <= stamped < sent + timedelta(milliseconds=500)
 
 
 def gelf_logger(handler: logging.Handler) -> logging.Logger:

@@ -102,7 +102,7 @@ def truncate_bytes(text: str, limit: int) -> str:
     return kept.decode("utf-8", "ignore") + marker
 
 
-def _first(raw: dict, keys: tuple[str, ...]) -> tuple[str | None, object]:
+def first_present(raw: dict, keys: tuple[str, ...]) -> tuple[str | None, object]:
     """Return the first of `keys` present in raw, and its value."""
     for key in keys:
         if key in raw:
@@ -252,10 +252,10 @@ def normalize(raw, default_service: str | None, limits: Limits, received: dateti
     """Turn one decoded object into a Record, or raise InvalidLine naming the problem."""
     if not isinstance(raw, dict):
         raise InvalidLine("each log line must be a JSON object")
-    message_key, message = _first(raw, MESSAGE_KEYS)
-    time_key, when = _first(raw, TIMESTAMP_KEYS)
-    level_key, level_value = _first(raw, LEVEL_KEYS)
-    host_key, host = _first(raw, HOST_KEYS)
+    message_key, message = first_present(raw, MESSAGE_KEYS)
+    time_key, when = first_present(raw, TIMESTAMP_KEYS)
+    level_key, level_value = first_present(raw, LEVEL_KEYS)
+    host_key, host = first_present(raw, HOST_KEYS)
     level = "info" if level_value is None else normalize_level(level_value)
     if level is None:
         raise InvalidLine(f"unknown level {str(level_value)[:40]!r}")

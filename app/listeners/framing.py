@@ -2,7 +2,8 @@
 
 Syslog over TCP (RFC 6587) comes octet-counted (`LEN SP MSG`) or newline-terminated, and
 a sender may switch per message; Python's SysLogHandler ends each message with NUL
-instead. GELF over TCP ends each message with NUL.
+instead, and its messages may hold newlines (a traceback). GELF over TCP ends each message
+with NUL.
 """
 
 import re
@@ -13,6 +14,8 @@ import re
 _COUNTED = re.compile(rb"(\d{1,10}) (?=<\d{1,3}>)")
 # Digits, maybe a space, and nothing yet after them: too early to tell which framing.
 _UNDECIDED = re.compile(rb"\d{1,10} ?")
+# A NUL that ends a message: at the end of what was received, or before the next <PRI>.
+_NUL_END = re.compile(rb"\x00(?:$|<\d)")
 
 
 class StreamFramer:
@@ -20,13 +23,17 @@ class StreamFramer:
     max_frame is cut to its first max_frame bytes and the rest of it dropped, as syslog
     servers do: the stream goes on with the next message, and nothing after it is lost."""
 
-    def __init__(self, delimiters: bytes, octet_counting: bool, max_frame: int) -> None:
-        """delimiters: the bytes that end a message; octet_counting: accept `LEN SP MSG`."""
+    def __init__(self, delimiters: bytes, octet_counting: bool, max_frame: int,
+                 nul_framing_sticks: bool = False) -> None:
+        """delimiters: the bytes that end a message; octet_counting: accept `LEN SP MSG`;
+        nul_framing_sticks: once the sender is seen ending messages with NUL, only NUL
+        ends them, so that their newlines stay inside."""
         self._buffer = bytearray()
         # How much of the buffer's start is known to hold no terminator: a sender trickling
         # a long line byte by byte must not make every read search it all again.
         self._searched = 0
         self._end = re.compile(b"[" + re.escape(delimiters) + b"]")
+        self._nul_framing_sticks = nul_framing_sticks
         self._octet_counting = octet_counting
         self._max_frame = max_frame
         # The rest of a message that was cut: bytes of a counted one, or up to a terminator.
@@ -69,6 +76,8 @@ class StreamFramer:
             if counted := _COUNTED.match(buffer):
                 return self._counted_frame(int(counted[1]), counted.end())
         match = self._end.search(buffer, self._searched)
+        if match is not None and self._nul_framing_sticks and self._nul_ends(match):
+            match = self._end.search(buffer, self._searched)
         if match is None:
             if len(buffer) > self._max_frame:
                 self._drop_line = True
@@ -84,6 +93,19 @@ class StreamFramer:
         del buffer[:match.end()]
         self._searched = 0
         return frame
+
+    def _nul_ends(self, found: re.Match) -> bool:
+        """Whether the sender ends its messages with NUL: the terminator found is one, or
+        a newline before a NUL that ends a message in what was received. From then on
+        only NUL ends this connection's messages. (A message whose NUL has not arrived
+        yet when its first newline is found is still cut there: the first one only.)"""
+        ends = (_NUL_END.match(self._buffer, found.start()) if found[0] == b"\x00"
+                else _NUL_END.search(self._buffer, found.end()))
+        if not ends:
+            return False
+        self._end = re.compile(b"\x00")
+        self._nul_framing_sticks = False
+        return True
 
     def _drop_rest(self) -> bool:
         """Drop what the buffer holds of a cut message; whether all of it is gone."""

@@ -7,12 +7,15 @@ loop: a message that cannot be read is counted as refused and the rest goes on.
 
 import asyncio
 import logging
+import re
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from flask import Flask
 
 from app.ingest.bodies import LineError
+from app.ingest.records import TIMESTAMP_KEYS, first_present
 from app.listeners.batcher import Batcher
 from app.listeners.framing import StreamFramer
 from app.listeners.gelf import ChunkAssembler, GelfError, gelf_items
@@ -26,15 +29,29 @@ READ_BYTES = 64 * 1024
 CLOSE_SECONDS = 2.0
 # Parses one message (bytes) from a peer (its IP address) into log objects.
 Handler = Callable[[bytes, str | None], list]
+# The request line of an HTTP request: a connection that starts with one is a browser (or
+# a script) speaking HTTP to a log port, as a web page can make it do.
+_HTTP_REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/\d")
 
 
-def _safely(handle: Handler, data: bytes, peer: str | None) -> list:
+def _safely(handle: Handler, data: bytes, peer: str | None, arrived: datetime) -> list:
     """Run a parser; a failure it did not foresee refuses that message, never the loop."""
     try:
-        return handle(data, peer)
+        return _stamped(handle(data, peer), arrived)
     except Exception as error:
         log.warning("could not read a message from %s", peer, exc_info=True)
         return [LineError(f"message could not be read: {error.__class__.__name__}")]
+
+
+def _stamped(items: list, arrived: datetime) -> list:
+    """Give log objects that carry no time of their own the time they arrived: storing
+    may come later (a batch's wait, the database away for a while)."""
+    for item in items:
+        if isinstance(item, dict):
+            key, value = first_present(item, TIMESTAMP_KEYS)
+            if value is None:
+                item[key or "timestamp"] = arrived.isoformat()
+    return items
 
 
 def syslog_handler(data: bytes, peer: str | None) -> list:
@@ -73,7 +90,7 @@ class DatagramReceiver(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         """Parse and queue one datagram; empty ones are ignored."""
         if data.strip(b" \r\n\x00"):
-            self.batcher.add(_safely(self.handle, data, addr[0]))
+            self.batcher.add(_safely(self.handle, data, addr[0], datetime.now(UTC)))
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error for an earlier send: nothing to do for a receiver."""
@@ -94,18 +111,23 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         peer = peername[0] if peername else None
         frames = framer()
         connections[asyncio.current_task()] = writer
+        first = True
         try:
             while data := await reader.read(READ_BYTES):
+                arrived = datetime.now(UTC)
                 cut = frames.cut
                 for frame in frames.feed(data):
-                    batcher.add(_safely(handle, frame, peer), lossless=True)
+                    if first and _refused_as_http(frame, peer):
+                        return
+                    first = False
+                    batcher.add(_safely(handle, frame, peer, arrived), lossless=True)
                 if frames.cut > cut:
                     log.warning("cut %d message(s) from %s at %d bytes", frames.cut - cut,
                                 peer, MAX_FRAME_BYTES)
                 await batcher.room()
             last = frames.flush()
-            if last is not None:
-                batcher.add(_safely(handle, last, peer), lossless=True)
+            if last is not None and not (first and _refused_as_http(last, peer)):
+                batcher.add(_safely(handle, last, peer, datetime.now(UTC)), lossless=True)
         except ConnectionError:
             pass
         finally:
@@ -115,9 +137,22 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
     return serve
 
 
+def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
+    """Whether a connection's first message is an HTTP request, whose lines are not logs.
+
+    A web page can make a browser POST to any port, its body lines included, with no way
+    for this port to tell where it came from: such a connection is closed unread.
+    """
+    if not _HTTP_REQUEST.match(first_frame):
+        return False
+    log.warning("closed a connection from %s that spoke HTTP, not a log protocol", peer)
+    return True
+
+
 def syslog_framer() -> StreamFramer:
     """RFC 6587 framing: octet counting, or LF (NUL for Python's SysLogHandler)."""
-    return StreamFramer(b"\n\x00", octet_counting=True, max_frame=MAX_FRAME_BYTES)
+    return StreamFramer(b"\n\x00", octet_counting=True, max_frame=MAX_FRAME_BYTES,
+                        nul_framing_sticks=True)
 
 
 def gelf_framer() -> StreamFramer:
