@@ -25,6 +25,9 @@ LIMITS = Limits(max_message_bytes=1024, oldest=NOW - timedelta(days=365),
         ("alert", "critical"), (" error ", "error"),
         (1, "debug"), (5, "debug"), (9, "info"), (13, "warning"), (17, "error"),
         (21, "critical"), (24, "critical"), ("17", "error"), (17.0, "error"),
+        # pino and bunyan's numbers (over OpenTelemetry's 10 and 20)
+        (10, "debug"), (20, "debug"), (30, "info"), ("40", "warning"), (50, "error"),
+        (60, "critical"),
     ],
 )
 def test_known_levels_map_to_the_five_words(given, expected):
@@ -32,7 +35,8 @@ def test_known_levels_map_to_the_five_words(given, expected):
     assert normalize_level(given) == expected
 
 
-@pytest.mark.parametrize("given", ["verbose-ish", "", "loud", 0, 25, -3, 3.5, True, None, [1]])
+@pytest.mark.parametrize("given", ["verbose-ish", "", "loud", 0, 25, 70, -3, 3.5, True, None,
+                                   [1]])
 def test_unknown_levels_are_refused(given):
     """Anything else is not a level."""
     assert normalize_level(given) is None
@@ -58,6 +62,10 @@ def test_unknown_levels_are_refused(given):
         ("20261127", datetime(2026, 11, 27, tzinfo=UTC)),
         (20261127, datetime(1970, 8, 23, 12, 5, 27, tzinfo=UTC)),
         ("99999999", datetime(1973, 3, 3, 9, 46, 39, tzinfo=UTC)),  # no such date: epoch
+        # RFC 2822, as `date -R` writes it; -0000 (zone unknown) is UTC.
+        ("Fri, 27 Nov 2026 07:00:00 +0200", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        ("27 Nov 2026 05:00:00 GMT", datetime(2026, 11, 27, 5, tzinfo=UTC)),
+        ("Fri, 27 Nov 2026 05:00:00 -0000", datetime(2026, 11, 27, 5, tzinfo=UTC)),
     ],
 )
 def test_timestamps_in_every_accepted_form(given, expected):
@@ -70,6 +78,7 @@ def test_timestamps_in_every_accepted_form(given, expected):
     pytest.param(10**400, id="10**400"), pytest.param("1" + "0" * 400, id="'1e400' in digits"),
     "1e400",  # too large for a float
     "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00",  # off the calendar in UTC
+    "Fri, 31 Nov 2026 05:00:00 +0000", "Nov 27",  # no such day; no year or time
 ])
 def test_bad_timestamps_raise(given):
     """Unreadable times raise ValueError."""

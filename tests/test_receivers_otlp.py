@@ -153,6 +153,8 @@ def test_json_mapping_fields_ids_and_any_values(client):
 @pytest.mark.parametrize(("severity", "level"), [
     ({"severityNumber": 1}, "debug"), ({"severityNumber": 9}, "info"),
     ({"severityNumber": 13}, "warning"), ({"severityNumber": 24}, "critical"),
+    # INFO2 and ERROR4: numbers that mean other levels in pino's scale, not here.
+    ({"severityNumber": 10}, "info"), ({"severityNumber": 20}, "error"),
     ({"severityText": "WARN"}, "warning"), ({}, "info"),
 ])
 def test_level_from_severity_number_or_text(client, severity, level):

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from app.ingest.bodies import BodyError, LineError, check_line_count
-from app.ingest.levels import normalize_level
+from app.ingest.levels import normalize_level, otel_level
 from app.ingest.records import Limits, SharedAttributes, attribute_chars
 
 PROTOBUF = "application/x-protobuf"
@@ -157,12 +157,12 @@ def _log_object(record, service, logger, context: dict) -> dict | LineError:
     }
 
 
-def _level(record, attributes: dict) -> int | str | None:
-    """The record's severity number, else its text when it names a level. Number 0 is
-    "unspecified" and the text is free-form: a severity that names no level is kept as an
-    attribute, and the record stored at the default level rather than refused."""
+def _level(record, attributes: dict) -> str | None:
+    """The level of the record's severity number, else its text when it names a level.
+    Number 0 is "unspecified" and the text is free-form: a severity that names no level is
+    kept as an attribute, and the record stored at the default level rather than refused."""
     if 1 <= record.severity_number <= 24:
-        return record.severity_number
+        return otel_level(record.severity_number)
     if normalize_level(record.severity_text) is not None:
         return record.severity_text
     if record.severity_number:

@@ -1,8 +1,10 @@
-"""Read event times in the forms log shippers send: ISO 8601 / RFC 3339 or epoch numbers."""
+"""Read event times in the forms log shippers send: ISO 8601 / RFC 3339, epoch numbers, or
+RFC 2822 as `date -R` and e-mail write it."""
 
 import contextlib
 import math
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from app.numbers import whole_number
 
@@ -37,7 +39,10 @@ def parse_timestamp(value) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"timestamp {value[:40]!r} is not ISO 8601 or epoch time") from None
+        parsed = _rfc2822(text)
+    if parsed is None:
+        raise ValueError(f"timestamp {value[:40]!r} is not ISO 8601, RFC 2822 or epoch"
+                         " time")
     if parsed.tzinfo is None:
         # A time without a zone is taken as UTC, never as the server's local time.
         return parsed.replace(tzinfo=UTC)
@@ -45,6 +50,15 @@ def parse_timestamp(value) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
         raise ValueError(f"timestamp {value[:40]!r} is outside the years 1 to 9999") from None
+
+
+def _rfc2822(text: str) -> datetime | None:
+    """`Sat, 28 Nov 2026 06:45:08 +0100`, or None when text is not such a time. A zone
+    of -0000 ("unknown") is read as UTC, as a time without a zone is."""
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _from_epoch(number: float) -> datetime:
