@@ -418,6 +418,33 @@ def test_a_delivery_of_a_disabled_config_is_not_resent(client):
     assert len(attempts()) == 1
 
 
+def test_retries_and_resends_do_not_go_to_an_address_taken_out(app, client, monkeypatch):
+    """Once the config's webhook URL changed, a waiting retry of the old one is cancelled,
+    saying why, and a failed attempt cannot be re-sent there; the old receiver gets only
+    its first attempt."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.5)
+    old, new = Receiver(statuses=(503,)), Receiver()
+    try:
+        fire(client, old)
+        run_jobs(until=lambda: len(old.requests) >= 1, timeout=10)
+        assert client.put("/api/logs/alerts/config/api",
+                          json={"alert_webhook_url": new.url}).status_code == 200
+        run_jobs(until=lambda: scalar("SELECT count(*) FROM logs.alert_deliveries"
+                                      " WHERE status = 'cancelled'") == 1, timeout=10)
+        cancelled = db.session.execute(text(
+            "SELECT id, error FROM logs.alert_deliveries WHERE status = 'cancelled'")).one()
+        assert cancelled.error == "alert config no longer sends by webhook to this address"
+        response = client.post(f"/api/logs/alerts/deliveries/{cancelled.id}/resend")
+        assert response.status_code == 409
+        assert response.json["error"].endswith(
+            "no longer sends by webhook to this address")
+    finally:
+        old.stop()
+        new.stop()
+    assert len(old.requests) == 1 and new.requests == []
+    assert [(a, s) for a, s, _, _ in attempts()] == [(1, "retrying"), (2, "cancelled")]
+
+
 def test_the_delivery_log_names_a_status_it_does_not_know(client):
     """A misspelt status is a 400 listing the statuses, not an empty log."""
     response = client.get("/api/logs/alerts/deliveries?status=bogus")

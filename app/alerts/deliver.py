@@ -119,6 +119,10 @@ def _config_of(delivery: AlertDelivery) -> tuple[AlertConfig | None, str | None]
     # waits for the config to be enabled.
     if not config.enabled and delivery.event not in ("test", "digest"):
         return config, "alert config disabled"
+    # A retry, or a re-send, goes where it was first sent only while the config still
+    # sends there: an address taken out (leaked, retired, mistyped) gets nothing more.
+    if dict(config.channels()).get(delivery.channel) != delivery.target:
+        return config, f"alert config no longer sends by {delivery.channel} to this address"
     return config, None
 
 

@@ -26,16 +26,6 @@ EVALUATE_JOB = "app.jobs.alerts.evaluate_thresholds"
 DIGEST_JOB = "app.jobs.alerts.send_digests"
 
 
-def channels(config: AlertConfig) -> list[tuple[str, str]]:
-    """The (channel, target) pairs a config sends to."""
-    pairs = []
-    if config.alert_email:
-        pairs.append(("email", config.alert_email))
-    if config.alert_webhook_url:
-        pairs.append(("webhook", config.alert_webhook_url))
-    return pairs
-
-
 def top_templates(violation: AlertViolation, event: str, repeat: bool) -> list[dict]:
     """The templates that drove a violation, by count: of the minute it fired (or, for a
     repeat, of now) and the one before; for a resolution, of the whole episode's minutes
@@ -110,7 +100,7 @@ def create_deliveries(config: AlertConfig, body: dict, event: str,
                       violation_id: int | None) -> list[AlertDelivery]:
     """One pending first attempt per channel of the config, outside any limit; committed."""
     rows = [_delivery(config, channel, target, event, body, violation_id)
-            for channel, target in channels(config)]
+            for channel, target in config.channels()]
     db.session.add_all(rows)
     db.session.commit()
     return rows
@@ -143,7 +133,7 @@ def _limited(config: AlertConfig, body: dict, event: str, violation_id: int | No
     notification held in a window schedules that window's digest."""
     now = datetime.now(UTC)
     rows, schedules = [], []
-    for channel, target in channels(config):
+    for channel, target in config.channels():
         if event == "resolved" and _firing_went_alone(violation_id, channel):
             # The receiver was told of the episode: it is told it ended, outside the limit,
             # rather than in a digest that a receiver closing incidents would not read.
@@ -199,7 +189,7 @@ class NoChannels(ValueError):
 
 def send_test(config: AlertConfig) -> list[AlertDelivery]:
     """Queue a test notification on every channel of the config, once, without retries."""
-    if not channels(config):
+    if not config.channels():
         raise NoChannels("the config has no email address or webhook URL")
     sample = AlertViolation(id=None, service=config.service, level="error", current_count=0,
                             peak_count=0, threshold_value=config.error_threshold_per_min,
@@ -317,7 +307,7 @@ def _digest(config: AlertConfig, channel: str, now: datetime) -> AlertDelivery |
     held = list(db.session.scalars(
         select(AlertDelivery).where(AlertDelivery.id.in_(claimed)).order_by(AlertDelivery.id)
         .execution_options(populate_existing=True)))
-    target = dict(channels(config)).get(channel, held[-1].target)
+    target = dict(config.channels()).get(channel, held[-1].target)
     digest = _delivery(config, channel, target, "digest", _digest_body(config, held), None,
                        delivery_id=digest_id)
     db.session.add(digest)

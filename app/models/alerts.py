@@ -55,6 +55,15 @@ class AlertConfig(db.Model):
         DateTime(timezone=True), server_default=text("now()")
     )
 
+    def channels(self) -> list[tuple[str, str]]:
+        """The (channel, target) pairs this config sends to."""
+        pairs = []
+        if self.alert_email:
+            pairs.append(("email", self.alert_email))
+        if self.alert_webhook_url:
+            pairs.append(("webhook", self.alert_webhook_url))
+        return pairs
+
 
 class ViolationColumns:
     """The columns a violation has, live or archived."""
