@@ -140,6 +140,26 @@ def test_token_pinned_to_a_service(anonymous_client):
     assert scalar("SELECT service FROM logs.entries") == "billing"
 
 
+def test_a_pinned_token_makes_only_tokens_pinned_like_it(anonymous_client):
+    """An admin token pinned to a service cannot undo its pin by making an unpinned token
+    (nor one pinned elsewhere); one pinned the same, or a read token, it may make."""
+    pinned = token_headers("admin", service="billing")
+    for body in ({"name": "escape", "scope": "ingest"},
+                 {"name": "escape", "scope": "admin", "service": "payments"}):
+        refused = anonymous_client.post("/api/tokens", json=body, headers=pinned)
+        assert refused.status_code == 403
+        assert "must be pinned to it too" in refused.json["error"]
+    same = anonymous_client.post("/api/tokens", json={"name": "ok", "scope": "ingest",
+                                                      "service": "billing"}, headers=pinned)
+    assert same.status_code == 201 and same.json["service"] == "billing"
+    reader = anonymous_client.post("/api/tokens", json={"name": "r", "scope": "read"},
+                                   headers=pinned)
+    assert reader.status_code == 201
+    sent = post_logs(anonymous_client, {"service": "payments", "message": "x"},
+                     headers={"Authorization": f"Bearer {same.json['token']}"})
+    assert sent.json["accepted"] == 0
+
+
 def test_token_scopes(anonymous_client):
     """ingest only sends, read only reads, admin does everything."""
     config = {"service": "api"}
