@@ -94,8 +94,13 @@ def procfile_commands() -> dict[str, str]:
 
 
 def switched_on(env: dict, name: str) -> bool:
-    """Whether an on/off setting is on, in the words app/config.py accepts."""
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether an on/off setting is on, in the words app/config.py accepts; a value that
+    is neither (a typo) stops the run, naming the variable, rather than meaning off."""
+    value = env.get(name, "").strip().lower()
+    if value not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+        sys.exit(f"{name} must be on or off (1, true, yes, on / 0, false, no, off),"
+                 f" got {env[name]!r}")
+    return value in ("1", "true", "yes", "on")
 
 
 def wanted_processes(env: dict) -> tuple[str, ...]:

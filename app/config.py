@@ -1,5 +1,6 @@
 """Configuration read from the environment."""
 
+import math
 import os
 
 
@@ -49,14 +50,19 @@ def _switch(name: str, default: bool) -> bool:
 
 
 def _float(name: str, default: float) -> float:
-    """Read a number setting, naming the variable when it is not a number."""
+    """Read a duration setting, naming the variable when it is not a positive number."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    # Every such setting is a time: 0 would divide by zero (the live tick) or mean
+    # nothing sensible (a timeout, a retry delay).
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 class Config:
@@ -80,7 +86,7 @@ class Config:
         self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
         self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
         self.LOGDASH_MAX_LINES_PER_REQUEST = _int("LOGDASH_MAX_LINES_PER_REQUEST", 50_000)
-        self.LOGDASH_MAX_MESSAGE_BYTES = _int("LOGDASH_MAX_MESSAGE_BYTES", 32 * 1024)
+        self.LOGDASH_MAX_MESSAGE_BYTES = _int("LOGDASH_MAX_MESSAGE_BYTES", 32 * 1024, low=64)
         self.LOGDASH_MAX_ATTRIBUTES = _int("LOGDASH_MAX_ATTRIBUTES", 100)
         self.LOGDASH_MAX_ATTRIBUTE_DEPTH = _int("LOGDASH_MAX_ATTRIBUTE_DEPTH", 8)
         self.LOGDASH_MAX_ATTRIBUTE_CHARS = _int("LOGDASH_MAX_ATTRIBUTE_CHARS", 64 * 1024)

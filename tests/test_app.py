@@ -120,6 +120,11 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
     ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 2 and 36500, got 1"),
     ("LOGDASH_RETAIN_RAW_DAYS", "0", "must be between 1 and 36500, got 0"),
     ("LOGDASH_ACCEPT_PAST_DAYS", "99999999", "must be between 0 and 36500"),
+    ("LOGDASH_MAX_MESSAGE_BYTES", "10", "must be at least 64, got 10"),
+    # Durations: 0 stopped the live tick (a division by zero), and is no timeout.
+    ("LOGDASH_LIVE_TICK_SECONDS", "0", "must be a positive number, got '0'"),
+    ("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", "-1", "must be a positive number"),
+    ("LOGDASH_ALERT_RETRY_BASE_SECONDS", "nan", "must be a positive number"),
 ])
 def test_retention_and_acceptance_settings_are_range_checked(monkeypatch, name, value, error):
     """A day count that would refuse every line, or overflow a date, stops the app."""

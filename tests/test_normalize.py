@@ -152,8 +152,15 @@ def test_truncate_bytes_marks_what_was_cut():
     assert truncate_bytes("short", 100) == "short"
     cut = truncate_bytes("é" * 100, 60)
     assert len(cut.encode()) <= 60
-    assert cut.endswith("[truncated 140 bytes]")
-    assert cut.startswith("é")
+    kept, marker = cut.split("…")
+    assert kept == "é" * len(kept) and kept
+    assert marker == f" [truncated {200 - len(kept.encode())} bytes]"
+    # Near a limit the number's own width matters: still within it, still exact.
+    for limit in range(26, 50):
+        cut = truncate_bytes("x" * 1000, limit)
+        kept, marker = cut.split("…")
+        assert len(cut.encode()) <= limit
+        assert marker == f" [truncated {1000 - len(kept)} bytes]"
 
 
 def test_attributes_with_escaped_nul_become_storable():

@@ -305,7 +305,8 @@ def test_a_gelf_chunk_that_fits_no_message_is_refused_with_its_reason(caplog):
 
 
 def test_settings_read_ports_and_switches(monkeypatch):
-    """Ports default to 5514 / 12201; 0 or off disables one; a bad value is named."""
+    """Ports default to 5514 / 12201 (also when empty); 0 or off disables one; a bad value
+    is named."""
     monkeypatch.setenv("LOGDASH_SYSLOG_TCP_PORT", "off")
     monkeypatch.setenv("LOGDASH_LISTEN_BATCH_MS", "50")
     settings = listener_settings({"LOGDASH_GELF_UDP_PORT": "0"})
@@ -314,6 +315,8 @@ def test_settings_read_ports_and_switches(monkeypatch):
     assert settings.batch_seconds == 0.05
     with pytest.raises(ValueError, match="LOGDASH_GELF_TCP_PORT"):
         listener_settings({"LOGDASH_GELF_TCP_PORT": "70000"})
+    # Left empty, a port is its default, as every setting (not off).
+    assert listener_settings({"LOGDASH_SYSLOG_UDP_PORT": " "}).syslog_udp == 5514
 
 
 # ---- the listener, on real sockets ---------------------------------------------------
@@ -881,6 +884,9 @@ def test_embedded_run_starts_the_listener_only_when_enabled():
     assert "syslog" not in manage.wanted_processes({})
     assert "syslog" not in manage.wanted_processes({"LOGDASH_SYSLOG_ENABLE": "0"})
     assert manage.wanted_processes({"LOGDASH_SYSLOG_ENABLE": "1"})[-1] == "syslog"
+    # A typo stops the run, naming the variable, rather than quietly meaning off.
+    with pytest.raises(SystemExit, match="LOGDASH_SYSLOG_ENABLE must be on or off"):
+        manage.wanted_processes({"LOGDASH_SYSLOG_ENABLE": "enabled"})
 
 
 def test_every_setting_is_documented():

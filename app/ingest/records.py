@@ -91,15 +91,17 @@ def clean_text(text: str) -> str:
 
 
 def truncate_bytes(text: str, limit: int) -> str:
-    """Cut text to at most `limit` UTF-8 bytes, marking how much was dropped."""
+    """Cut text to at most `limit` UTF-8 bytes, marking how many of its bytes were dropped."""
     if len(text) * 4 <= limit:
         return text
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
-    marker = f"… [truncated {len(data) - limit} bytes]"
-    kept = data[: max(limit - len(marker.encode("utf-8")), 0)]
-    return kept.decode("utf-8", "ignore") + marker
+    # The marker's own length depends on the number it holds: sized for the largest
+    # count (all of data), it leaves room for any smaller one.
+    room = max(limit - len(f"… [truncated {len(data)} bytes]".encode()), 0)
+    kept = data[:room].decode("utf-8", "ignore")
+    return f"{kept}… [truncated {len(data) - len(kept.encode('utf-8'))} bytes]"
 
 
 def first_present(raw: dict, keys: tuple[str, ...]) -> tuple[str | None, object]:

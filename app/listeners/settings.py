@@ -34,9 +34,9 @@ def _raw(config, name: str):
 
 
 def _port(config, name: str, default: int | None) -> int | None:
-    """A port setting, or its default when unset."""
+    """A port setting, or its default when unset or empty (as every setting)."""
     raw = _raw(config, name)
-    return default if raw is None else parse_port(name, raw)
+    return default if raw is None or str(raw).strip() == "" else parse_port(name, raw)
 
 
 def parse_port(name: str, raw) -> int | None:
