@@ -112,9 +112,13 @@ def test_fields_columns_and_attributes(client):
 @pytest.mark.parametrize(("fields", "service"), [
     ({"_service": "s", "_app": "a", "facility": "f"}, "s"), ({"_app": "a", "facility": "f"}, "a"),
     ({"facility": "f"}, "f"), ({}, "web-3"),
+    # What Docker's gelf log driver sends: its container's name, no facility.
+    ({"_container_name": "shop_web_1", "_image_name": "shop:1.2"}, "shop_web_1"),
+    ({"facility": "f", "_container_name": "c"}, "f"),
 ])
 def test_service_from_service_app_facility_then_host(client, fields, service):
-    """The first of _service, _app and facility, else the host, names the service."""
+    """The first of _service, _app, facility and _container_name, else the host, names
+    the service."""
     assert gelf(client, message(**fields)).status_code == 202
     assert stored()[0]["service"] == service
 

@@ -14,7 +14,9 @@ from app.numbers import whole_number
 
 # Syslog severities 0-7: emergency, alert, critical, error, warning, notice, info, debug.
 SYSLOG_LEVELS = ("critical", "critical", "critical", "error", "warning", "info", "info", "debug")
-SERVICE_FIELDS = ("_service", "_app", "facility")
+# Docker's gelf log driver sends none of the first three: its container's name is
+# closer to a service than the Docker host's name.
+SERVICE_FIELDS = ("_service", "_app", "facility", "_container_name")
 LOGGER_FIELDS = ("_logger", "_logger_name")
 # Protocol bookkeeping, not part of the event.
 DROPPED_FIELDS = ("version",)
