@@ -689,3 +689,61 @@ def test_overlong_idempotency_key_is_400(client):
                          headers={"Idempotency-Key": "k" * 201})
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json["error"]
+
+
+@pytest.fixture(scope="module")
+def gunicorn(postgres_admin_url, redis_url, queue_prefix, tmp_path_factory):
+    """The Procfile's web process, whose request bodies are what the socket gave."""
+    from tests.test_browser import Web
+
+    server = Web(postgres_admin_url, redis_url, f"{queue_prefix}-bodies",
+                 tmp_path_factory.mktemp("gunicorn") / "web.log")
+    yield server
+    server.stop()
+
+
+def post_head(server, length: int) -> bytes:
+    """The head of an NDJSON POST to /api/logs announcing `length` body bytes."""
+    return (b"POST /api/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+            + server.sender["Authorization"].encode()
+            + b"\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n" % length)
+
+
+def test_a_body_cut_short_is_refused_whole(gunicorn):
+    """A sender that stops half-way gets a 400 and nothing of its body is stored: its
+    retry of the whole must not store the first half twice."""
+    import socket
+
+    body = b"".join(b'{"service":"cut","message":"line %d"}\n' % i for i in range(100))
+    port = int(gunicorn.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(post_head(gunicorn, len(body)) + body[:len(body) // 2])
+        sock.shutdown(socket.SHUT_WR)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"Content-Length announced; nothing was stored" in answer
+    assert gunicorn.totals()["total"] == 0
+    gunicorn.ingest([json.loads(line) for line in body.splitlines()])
+    assert gunicorn.totals()["total"] == 100
+
+
+def test_a_slow_body_holds_no_database_connection(gunicorn):
+    """While a sender trickles its body, no pooled connection waits in a transaction for
+    it: sixty such senders would leave every page and batch without one."""
+    import socket
+
+    import psycopg
+
+    body = b'{"service":"slow","message":"at last"}\n'
+    port = int(gunicorn.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(post_head(gunicorn, len(body)) + body[:10])
+        time.sleep(1)  # the request has been read up to its body and waits for the rest
+        with psycopg.connect(gunicorn.admin_url, autocommit=True) as conn:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                " AND state = 'idle in transaction'", (gunicorn.database,)).fetchone()[0]
+        sock.sendall(body[10:])
+        answer = sock.recv(65536)
+    assert waiting == 0
+    assert answer.startswith(b"HTTP/1.1 202"), answer

@@ -35,12 +35,11 @@ def take_a_large_body_turn(size: int) -> None:
     The turn is given back when the request ends."""
     if size < LARGE_BODY_BYTES or g.get("large_body_turn"):
         return
-    if not LARGE_BODY_TURNS.acquire(blocking=False):
-        # The token check's transaction would hold a pooled connection through the wait.
-        db.session.commit()
-        if not LARGE_BODY_TURNS.acquire(timeout=TURN_WAIT_SECONDS):
-            raise ServiceUnavailable("busy decoding other large requests; try again shortly",
-                                     retry_after=5)
+    # No transaction is open here (request_body ended the token check's): the wait holds
+    # no pooled connection.
+    if not LARGE_BODY_TURNS.acquire(timeout=TURN_WAIT_SECONDS):
+        raise ServiceUnavailable("busy decoding other large requests; try again shortly",
+                                 retry_after=5)
     g.large_body_turn = True
 
 
@@ -64,8 +63,18 @@ def decompressed_body(max_bytes: int, encoding_of=None) -> bytes:
 
 
 def request_body(max_bytes: int) -> bytes:
-    """The raw request body, or BodyError (413) when it is longer than max_bytes."""
+    """The raw request body; BodyError when it is longer than max_bytes (413) or shorter
+    than its Content-Length says (400: the sender stopped half-way)."""
+    # The token's lookup began a transaction: it must not hold a pooled connection while
+    # a slow sender trickles its body.
+    db.session.commit()
     data = request.get_data(cache=False)
+    # gunicorn hands over what came before the sender closed, as if that were all: lines
+    # of a cut body, stored and counted, would be stored twice when the sender retries
+    # the whole (or lost behind its Idempotency-Key).
+    if request.content_length is not None and len(data) < request.content_length:
+        raise BodyError(400, f"body ended after {len(data)} of the {request.content_length}"
+                             " bytes its Content-Length announced; nothing was stored")
     # Sent in chunks, without a Content-Length, a body is cut at the limit without a word
     # (Werkzeug's stream ends there): one more byte from the connection tells a body of
     # exactly the limit from a longer one, whose lines past the cut would be lost.
