@@ -1,7 +1,7 @@
 """Errors answered as JSON `{"error": ...}`; a database outage is a 503 with Retry-After."""
 
 import psycopg
-from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import BadHost, HTTPException
@@ -17,10 +17,26 @@ def _database_unavailable(error: Exception):
     except Exception:
         # The connection is gone; the pool replaces it on next use (pool_pre_ping).
         current_app.logger.debug("rollback after outage failed", exc_info=True)
-    response = jsonify(error="database unavailable, try again later")
+    response = _outage_page() if _wants_page() else None
+    if response is None:
+        response = jsonify(error="database unavailable, try again later")
     response.status_code = 503
     response.headers["Retry-After"] = str(current_app.config["LOGDASH_RETRY_AFTER_SECONDS"])
     return response
+
+
+def _outage_page():
+    """The error page for a browser during an outage, or None if it cannot be made."""
+    # The rollback expired the signed-in user: naming them in the page's header would ask
+    # the database that just failed.
+    g.user = None
+    try:
+        return make_response(render_template(
+            "error.html", code=503,
+            message="The database is not answering; try again in a few seconds."))
+    except Exception:
+        current_app.logger.debug("outage page could not be rendered", exc_info=True)
+        return None
 
 
 def _dbapi_error(error: DBAPIError):

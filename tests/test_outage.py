@@ -45,6 +45,10 @@ def test_stopped_database_gives_503_and_recovers(outage_app, private_postgres):
     assert ready.status_code == 503
     assert ready.json["checks"]["database"].startswith("error:")
     assert client.get("/api/logs").status_code == 503
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "The database is not answering" in page.get_data(as_text=True)
+    assert page.headers["Retry-After"] == "5"
 
     private_postgres.start()
     assert counts() == (1, 1)
