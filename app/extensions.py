@@ -9,6 +9,8 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from sqlalchemy import MetaData, event
 
@@ -106,12 +108,23 @@ def init_utc_times(app: Flask) -> None:
         event.listen(db.engine, "connect", use_utc_times)
 
 
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client for requests and jobs.
+
+    A Redis that stops answering must not hang requests that use it only for extras
+    (app/redis_extras.py): short timeouts, and one retry, which reconnects a pooled
+    connection that a Redis restart closed (so no health-check PING before use, which
+    would double each wait). redis-py's default, three retries with backoff, made each
+    call wait about 9 s on a silent Redis even with 0.5 s timeouts. RQ's worker
+    lengthens the read timeout of its own connection for its blocking reads.
+    """
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2,
+                                retry=Retry(NoBackoff(), 1))
+
+
 def init_redis(app: Flask) -> None:
     """Attach the Redis connection and the job queues to the app."""
-    # Timeouts: a Redis that stops answering must not hang requests that only use it
-    # for extras (live updates, rate limits, queueing a check).
-    app.redis = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=5,
-                                     socket_timeout=10, health_check_interval=30)
+    app.redis = redis_client(app.config["REDIS_URL"])
     prefix = app.config["LOGDASH_QUEUE_PREFIX"]
     app.task_queue = Queue(f"{prefix}-default", connection=app.redis)
     # Threshold checks and alert deliveries go first, ahead of aggregation and upkeep.

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.redis_extras import try_redis
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def _bucket(seconds: float, buckets: tuple) -> str:
 def count_ingest(receiver: str, accepted: int, rejected: int, seconds: float) -> None:
     """Add one ingest batch to the cluster-wide counters; never fails the ingest."""
     app = current_app._get_current_object()
-    try:
+
+    def count() -> None:
+        """The counters' increments, in one round trip."""
         pipe = app.redis.pipeline(transaction=False)
         key = _key(app)
         pipe.hincrby(key, f"accepted|{receiver}", accepted)
@@ -58,9 +61,9 @@ def count_ingest(receiver: str, accepted: int, rejected: int, seconds: float) ->
         pipe.hincrby(key, f"latency|{receiver}|{_bucket(seconds, LATENCY_BUCKETS)}", 1)
         pipe.hincrbyfloat(key, f"latency_sum|{receiver}", seconds)
         pipe.execute()
-    except redis.RedisError:
-        # The lines are committed; a lost count only makes a graph slightly low.
-        log.warning("could not count an ingest batch in Redis", exc_info=True)
+
+    # The lines are committed; a lost count only makes a graph slightly low.
+    try_redis("ingest counters", count, None)
 
 
 def _read_counters(app: Flask) -> dict[str, bytes]:

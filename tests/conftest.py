@@ -167,6 +167,15 @@ def now_per_test(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def redis_extras_tried_again(monkeypatch):
+    """Each test starts with Redis's extras tried again, whatever failure a test before
+    it staged (app/redis_extras.py skips them for a spell after one)."""
+    from app import redis_extras
+
+    monkeypatch.setattr(redis_extras, "_skip_until", 0.0)
+
+
+@pytest.fixture(autouse=True)
 def app_context(request):
     """Run each test that uses the app inside an app context, and empty the tables after it."""
     if "app" not in request.fixturenames:

@@ -8,12 +8,12 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.ingest.batch import ingest_items
 from app.models import AlertDelivery, JobExecution
 from app.realtime.hub import keys_of
 from tests.conftest import token_headers
-from tests.helpers import post_logs
+from tests.helpers import post_logs, scalar
 
 
 def scrape(client) -> dict:
@@ -116,3 +116,29 @@ def test_redis_trouble_neither_fails_ingest_nor_the_scrape(app, client, monkeypa
     samples = scrape(client)
     assert samples[("logdash_metrics_source_up", (("source", "redis"),))] == 0
     assert samples[("logdash_metrics_source_up", (("source", "postgres"),))] == 1
+
+
+def test_a_hanging_redis_costs_one_timeout_per_spell_not_four_per_request(
+        app, client, monkeypatch, caplog):
+    """A Redis that accepts connections and never answers: the first batch waits for one
+    timeout (its rate limit), then the extras are skipped (counters, tail, the check
+    request) and later batches do not wait at all; the failure is logged once."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the kernel; nothing ever answers
+        hanging = redis_client(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        monkeypatch.setattr(app, "redis", hanging)
+        lines = [{"service": "api", "level": "error", "message": "boom"}]
+        took = []
+        with caplog.at_level("WARNING", logger="app.redis_extras"):
+            for _ in range(3):
+                started = time.monotonic()
+                assert post_logs(client, lines).status_code == 202
+                took.append(time.monotonic() - started)
+        hanging.close()
+    # One call's timeout and its one retry (2 s each), then nothing more to wait for.
+    assert 2 < took[0] < 6 and max(took[1:]) < 0.3, took
+    assert len([r for r in caplog.records if r.name == "app.redis_extras"]) == 1
+    assert scalar("SELECT count(*) FROM logs.entries") == 3

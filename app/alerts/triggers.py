@@ -3,6 +3,7 @@
 from flask import Flask
 
 from app.ingest.signals import lines_stored
+from app.redis_extras import try_redis
 
 # Levels that count towards a threshold; debug and info lines never trigger a check.
 TRIGGERING_LEVELS = {"warning", "error", "critical"}
@@ -24,13 +25,9 @@ def request_evaluation(app: Flask) -> bool:
 
 def _on_lines_stored(app: Flask, records) -> None:
     """Request an evaluation for batches holding warnings or errors."""
-    if not any(record.level in TRIGGERING_LEVELS for record in records):
-        return
-    try:
-        request_evaluation(app)
-    except Exception:
+    if any(record.level in TRIGGERING_LEVELS for record in records):
         # The lines are committed either way; the every-minute check catches up.
-        app.logger.warning("could not queue a threshold check", exc_info=True)
+        try_redis("threshold check request", lambda: request_evaluation(app), False)
 
 
 def connect(app: Flask) -> None:

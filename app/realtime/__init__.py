@@ -1,7 +1,6 @@
 """Live pages: dashboard frames, alert banners and the tail over WebSockets, fanned out
 through Redis pub/sub so every web process serves the same frames to its own sockets."""
 
-import logging
 
 import redis
 from flask import Flask, current_app
@@ -13,8 +12,7 @@ from app.realtime.hub import Hub, connection_count, publish
 from app.realtime.sockets import ALERTS
 from app.realtime.sockets import bp as sockets_bp
 from app.realtime.tail import publish_lines
-
-log = logging.getLogger(__name__)
+from app.redis_extras import try_redis
 
 __all__ = ["close_sockets", "init_app", "live_connections", "publish_alert"]
 
@@ -35,12 +33,8 @@ def publish_alert(event: dict) -> int:
     alert's real deliveries, so a Redis failure is logged and reported as 0, never raised.
     """
     app = current_app._get_current_object()
-    try:
-        return publish(app, ALERTS, render_alert_banner(app, event))
-    except redis.RedisError:
-        log.warning("could not publish the alert banner for %s", event.get("service"),
-                    exc_info=True)
-        return 0
+    banner = render_alert_banner(app, event)
+    return try_redis("alert banner", lambda: publish(app, ALERTS, banner), 0)
 
 
 def close_sockets(app: Flask) -> None:

@@ -2,18 +2,15 @@
 
 import itertools
 import json
-import logging
 from collections import Counter
 from datetime import datetime
 
-import redis
 from flask import Flask, render_template
 
 from app.ingest.records import Record, truncate_bytes
 from app.realtime.hub import is_watched, publish
+from app.redis_extras import try_redis
 from app.search import SearchFilters
-
-log = logging.getLogger(__name__)
 
 TAIL = "tail"
 # One message carries at most this many lines, so a huge batch never becomes a huge message.
@@ -61,15 +58,17 @@ def tail_messages(records: list[Record]) -> list[dict]:
 
 
 def publish_lines(app: Flask, records: list[Record]) -> None:
-    """Send a committed batch to the tail sockets of every process, if any socket tails."""
-    try:
-        if not is_watched(app, TAIL):
-            return
+    """Send a committed batch to the tail sockets of every process, if any socket tails.
+    The lines are committed: failing here would make the sender retry and duplicate them,
+    so a Redis failure only skips it."""
+    try_redis("live tail", lambda: _publish_lines(app, records), None)
+
+
+def _publish_lines(app: Flask, records: list[Record]) -> None:
+    """publish_lines, raising RedisError."""
+    if is_watched(app, TAIL):
         for message in tail_messages(records):
             publish(app, TAIL, message)
-    except redis.RedisError:
-        # The lines are committed; failing here would make the sender retry and duplicate them.
-        log.warning("live tail: could not publish %d lines", len(records), exc_info=True)
 
 
 def line_matches(filters: SearchFilters, line: dict, lowered: str | None = None) -> bool:
