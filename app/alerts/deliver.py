@@ -17,14 +17,15 @@ from app.extensions import db
 from app.jobs.schedule import job_id_prefix, make_scheduler
 from app.models import AlertConfig, AlertDelivery, AlertViolation
 
-# A 'sending' row older than this lost its worker mid-send.
-STALE_SENDING = timedelta(minutes=10)
 # A 'pending' row this overdue lost its job (Redis flushed, scheduler down).
 STALE_PENDING = timedelta(seconds=60)
 # Seconds an alert job, a delivery among them, may run (RQ stops it then).
 ALERT_JOB_TIMEOUT = 120
 # An attempt 'sending' for longer has lost its worker: its job was stopped by then.
 LONGEST_SEND = timedelta(seconds=ALERT_JOB_TIMEOUT + 10)
+# A 'sending' row older than this lost its worker mid-send, and is sent again (a resolved
+# notice waiting behind it waits this long).
+STALE_SENDING = LONGEST_SEND
 # How long after its firing notice's next attempt a resolved notice is tried again.
 FOLLOW_FIRING = timedelta(seconds=2)
 # Why a repeat is not sent: its count no longer holds, and it would reopen the episode.
