@@ -116,27 +116,39 @@ def test_octet_counting_and_newline_framing_mixed_and_split():
 
 
 @pytest.mark.parametrize("read", [1, 5, 10_000])
-def test_a_sender_ending_messages_with_nul_keeps_their_newlines(read):
-    """Python's SysLogHandler ends each message with NUL and may put a traceback in it:
-    once NUL is seen ending messages, only NUL ends them. (Read byte by byte, the first
-    message's first newline comes before its NUL is known, and still ends it there.)"""
+def test_lines_that_start_no_syslog_message_continue_the_one_before(read):
+    """Python's SysLogHandler puts a traceback in one message, ended by NUL: its lines
+    start with no <PRI>, so they go on the message however the bytes arrive."""
     framer = syslog_framer()
     first = b"<11>app: failed\nTraceback (most recent call last):\nValueError: x\x00"
-    second = b"<11>app: again\nTraceback (most recent call last):\nKeyError: y\x00"
-    stream = first + second + b"<14>app: fine\x00"
+    second = b"<11>app: again\n  File \"x.py\", line 1\nKeyError: y\x00"
+    stream = first + second + b"<14>app: fine\n<14>app: next\n"
     frames = [frame for i in range(0, len(stream), read)
               for frame in framer.feed(stream[i:i + read])]
-    if read == 10_000:
-        assert frames[0] == first[:-1]
-    assert frames[-2:] == [second[:-1], b"<14>app: fine"]
+    assert frames + framer.settle() == [first[:-1], second[:-1], b"<14>app: fine",
+                                        b"<14>app: next"]
 
 
-def test_newline_framing_is_not_changed_by_a_nul_inside_a_line():
-    """A NUL that does not end a message (no <PRI> after it) leaves newline framing as it
-    was."""
+def test_a_message_ending_in_a_newline_waits_for_the_next_bytes_or_a_pause():
+    """Only the next line tells whether a message goes on: until it comes the message is
+    held, and a pause of the sender (settle) ends it. Lines of plain text, which start
+    no syslog message, are lines of their own."""
     framer = syslog_framer()
-    assert framer.feed(b"<13>a\x00b\n<13>c\n<13>d\n") == [b"<13>a", b"b", b"<13>c",
-                                                        b"<13>d"]
+    assert framer.feed(b"<13>one\n") == [] and framer.holding
+    assert framer.feed(b"  continued\n") == [] and framer.holding
+    assert framer.settle() == [b"<13>one\n  continued"] and not framer.holding
+    assert framer.feed(b"<13>two\n9 <13>three<13>four\n") == [b"<13>two", b"<13>three"]
+    assert framer.holding and framer.settle() == [b"<13>four"]
+    plain = syslog_framer()
+    assert plain.feed(b"plain\nlines\n") == [b"plain", b"lines"] and not plain.holding
+
+
+def test_a_nul_ends_a_message_and_what_follows_it_is_framed_as_usual():
+    """A NUL inside a line ends a message there; the text after it starts no syslog
+    message, so it is a line of its own."""
+    framer = syslog_framer()
+    assert framer.feed(b"<13>a\x00b\n<13>c\n<13>d\n") + framer.settle() == [
+        b"<13>a", b"b", b"<13>c", b"<13>d"]
 
 
 def test_a_line_trickled_byte_by_byte_is_searched_once():
@@ -538,6 +550,21 @@ def test_lines_without_a_time_keep_the_time_they_arrived(app):
     assert sent <= stamped < sent + timedelta(milliseconds=500)
 
 
+def test_a_traceback_sent_in_several_packets_is_one_line(listener):
+    """Over a network a long message arrives in pieces; one that ends in a newline, with
+    the rest a moment later, is still one message."""
+    message = b"<11>payments: charge failed\nTraceback (most recent call last):\n"
+    rest = b"  File \"pay.py\", line 3\nValueError: no card\x00<14>payments: after\n"
+    with socket.create_connection(("127.0.0.1", listener.settings.syslog_tcp)) as sock:
+        sock.sendall(message)
+        time.sleep(0.05)  # well within the pause that ends a message
+        sock.sendall(rest)
+    lines = wait_for(2)
+    assert [line["message"] for line in lines] == [
+        "charge failed\nTraceback (most recent call last):\n  File \"pay.py\", line 3\n"
+        "ValueError: no card", "after"]
+
+
 def gelf_logger(handler: logging.Handler) -> logging.Logger:
     """A logger that sends only to the handler."""
     logger = logging.getLogger(f"test.gelf.{id(handler)}")
@@ -782,7 +809,8 @@ def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app, monkeypatch
             stream_server(syslog_handler, batcher, syslog_framer, {}), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"".join(b"<13>line %d\n" % n for n in range(15)))
+        # NUL-terminated: a line that ends a read is not held for the next one.
+        writer.write(b"".join(b"<13>line %d\x00" % n for n in range(15)))
         await writer.drain()
         for _ in range(100):
             if len(batcher._items) >= 15:
@@ -790,7 +818,7 @@ def test_tcp_lines_beyond_the_queue_limit_wait_rather_than_drop(app, monkeypatch
             await asyncio.sleep(0.01)
         queued_tcp = len(batcher._items)
         batcher.add([{"message": "a datagram"}])  # what the UDP receiver does
-        writer.write(b"<13>later\n")  # not read while the queue is full
+        writer.write(b"<13>later\x00")  # not read while the queue is full
         await writer.drain()
         await asyncio.sleep(0.2)
         held = len(batcher._items)

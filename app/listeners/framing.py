@@ -4,6 +4,12 @@ Syslog over TCP (RFC 6587) comes octet-counted (`LEN SP MSG`) or newline-termina
 a sender may switch per message; Python's SysLogHandler ends each message with NUL
 instead, and its messages may hold newlines (a traceback). GELF over TCP ends each message
 with NUL.
+
+A syslog message starts with <PRI>: with `continued_lines`, a line after a newline that
+starts with neither <PRI> nor an octet count goes on the message before it, so that a
+traceback stays one message whatever its terminator. A newline with nothing after it yet
+holds the message back (`holding`) until more bytes show where it ends, or the sender
+pauses (`settle`).
 """
 
 import re
@@ -14,8 +20,10 @@ import re
 _COUNTED = re.compile(rb"(\d{1,10}) (?=<\d{1,3}>)")
 # Digits, maybe a space, and nothing yet after them: too early to tell which framing.
 _UNDECIDED = re.compile(rb"\d{1,10} ?")
-# A NUL that ends a message: at the end of what was received, or before the next <PRI>.
-_NUL_END = re.compile(rb"\x00(?:$|<\d)")
+# What starts a message on a line of its own: <PRI>, or an octet count before one.
+_MESSAGE_START = re.compile(rb"<\d|\d{1,10} <")
+# Too little to tell yet: "<", digits, digits and a space.
+_TOO_SHORT = re.compile(rb"<|\d{1,10} ?")
 
 
 class StreamFramer:
@@ -24,16 +32,18 @@ class StreamFramer:
     servers do: the stream goes on with the next message, and nothing after it is lost."""
 
     def __init__(self, delimiters: bytes, octet_counting: bool, max_frame: int,
-                 nul_framing_sticks: bool = False) -> None:
+                 continued_lines: bool = False) -> None:
         """delimiters: the bytes that end a message; octet_counting: accept `LEN SP MSG`;
-        nul_framing_sticks: once the sender is seen ending messages with NUL, only NUL
-        ends them, so that their newlines stay inside."""
+        continued_lines: a line that does not start a syslog message continues one."""
         self._buffer = bytearray()
         # How much of the buffer's start is known to hold no terminator: a sender trickling
         # a long line byte by byte must not make every read search it all again.
         self._searched = 0
         self._end = re.compile(b"[" + re.escape(delimiters) + b"]")
-        self._nul_framing_sticks = nul_framing_sticks
+        self._continued_lines = continued_lines
+        # A message is held at a newline the last byte received, until settle().
+        self.holding = False
+        self._settling = False
         self._octet_counting = octet_counting
         self._max_frame = max_frame
         # The rest of a message that was cut: bytes of a counted one, or up to a terminator.
@@ -50,6 +60,14 @@ class StreamFramer:
             if frame.strip():
                 frames.append(bytes(frame))
         return frames
+
+    def settle(self) -> list[bytes]:
+        """The sender paused: a message held at its last newline is complete."""
+        self._settling = True
+        try:
+            return self.feed(b"")
+        finally:
+            self._settling = False
 
     def flush(self) -> bytes | None:
         """What is left when the sender closes: a last message sent without a terminator."""
@@ -75,15 +93,15 @@ class StreamFramer:
                 return None
             if counted := _COUNTED.match(buffer):
                 return self._counted_frame(int(counted[1]), counted.end())
-        match = self._end.search(buffer, self._searched)
-        if match is not None and self._nul_framing_sticks and self._nul_ends(match):
-            match = self._end.search(buffer, self._searched)
+        self.holding = False
+        match = self._terminator(buffer)
         if match is None:
             if len(buffer) > self._max_frame:
                 self._drop_line = True
                 self.cut += 1
                 return self._take(0, self._max_frame)
-            self._searched = len(buffer)
+            if not self.holding:
+                self._searched = len(buffer)
             return None
         # Cut there whatever the reads: a long line that ends in the read that took it past
         # the limit is no different from one that ends in the next.
@@ -94,18 +112,31 @@ class StreamFramer:
         self._searched = 0
         return frame
 
-    def _nul_ends(self, found: re.Match) -> bool:
-        """Whether the sender ends its messages with NUL: the terminator found is one, or
-        a newline before a NUL that ends a message in what was received. From then on
-        only NUL ends this connection's messages. (A message whose NUL has not arrived
-        yet when its first newline is found is still cut there: the first one only.)"""
-        ends = (_NUL_END.match(self._buffer, found.start()) if found[0] == b"\x00"
-                else _NUL_END.search(self._buffer, found.end()))
-        if not ends:
+    def _terminator(self, buffer: bytearray) -> re.Match | None:
+        """The terminator that ends the buffer's first message, or None while it has none
+        (or is held: self.holding)."""
+        while (found := self._end.search(buffer, self._searched)) is not None:
+            if found[0] != b"\n" or not self._continues(found.end()):
+                return found
+            if self.holding:
+                self._searched = found.start()  # looked at again with the next bytes
+                return None
+            # That newline is inside the message: not searched again.
+            self._searched = found.end()
+        return None
+
+    def _continues(self, at: int) -> bool:
+        """Whether the line after a newline ending at `at` continues the message (False
+        also without continued_lines, or for a message that is not syslog's); while too
+        little follows to tell, the message is held (self.holding) unless settling."""
+        buffer = self._buffer
+        if not self._continued_lines or buffer[:1] != b"<":
             return False
-        self._end = re.compile(b"\x00")
-        self._nul_framing_sticks = False
-        return True
+        following = buffer[at:at + 12]
+        if not following or _TOO_SHORT.fullmatch(following):
+            self.holding = not self._settling
+            return self.holding
+        return not (following[:1] in b"\r\n\x00" or _MESSAGE_START.match(following))
 
     def _drop_rest(self) -> bool:
         """Drop what the buffer holds of a cut message; whether all of it is gone."""

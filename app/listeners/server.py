@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 READ_BYTES = 64 * 1024
 # How long stopping waits for open TCP connections to hand over what they received.
 CLOSE_SECONDS = 2.0
+# How long a message that ended with a newline waits for a next line that may continue it
+# (a traceback sent in several packets) before it is taken as whole.
+SETTLE_SECONDS = 0.2
 # Parses one message (bytes) from a peer (its IP address) into log objects.
 Handler = Callable[[bytes, str | None], list]
 # The request line of an HTTP request: a connection that starts with one is a browser (or
@@ -111,12 +114,20 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         peer = peername[0] if peername else None
         frames = framer()
         connections[asyncio.current_task()] = writer
-        first = True
+        first, arrived = True, datetime.now(UTC)
         try:
-            while data := await reader.read(READ_BYTES):
-                arrived = datetime.now(UTC)
+            while True:
+                try:
+                    data = await (asyncio.wait_for(reader.read(READ_BYTES), SETTLE_SECONDS)
+                                  if frames.holding else reader.read(READ_BYTES))
+                except TimeoutError:
+                    data = None  # the sender paused after a newline: its message is whole
+                if data == b"":
+                    break
+                if data is not None:
+                    arrived = datetime.now(UTC)
                 cut = frames.cut
-                for frame in frames.feed(data):
+                for frame in frames.settle() if data is None else frames.feed(data):
                     if first and _refused_as_http(frame, peer):
                         return
                     first = False
@@ -152,7 +163,7 @@ def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
 def syslog_framer() -> StreamFramer:
     """RFC 6587 framing: octet counting, or LF (NUL for Python's SysLogHandler)."""
     return StreamFramer(b"\n\x00", octet_counting=True, max_frame=MAX_FRAME_BYTES,
-                        nul_framing_sticks=True)
+                        continued_lines=True)
 
 
 def gelf_framer() -> StreamFramer:
