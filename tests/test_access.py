@@ -149,8 +149,14 @@ def test_a_pinned_token_makes_only_tokens_pinned_like_it(anonymous_client):
         refused = anonymous_client.post("/api/tokens", json=body, headers=pinned)
         assert refused.status_code == 403
         assert "must be pinned to it too" in refused.json["error"]
+    # Nor through the tokens page, which an admin token may post to as well.
+    tokens = scalar("SELECT count(*) FROM logs.api_tokens")
+    page = anonymous_client.post("/settings/tokens", data={"name": "escape",
+                                                           "scope": "ingest"}, headers=pinned)
+    assert "must be pinned to it too" in page.get_data(as_text=True)
+    assert scalar("SELECT count(*) FROM logs.api_tokens") == tokens
     same = anonymous_client.post("/api/tokens", json={"name": "ok", "scope": "ingest",
-                                                      "service": "billing"}, headers=pinned)
+                                                      "service": " billing "}, headers=pinned)
     assert same.status_code == 201 and same.json["service"] == "billing"
     reader = anonymous_client.post("/api/tokens", json={"name": "r", "scope": "read"},
                                    headers=pinned)

@@ -1,10 +1,12 @@
 """API tokens over JSON: list, create (the value is shown once), revoke."""
 
-from flask import g, jsonify
+from flask import jsonify
 
 from app.api import bp
 from app.api.alerts import json_object_body
+from app.auth.access import asking_pin
 from app.auth.credentials import (
+    BeyondThePin,
     CredentialError,
     create_token,
     list_tokens,
@@ -25,25 +27,14 @@ def create_api_token():
     data = json_object_body()
     if data is None:
         return jsonify(error="body must be a JSON object"), 400
-    if (refusal := _beyond_the_pin(data)) is not None:
-        return jsonify(error=refusal), 403
     try:
         token, plain = create_token(data.get("name", ""), data.get("scope", "ingest"),
-                                    data.get("service"))
+                                    data.get("service"), asking_pin())
+    except BeyondThePin as error:
+        return jsonify(error=str(error)), 403
     except CredentialError as error:
         return jsonify(error=str(error)), 400
     return jsonify({**token_dict(token), "token": plain}), 201
-
-
-def _beyond_the_pin(data: dict) -> str | None:
-    """Why a token pinned to a service may not make this token, if so: one that could
-    send for another service would undo the pin."""
-    pin = g.token.service if g.get("token") is not None else None
-    scope = data.get("scope", "ingest")
-    if pin is None or scope == "read" or data.get("service") == pin:
-        return None
-    return (f"this token only sends logs for service {pin!r}: the tokens it makes that"
-            f" can send must be pinned to it too (\"service\": {pin!r})")
 
 
 @bp.delete("/tokens/<int:token_id>")

@@ -181,6 +181,12 @@ def asker_is_admin() -> bool:
     return user is not None and user.role == "admin"
 
 
+def asking_pin() -> str | None:
+    """The service the token making this request is pinned to, if it is one."""
+    token = g.get("token")
+    return token.service if token is not None else None
+
+
 def actor() -> str:
     """Who is making this request, as recorded on what they create: a user or a token."""
     if g.get("user") is not None:

@@ -26,6 +26,10 @@ class CredentialError(ValueError):
     """A user or token that cannot be created as asked."""
 
 
+class BeyondThePin(CredentialError):
+    """A token pinned to a service asked for a token that could send for others."""
+
+
 def _check_password(password: str | None) -> None:
     """Refuse a password too short to keep anyone out (CredentialError)."""
     if len(password or "") < MIN_PASSWORD_CHARS:
@@ -128,8 +132,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(name: str, scope: str, service: str | None = None) -> tuple[ApiToken, str]:
-    """Make a token; the plain value is returned here once and never stored."""
+def create_token(name: str, scope: str, service: str | None = None,
+                 asker_pin: str | None = None) -> tuple[ApiToken, str]:
+    """Make a token; the plain value is returned here once and never stored. `asker_pin`
+    is the service the token asking for it is pinned to, if it is."""
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 100 or not name.isprintable():
         raise CredentialError("name must be 1 to 100 printable characters")
@@ -144,6 +150,11 @@ def create_token(name: str, scope: str, service: str | None = None) -> tuple[Api
         # A pin limits sending only, which a read token cannot do: it would still read all.
         raise CredentialError("service pins what a token may send; a read token sends"
                               " nothing, so leave it empty")
+    if asker_pin is not None and scope != "read" and service != asker_pin:
+        # A token that could send for another service would undo the asker's pin.
+        raise BeyondThePin(f"this token only sends logs for service {asker_pin!r}: the"
+                           " tokens it makes that can send must be pinned to it too"
+                           f" (service {asker_pin!r})")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name, token_hash=_digest(plain), prefix=plain[:10], scope=scope,
                      service=(service or None))

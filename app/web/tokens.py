@@ -5,6 +5,7 @@ It uses the same functions as /api/tokens and `flask tokens`.
 
 from flask import abort, get_template_attribute, render_template, request
 
+from app.auth.access import asking_pin
 from app.auth.credentials import (
     CredentialError,
     create_token,
@@ -44,7 +45,7 @@ def create_token_form():
     form = request.form
     try:
         token, plain = create_token(form.get("name", ""), form.get("scope", "ingest"),
-                                    form.get("service", "").strip() or None)
+                                    form.get("service", "").strip() or None, asking_pin())
     except CredentialError as error:
         return render_template("tokens_panel.html", **_panel_context(form, str(error)))
     created = {**token_dict(token), "value": plain}
