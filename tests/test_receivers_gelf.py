@@ -124,10 +124,12 @@ def test_service_from_service_app_facility_then_host(client, fields, service):
 
 
 def test_pinned_token_or_query_service_comes_before_the_host(app, client):
-    """A message naming no service takes the token's service, or ?service=, not the host."""
+    """A message naming no service takes the token's service, or ?service=, not the host
+    nor a Docker container's name."""
     pinned = {"Authorization": f"Bearer {create_token('p', 'ingest', 'billing')[1]}"}
-    assert gelf(app.test_client(), message(), **pinned).status_code == 202
-    assert client.post("/gelf?service=named", data=json.dumps(message())).status_code == 202
+    docker = message(_container_name="billing_web_1")
+    assert gelf(app.test_client(), docker, **pinned).status_code == 202
+    assert client.post("/gelf?service=named", data=json.dumps(docker)).status_code == 202
     assert [line["service"] for line in stored()] == ["billing", "named"]
 
 

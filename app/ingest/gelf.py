@@ -14,9 +14,11 @@ from app.numbers import whole_number
 
 # Syslog severities 0-7: emergency, alert, critical, error, warning, notice, info, debug.
 SYSLOG_LEVELS = ("critical", "critical", "critical", "error", "warning", "info", "info", "debug")
-# Docker's gelf log driver sends none of the first three: its container's name is
-# closer to a service than the Docker host's name.
-SERVICE_FIELDS = ("_service", "_app", "facility", "_container_name")
+SERVICE_FIELDS = ("_service", "_app", "facility")
+# Docker's gelf log driver sends none of those: when neither the token's pin nor
+# ?service= names one either, its container's name is closer to a service than the
+# Docker host's name.
+CONTAINER_FIELDS = ("_container_name",)
 LOGGER_FIELDS = ("_logger", "_logger_name")
 # Protocol bookkeeping, not part of the event.
 DROPPED_FIELDS = ("version",)
@@ -56,7 +58,8 @@ def _log_object(message, default_service: str | None):
     host = fields.pop("host", None)
     facility = fields.get("facility")
     logger = take_first(fields, LOGGER_FIELDS) or facility
-    service = take_first(fields, SERVICE_FIELDS) or default_service or host
+    service = (take_first(fields, SERVICE_FIELDS) or default_service
+               or take_first(fields, CONTAINER_FIELDS) or host)
     for name in DROPPED_FIELDS:
         fields.pop(name, None)
     return {
