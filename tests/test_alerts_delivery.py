@@ -418,10 +418,10 @@ def test_a_delivery_of_a_disabled_config_is_not_resent(client):
     assert len(attempts()) == 1
 
 
-def test_retries_and_resends_do_not_go_to_an_address_taken_out(app, client, monkeypatch):
-    """Once the config's webhook URL changed, a waiting retry of the old one is cancelled,
-    saying why, and a failed attempt cannot be re-sent there; the old receiver gets only
-    its first attempt."""
+def test_retries_go_where_the_config_sends_now(app, client, monkeypatch):
+    """Once the config's webhook URL changed (the old one failing, leaked or retired), the
+    waiting retry goes to the new one, with the same delivery id; the old receiver gets
+    only its first attempt."""
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.5)
     old, new = Receiver(statuses=(503,)), Receiver()
     try:
@@ -429,20 +429,29 @@ def test_retries_and_resends_do_not_go_to_an_address_taken_out(app, client, monk
         run_jobs(until=lambda: len(old.requests) >= 1, timeout=10)
         assert client.put("/api/logs/alerts/config/api",
                           json={"alert_webhook_url": new.url}).status_code == 200
-        run_jobs(until=lambda: scalar("SELECT count(*) FROM logs.alert_deliveries"
-                                      " WHERE status = 'cancelled'") == 1, timeout=10)
-        cancelled = db.session.execute(text(
-            "SELECT id, error FROM logs.alert_deliveries WHERE status = 'cancelled'")).one()
-        assert cancelled.error == "alert config no longer sends by webhook to this address"
-        response = client.post(f"/api/logs/alerts/deliveries/{cancelled.id}/resend")
-        assert response.status_code == 409
-        assert response.json["error"].endswith(
-            "no longer sends by webhook to this address")
+        run_jobs(until=lambda: len(new.requests) >= 1, timeout=10)
     finally:
         old.stop()
         new.stop()
-    assert len(old.requests) == 1 and new.requests == []
-    assert [(a, s) for a, s, _, _ in attempts()] == [(1, "retrying"), (2, "cancelled")]
+    assert len(old.requests) == 1 and len(new.requests) == 1
+    assert (new.requests[0]["headers"]["X-Logdash-Delivery"]
+            == old.requests[0]["headers"]["X-Logdash-Delivery"])
+    rows = db.session.execute(text("SELECT attempt, status, target FROM logs.alert_deliveries"
+                                   " ORDER BY attempt")).all()
+    assert [tuple(row) for row in rows] == [(1, "retrying", old.url), (2, "success", new.url)]
+
+
+def test_nothing_is_sent_by_a_channel_taken_out(client):
+    """With its webhook removed, a config's failed notice cannot be re-sent by webhook."""
+    fire_and_fail(client)
+    failed_id = scalar("SELECT id FROM logs.alert_deliveries")
+    assert client.put("/api/logs/alerts/config/api", json={
+        "alert_webhook_url": None, "alert_email": "oncall@example.com"}).status_code == 200
+    response = client.post(f"/api/logs/alerts/deliveries/{failed_id}/resend")
+    assert response.status_code == 409
+    assert response.json["error"] == (f"delivery {failed_id} cannot be sent: alert config no"
+                                      " longer sends by webhook")
+    assert len(attempts()) == 1
 
 
 def test_the_delivery_log_names_a_status_it_does_not_know(client):

@@ -81,6 +81,9 @@ def deliver(delivery_id: int) -> str:
         return _finish(delivery, "cancelled", error=outdated)
     if delivery.event == "resolved" and (firing_at := _firing_still_due(delivery)):
         return _postpone(delivery, firing_at)
+    # A retry, or a re-send, goes where the config sends now: an address changed since
+    # (one failing, leaked or retired) gets nothing more; the new one gets the notice.
+    delivery.target = dict(config.channels())[delivery.channel]
     started = time.monotonic()
     try:
         code = _send(delivery, config)
@@ -120,10 +123,8 @@ def _config_of(delivery: AlertDelivery) -> tuple[AlertConfig | None, str | None]
     # waits for the config to be enabled.
     if not config.enabled and delivery.event not in ("test", "digest"):
         return config, "alert config disabled"
-    # A retry, or a re-send, goes where it was first sent only while the config still
-    # sends there: an address taken out (leaked, retired, mistyped) gets nothing more.
-    if dict(config.channels()).get(delivery.channel) != delivery.target:
-        return config, f"alert config no longer sends by {delivery.channel} to this address"
+    if delivery.channel not in dict(config.channels()):
+        return config, f"alert config no longer sends by {delivery.channel}"
     return config, None
 
 
@@ -140,8 +141,7 @@ def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
     firing = db.session.execute(
         select(AlertDelivery.status, AlertDelivery.digest_id, *_wait_columns())
         .where(AlertDelivery.violation_id == delivery.violation_id,
-               AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel,
-               AlertDelivery.target == delivery.target)
+               AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
     ).all()
     digests = [row.digest_id for row in firing if row.status == "digested"]
     carrying = db.session.execute(
