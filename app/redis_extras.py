@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Long enough that a hanging Redis costs one request in this many seconds its timeout, not
 # every request.
@@ -22,17 +24,22 @@ T = TypeVar("T")
 _skip_until = 0.0
 
 
-def try_redis(what: str, call: Callable[[], T], fallback: T) -> T:
-    """call(), or fallback when Redis failed for it or failed within the last spell."""
+def try_redis(what: str, call: Callable[[], T], fallback: T, always: bool = False) -> T:
+    """call(), or fallback when Redis failed for it or (unless `always`, for what is
+    worth a wait: sign-in limits) could not be reached within the last spell."""
     global _skip_until
-    if time.monotonic() < _skip_until:
+    if not always and time.monotonic() < _skip_until:
         return fallback
     try:
         return call()
-    except RedisError as error:
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        # Redis is away or hanging: the next calls would wait as long.
         if time.monotonic() >= _skip_until:
             log.warning("Redis failed (%s: %s); rate limits, ingest counters, live updates"
                         " and check requests are skipped for %.0f s", what, error,
                         SKIP_SECONDS)
         _skip_until = time.monotonic() + SKIP_SECONDS
-        return fallback
+    except RedisError as error:
+        # An answer, refusing this one call (a command an ACL forbids, ...).
+        log.warning("Redis refused %s: %s", what, error)
+    return fallback

@@ -303,6 +303,32 @@ def test_signing_in_does_not_clear_the_address_failures(app, monkeypatch):
     assert [sign_in(office, "vera").status_code for _ in range(5)] == [302] * 5
 
 
+def test_sign_in_limits_hold_while_redis_extras_are_skipped(app, browser, monkeypatch):
+    """A spell of skipped extras (after Redis timed out somewhere) does not lift the
+    sign-in limit; a refused command (an ACL forbidding EVAL) starts no spell at all."""
+    import time
+
+    import redis
+
+    from app import redis_extras
+
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("ada", PASSWORD, "admin")
+    monkeypatch.setattr(redis_extras, "_skip_until", time.monotonic() + 30)
+    assert [sign_in(browser, "ada", "guess").status_code for _ in range(4)] == [
+        401, 401, 401, 429]
+    monkeypatch.setattr(redis_extras, "_skip_until", 0.0)
+
+    def forbidden(*args, **kwargs):
+        """What Redis answers a command an ACL does not allow."""
+        raise redis.ResponseError("NOPERM this user has no permissions to run 'eval'")
+
+    monkeypatch.setattr(app.redis, "eval", forbidden)
+    create_user("bob", PASSWORD, "viewer")
+    assert sign_in(_from_address(app, "198.51.100.30"), "bob").status_code == 302
+    assert redis_extras._skip_until == 0.0
+
+
 def _from_address(app, address: str):
     """A browser connecting from `address`."""
     browser = app.test_client()

@@ -25,10 +25,12 @@ def _count(key: str, window_seconds: int) -> int:
     return count
 
 
-def hit(name: str, limit: int, window_seconds: int) -> int:
-    """Count one event; 0 if within the limit, else seconds until the window ends."""
+def hit(name: str, limit: int, window_seconds: int, always: bool = False) -> int:
+    """Count one event; 0 if within the limit, else seconds until the window ends. With
+    `always`, Redis is asked even while other extras skip it (sign-in attempts)."""
     window = int(time.time() // window_seconds)
-    count = try_redis("rate limit", lambda: _count(_key(name, window), window_seconds), 0)
+    count = try_redis("rate limit", lambda: _count(_key(name, window), window_seconds), 0,
+                      always)
     if count <= limit:
         return 0
     return max(1, int((window + 1) * window_seconds - time.time()) + 1)
@@ -37,7 +39,7 @@ def hit(name: str, limit: int, window_seconds: int) -> int:
 def clear(name: str, window_seconds: int) -> None:
     """Forget the current window's count (after a successful login)."""
     key = _key(name, int(time.time() // window_seconds))
-    try_redis("rate limit", lambda: current_app.redis.delete(key), None)
+    try_redis("rate limit", lambda: current_app.redis.delete(key), None, always=True)
 
 
 # DECR only a count that exists: a window that ended meanwhile is not given a count of -1
@@ -49,4 +51,5 @@ def take_back(name: str, window_seconds: int) -> None:
     """Uncount one event of the current window (a sign-in that succeeded: only failures
     count against an address)."""
     key = _key(name, int(time.time() // window_seconds))
-    try_redis("rate limit", lambda: current_app.redis.eval(_TAKE_BACK, 1, key), None)
+    try_redis("rate limit", lambda: current_app.redis.eval(_TAKE_BACK, 1, key), None,
+              always=True)
