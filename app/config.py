@@ -80,8 +80,8 @@ class Config:
             # quickly (503) rather than queueing requests for half a minute.
             "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10),
             "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20),
-            "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10),
-            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5)},
+            "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10, 1),
+            "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5, 1)},
         }
         self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
         self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
@@ -91,7 +91,7 @@ class Config:
         self.LOGDASH_MAX_ATTRIBUTE_DEPTH = _int("LOGDASH_MAX_ATTRIBUTE_DEPTH", 8)
         self.LOGDASH_MAX_ATTRIBUTE_CHARS = _int("LOGDASH_MAX_ATTRIBUTE_CHARS", 64 * 1024)
         self.LOGDASH_MAX_SERVICES = _int("LOGDASH_MAX_SERVICES", 1000, 0)
-        self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30, 0, DAYS_MAX)
+        self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30, 1, DAYS_MAX)
         self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24, 0, DAYS_MAX * 24)
         self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3)
         # Retention per tier, in days; raw lines go by whole daily partitions. Hours are kept
@@ -104,7 +104,7 @@ class Config:
         self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90, 2, DAYS_MAX)
         self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730, 1, DAYS_MAX)
         # How long an ingest Idempotency-Key is remembered.
-        self.LOGDASH_IDEMPOTENCY_HOURS = _int("LOGDASH_IDEMPOTENCY_HOURS", 24)
+        self.LOGDASH_IDEMPOTENCY_HOURS = _int("LOGDASH_IDEMPOTENCY_HOURS", 24, 1)
         # Health over the last hour (errors = error + critical).
         self.LOGDASH_HEALTH_ERROR_ERRORS = _int("LOGDASH_HEALTH_ERROR_ERRORS", 50)
         self.LOGDASH_HEALTH_WARNING_ERRORS = _int("LOGDASH_HEALTH_WARNING_ERRORS", 10)
@@ -122,10 +122,10 @@ class Config:
         self.LOGDASH_WEBHOOK_ALLOW = os.environ.get("LOGDASH_WEBHOOK_ALLOW", "")
         # The daily job moves violations resolved this long ago, and deliveries as old, to
         # the archive tables (or deletes them with LOGDASH_ALERT_ARCHIVE=0).
-        self.LOGDASH_ALERT_ARCHIVE_DAYS = _int("LOGDASH_ALERT_ARCHIVE_DAYS", 90)
+        self.LOGDASH_ALERT_ARCHIVE_DAYS = _int("LOGDASH_ALERT_ARCHIVE_DAYS", 90, 1)
         self.LOGDASH_ALERT_ARCHIVE = _switch("LOGDASH_ALERT_ARCHIVE", True)
         # Runs recorded in logs.job_executions are kept this long.
-        self.LOGDASH_JOB_HISTORY_DAYS = _int("LOGDASH_JOB_HISTORY_DAYS", 30)
+        self.LOGDASH_JOB_HISTORY_DAYS = _int("LOGDASH_JOB_HISTORY_DAYS", 30, 1)
         # Flask-Mail reads these names.
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
         self.MAIL_PORT = _int("MAIL_PORT", 25)
@@ -149,13 +149,13 @@ class Config:
         self.SESSION_COOKIE_SECURE = _switch("LOGDASH_SECURE_COOKIES", True)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12) * 3600
+        self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12, 1) * 3600
         self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
         # A text search (q) stops after the slice of time that used up this budget, and
         # answers with what it found and how far back it read (app/search).
         self.LOGDASH_SEARCH_BUDGET_MS = _int("LOGDASH_SEARCH_BUDGET_MS", 2000, 0, 600_000)
         self.LOGDASH_QUEUE_PREFIX = os.environ.get("LOGDASH_QUEUE_PREFIX", "logdash")
-        self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5)
+        self.LOGDASH_RETRY_AFTER_SECONDS = _int("LOGDASH_RETRY_AFTER_SECONDS", 5, 1)
         # Live pages: how often dashboard sockets get fresh numbers.
         self.LOGDASH_LIVE_TICK_SECONDS = _float("LOGDASH_LIVE_TICK_SECONDS", 1.0)
         # Pings keep idle sockets open through proxies that drop silent connections.

@@ -119,8 +119,13 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
 @pytest.mark.parametrize(("name", "value", "error"), [
     ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 2 and 36500, got 1"),
     ("LOGDASH_RETAIN_RAW_DAYS", "0", "must be between 1 and 36500, got 0"),
-    ("LOGDASH_ACCEPT_PAST_DAYS", "99999999", "must be between 0 and 36500"),
+    ("LOGDASH_ACCEPT_PAST_DAYS", "99999999", "must be between 1 and 36500"),
+    # 0 refused every line stamped by its sender, and every line a listener stamped.
+    ("LOGDASH_ACCEPT_PAST_DAYS", "0", "must be between 1 and 36500, got 0"),
     ("LOGDASH_MAX_MESSAGE_BYTES", "10", "must be at least 64, got 10"),
+    # 0 hours: every session over by the next request.
+    ("LOGDASH_SESSION_HOURS", "0", "must be at least 1, got 0"),
+    ("LOGDASH_RETRY_AFTER_SECONDS", "-5", "must be at least 1"),
     # Durations: 0 stopped the live tick (a division by zero), and is no timeout.
     ("LOGDASH_LIVE_TICK_SECONDS", "0", "must be a positive number, got '0'"),
     ("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", "-1", "must be a positive number"),
