@@ -532,7 +532,7 @@ def test_lost_jobs_and_workers_are_recovered(client):
         # Within the longest a send may run (its job's timeout), the worker may still be
         # sending; past it, the worker was lost, and the attempt is retried: minutes, not
         # ten of them.
-        for ago, lost in ((timedelta(seconds=100), 0), (timedelta(minutes=3), 1)):
+        for ago, lost in ((timedelta(seconds=200), 0), (timedelta(minutes=4), 1)):
             db.session.execute(text("UPDATE logs.alert_deliveries SET status = 'sending',"
                                     " started_at = now() - :ago"), {"ago": ago})
             db.session.commit()

@@ -21,8 +21,9 @@ from app.models import AlertConfig, AlertDelivery, AlertViolation
 STALE_PENDING = timedelta(seconds=60)
 # Seconds an alert job, a delivery among them, may run (RQ stops it then).
 ALERT_JOB_TIMEOUT = 120
-# An attempt 'sending' for longer has lost its worker: its job was stopped by then.
-LONGEST_SEND = timedelta(seconds=ALERT_JOB_TIMEOUT + 10)
+# An attempt 'sending' for longer has lost its worker: RQ stops a job at its timeout, and
+# its monitor kills a work horse that did not stop within a minute after.
+LONGEST_SEND = timedelta(seconds=ALERT_JOB_TIMEOUT + 90)
 # A 'sending' row older than this lost its worker mid-send, and is sent again (a resolved
 # notice waiting behind it waits this long).
 STALE_SENDING = LONGEST_SEND
@@ -301,7 +302,7 @@ def recover_stale() -> dict:
     """Requeue attempts whose job was lost, and retry ones whose worker died mid-send."""
     now = datetime.now(UTC)
     lost_workers = 0
-    while (delivery := _take_lost(now - STALE_SENDING)) is not None:
+    while (delivery := _take_lost()) is not None:
         _failed(delivery, TransportError("worker stopped while sending"))  # commits
         lost_workers += 1
     overdue = db.session.execute(text(
@@ -314,13 +315,16 @@ def recover_stale() -> dict:
     return {"requeued": len(overdue), "worker_lost": lost_workers}
 
 
-def _take_lost(started_before: datetime) -> AlertDelivery | None:
+def _take_lost() -> AlertDelivery | None:
     """Lock one attempt whose worker died mid-send, skipping any another check holds: two
     checks at once must not both schedule its retry. Its status changes before the lock
     goes, with the commit, so no later check takes it again."""
+    # By the database's clock, which stamped started_at: a checker's clock ahead of it
+    # would take sends still running for lost.
     return db.session.scalars(
         select(AlertDelivery)
-        .where(AlertDelivery.status == "sending", AlertDelivery.started_at < started_before)
+        .where(AlertDelivery.status == "sending",
+               AlertDelivery.started_at < func.now() - STALE_SENDING)
         .order_by(AlertDelivery.id).limit(1)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
