@@ -112,7 +112,7 @@ def test_octet_counting_and_newline_framing_mixed_and_split():
     stream = b"12 <13>1 - a b\n<13>second\r\n<13>third\x0012 <13>fourth!!"
     frames = [frame for i in range(len(stream)) for frame in framer.feed(stream[i:i + 1])]
     assert frames == [b"<13>1 - a b\n", b"<13>second\r", b"<13>third", b"<13>fourth!!"]
-    assert framer.flush() is None
+    assert framer.flush() == []
 
 
 @pytest.mark.parametrize("read", [1, 5, 10_000])
@@ -127,6 +127,34 @@ def test_lines_that_start_no_syslog_message_continue_the_one_before(read):
               for frame in framer.feed(stream[i:i + read])]
     assert frames + framer.settle() == [first[:-1], second[:-1], b"<14>app: fine",
                                         b"<14>app: next"]
+
+
+def test_blank_lines_and_read_boundaries_do_not_split_a_traceback():
+    """A chained traceback has blank lines inside; a long one arrives in many reads and
+    may pass the size limit, whose cut drops the rest of it, not each line after."""
+    chained = (b"<11>app: boom\nTraceback (most recent call last):\nKeyError: 'a'\n\n"
+               b"During handling of the above exception, another exception occurred:\n\n"
+               b"Traceback (most recent call last):\n  File \"y\"\nValueError: b\x00")
+    framer = syslog_framer()
+    assert framer.feed(chained + b"<14>app: after\x00") == [chained[:-1], b"<14>app: after"]
+    big = b"<11>app: big\n" + (b"  File \"x.py\", line 1, in f" + b"." * 40 + b"\n") * 20
+    stream = big + b"ValueError: end\x00<11>app: next\x00"
+    for read in (10_000, 333, len(stream)):
+        framer = StreamFramer(b"\n\x00", octet_counting=True, max_frame=500,
+                              continued_lines=True)
+        frames = [frame for i in range(0, len(stream), read)
+                  for frame in framer.feed(stream[i:i + read])]
+        frames += framer.flush()
+        assert [frame[:12] for frame in frames] == [b"<11>app: big", b"<11>app: nex"], read
+        assert len(frames[0]) == 500 and framer.cut == 1
+
+
+def test_only_a_syslog_message_goes_on_over_lines_and_closing_ends_a_held_one():
+    """Text that merely starts with "<" is a line of its own; a held message and a start
+    of the next one, left when the sender closes, are two messages."""
+    framer = syslog_framer()
+    assert framer.feed(b"<html> page\nplain line\n") == [b"<html> page", b"plain line"]
+    assert framer.feed(b"<13>a\n<") == [] and framer.flush() == [b"<13>a", b"<"]
 
 
 def test_a_message_ending_in_a_newline_waits_for_the_next_bytes_or_a_pause():
@@ -192,7 +220,7 @@ def test_an_oversized_message_is_cut_and_the_stream_goes_on(delimiters, counting
     frames = [frame for i in range(0, len(stream), read)
               for frame in framer.feed(stream[i:i + read])]
     assert frames == expected
-    assert framer.flush() is None
+    assert framer.flush() == []
     assert framer.cut == 1
 
 
@@ -208,7 +236,7 @@ def test_the_rest_of_a_cut_message_is_not_a_last_message():
     framer = StreamFramer(b"\n", octet_counting=True, max_frame=100)
     assert framer.feed(b"<13>" + b"x" * 150) == [b"<13>" + b"x" * 96]
     assert framer.feed(b"y" * 50) == []
-    assert framer.flush() is None
+    assert framer.flush() == []
 
 
 def test_plain_lines_that_start_with_digits_are_lines():

@@ -20,10 +20,14 @@ import re
 _COUNTED = re.compile(rb"(\d{1,10}) (?=<\d{1,3}>)")
 # Digits, maybe a space, and nothing yet after them: too early to tell which framing.
 _UNDECIDED = re.compile(rb"\d{1,10} ?")
+# A syslog message's start: <PRI>.
+_PRIORITY = re.compile(rb"<\d{1,3}>")
 # What starts a message on a line of its own: <PRI>, or an octet count before one.
 _MESSAGE_START = re.compile(rb"<\d|\d{1,10} <")
 # Too little to tell yet: "<", digits, digits and a space.
 _TOO_SHORT = re.compile(rb"<|\d{1,10} ?")
+# Blank lines, which neither end nor start a message.
+_BLANK_LINES = re.compile(rb"[\r\n]*")
 
 
 class StreamFramer:
@@ -49,6 +53,8 @@ class StreamFramer:
         # The rest of a message that was cut: bytes of a counted one, or up to a terminator.
         self._drop_bytes = 0
         self._drop_line = False
+        # Whether the line-ended message being dropped goes on over lines of its own.
+        self._drop_continued = False
         # How many messages were cut so far, for the server to say so.
         self.cut = 0
 
@@ -69,10 +75,14 @@ class StreamFramer:
         finally:
             self._settling = False
 
-    def flush(self) -> bytes | None:
-        """What is left when the sender closes: a last message sent without a terminator."""
+    def flush(self) -> list[bytes]:
+        """What is left when the sender closes: a held message, and a last one sent
+        without a terminator."""
+        frames = self.settle()
         rest, self._buffer, self._searched = bytes(self._buffer), bytearray(), 0
-        return rest if rest.strip() and not (self._drop_bytes or self._drop_line) else None
+        if rest.strip() and not (self._drop_bytes or self._drop_line):
+            frames.append(rest)
+        return frames
 
     def _next_frame(self) -> bytes | None:
         """Take one complete message off the buffer, or None when it holds only a part."""
@@ -94,10 +104,12 @@ class StreamFramer:
             if counted := _COUNTED.match(buffer):
                 return self._counted_frame(int(counted[1]), counted.end())
         self.holding = False
-        match = self._terminator(buffer)
+        continued = self._continued_lines and bool(_PRIORITY.match(buffer))
+        match = self._terminator(buffer, continued)
         if match is None:
             if len(buffer) > self._max_frame:
-                self._drop_line = True
+                self._drop_line, self._drop_continued = True, continued
+                self.holding = False
                 self.cut += 1
                 return self._take(0, self._max_frame)
             if not self.holding:
@@ -112,11 +124,12 @@ class StreamFramer:
         self._searched = 0
         return frame
 
-    def _terminator(self, buffer: bytearray) -> re.Match | None:
+    def _terminator(self, buffer: bytearray, continued: bool) -> re.Match | None:
         """The terminator that ends the buffer's first message, or None while it has none
-        (or is held: self.holding)."""
+        (or is held: self.holding). `continued`: the message goes on over lines that
+        start no message."""
         while (found := self._end.search(buffer, self._searched)) is not None:
-            if found[0] != b"\n" or not self._continues(found.end()):
+            if found[0] != b"\n" or not continued or not self._continues(found.end()):
                 return found
             if self.holding:
                 self._searched = found.start()  # looked at again with the next bytes
@@ -126,17 +139,16 @@ class StreamFramer:
         return None
 
     def _continues(self, at: int) -> bool:
-        """Whether the line after a newline ending at `at` continues the message (False
-        also without continued_lines, or for a message that is not syslog's); while too
-        little follows to tell, the message is held (self.holding) unless settling."""
-        buffer = self._buffer
-        if not self._continued_lines or buffer[:1] != b"<":
-            return False
-        following = buffer[at:at + 12]
+        """Whether what follows a newline ending at `at` continues the message: the next
+        line that is not blank (a chained traceback has blank lines) starts no message.
+        While too little follows to tell, the message is held (self.holding) unless
+        settling."""
+        start = _BLANK_LINES.match(self._buffer, at).end()
+        following = self._buffer[start:start + 12]
         if not following or _TOO_SHORT.fullmatch(following):
             self.holding = not self._settling
             return self.holding
-        return not (following[:1] in b"\r\n\x00" or _MESSAGE_START.match(following))
+        return not (following[:1] == b"\x00" or _MESSAGE_START.match(following))
 
     def _drop_rest(self) -> bool:
         """Drop what the buffer holds of a cut message; whether all of it is gone."""
@@ -146,10 +158,17 @@ class StreamFramer:
             del buffer[:dropped]
             self._drop_bytes -= dropped
             return not self._drop_bytes
-        match = self._end.search(buffer)
-        del buffer[:match.end() if match else len(buffer)]
-        self._drop_line = match is None
-        return not self._drop_line
+        self.holding = False
+        match = self._terminator(buffer, self._drop_continued)
+        if match is None:
+            # All of it goes, but a held newline, which the next bytes decide on.
+            kept = self._searched if self.holding else len(buffer)
+            del buffer[:kept]
+            self._searched = 0
+            return False
+        del buffer[:match.end()]
+        self._drop_line, self._searched = False, 0
+        return True
 
     def _counted_frame(self, length: int, start: int) -> bytes | None:
         """The message of `length` bytes from `start`, once all of it (or as much as is

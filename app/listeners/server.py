@@ -28,8 +28,9 @@ READ_BYTES = 64 * 1024
 # How long stopping waits for open TCP connections to hand over what they received.
 CLOSE_SECONDS = 2.0
 # How long a message that ended with a newline waits for a next line that may continue it
-# (a traceback sent in several packets) before it is taken as whole.
-SETTLE_SECONDS = 0.2
+# (a traceback sent in several packets) before it is taken as whole: past a lost packet's
+# resending (at least 0.2 s).
+SETTLE_SECONDS = 0.5
 # Parses one message (bytes) from a peer (its IP address) into log objects.
 Handler = Callable[[bytes, str | None], list]
 # The request line of an HTTP request: a connection that starts with one is a browser (or
@@ -117,11 +118,7 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         first, arrived = True, datetime.now(UTC)
         try:
             while True:
-                try:
-                    data = await (asyncio.wait_for(reader.read(READ_BYTES), SETTLE_SECONDS)
-                                  if frames.holding else reader.read(READ_BYTES))
-                except TimeoutError:
-                    data = None  # the sender paused after a newline: its message is whole
+                data = await _next_read(reader, frames.holding)
                 if data == b"":
                     break
                 if data is not None:
@@ -136,9 +133,11 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
                     log.warning("cut %d message(s) from %s at %d bytes", frames.cut - cut,
                                 peer, MAX_FRAME_BYTES)
                 await batcher.room()
-            last = frames.flush()
-            if last is not None and not (first and _refused_as_http(last, peer)):
-                batcher.add(_safely(handle, last, peer, datetime.now(UTC)), lossless=True)
+            for frame in frames.flush():
+                if first and _refused_as_http(frame, peer):
+                    return
+                first = False
+                batcher.add(_safely(handle, frame, peer, arrived), lossless=True)
         except ConnectionError:
             pass
         finally:
@@ -146,6 +145,22 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
             writer.close()
 
     return serve
+
+
+async def _next_read(reader: asyncio.StreamReader, holding: bool) -> bytes | None:
+    """The next bytes from the sender (b"" once it closed); None when a message is held
+    and SETTLE_SECONDS pass without them: the sender paused, its message is whole."""
+    if not holding:
+        return await reader.read(READ_BYTES)
+    read = asyncio.ensure_future(reader.read(READ_BYTES))
+    done, _ = await asyncio.wait({read}, timeout=SETTLE_SECONDS)
+    if read not in done:
+        read.cancel()  # a cancelled read leaves what it had not returned in the reader
+        try:
+            return await read  # it finished just before it was cancelled
+        except asyncio.CancelledError:
+            return None
+    return read.result()  # the socket's own errors, a timeout among them, end the connection
 
 
 def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
