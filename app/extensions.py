@@ -112,14 +112,16 @@ def redis_client(url: str) -> redis.Redis:
     """A Redis client for requests and jobs.
 
     A Redis that stops answering must not hang requests that use it only for extras
-    (app/redis_extras.py): short timeouts, and one retry, which reconnects a pooled
-    connection that a Redis restart closed (so no health-check PING before use, which
-    would double each wait). redis-py's default, three retries with backoff, made each
-    call wait about 9 s on a silent Redis even with 0.5 s timeouts. RQ's worker
-    lengthens the read timeout of its own connection for its blocking reads.
+    (app/redis_extras.py): short timeouts, and one retry after a connection error, which
+    reconnects a pooled connection that a Redis restart closed (so no health-check PING
+    before use, which would double each wait). Not after a timeout: the command may have
+    run (an INCR counted twice, a job queued twice). redis-py's default, three retries
+    with backoff, made each call wait about 9 s on a silent Redis even with 0.5 s
+    timeouts. The RQ worker waits for jobs on a connection of its own (worker.py).
     """
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2,
-                                retry=Retry(NoBackoff(), 1))
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=2,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
 
 
 def init_redis(app: Flask) -> None:

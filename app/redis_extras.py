@@ -24,11 +24,11 @@ T = TypeVar("T")
 _skip_until = 0.0
 
 
-def try_redis(what: str, call: Callable[[], T], fallback: T, always: bool = False) -> T:
-    """call(), or fallback when Redis failed for it or (unless `always`, for what is
-    worth a wait: sign-in limits) could not be reached within the last spell."""
+def try_redis(what: str, call: Callable[[], T], fallback: T) -> T:
+    """call(), or fallback when Redis failed for it or could not be reached within the
+    last spell."""
     global _skip_until
-    if not always and time.monotonic() < _skip_until:
+    if time.monotonic() < _skip_until:
         return fallback
     try:
         return call()

@@ -180,11 +180,14 @@ def now_per_test(request, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def redis_extras_tried_again(monkeypatch):
-    """Each test starts with Redis's extras tried again, whatever failure a test before
-    it staged (app/redis_extras.py skips them for a spell after one)."""
+    """Each test starts with Redis's extras tried again, and no counts of the process's
+    own, whatever failure a test before it staged (app/redis_extras.py skips them for a
+    spell after one, and rate limits count in the process meanwhile)."""
     from app import redis_extras
+    from app.security import ratelimit
 
     monkeypatch.setattr(redis_extras, "_skip_until", 0.0)
+    monkeypatch.setattr(ratelimit, "_here", {})
 
 
 @pytest.fixture(autouse=True)

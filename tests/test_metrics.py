@@ -138,8 +138,8 @@ def test_a_hanging_redis_costs_one_timeout_per_spell_not_four_per_request(
                 assert post_logs(client, lines).status_code == 202
                 took.append(time.monotonic() - started)
         hanging.close()
-    # One call's timeout and its one retry (2 s each), then nothing more to wait for
-    # (each bound far from the next: four calls of that, or one more timeout).
-    assert 3 < took[0] < 10 and max(took[1:]) < 1.5, took
+    # One call's 2 s timeout (not retried: the command may have run), then nothing more
+    # to wait for (each bound far from the next: four calls of that, or one more timeout).
+    assert 1.5 < took[0] < 6 and max(took[1:]) < 1.5, took
     assert len([r for r in caplog.records if r.name == "app.redis_extras"]) == 1
     assert scalar("SELECT count(*) FROM logs.entries") == 3

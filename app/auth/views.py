@@ -53,9 +53,7 @@ def login():
     if not csrf_ok():
         return render_template("auth/login.html", error="The form expired; please try again.",
                                next=request.form.get("next", "")), 400
-    # Asked even while Redis's other extras are skipped: a spell without these limits
-    # would let passwords be tried without end.
-    waits = [hit(key, limit, LOGIN_WINDOW, always=True) for key in keys]
+    waits = [hit(key, limit, LOGIN_WINDOW) for key in keys]
     if any(waits):
         response = render_template("auth/login.html", next=request.form.get("next", ""),
                                    error="Too many attempts; try again later.")

@@ -1,14 +1,20 @@
-"""Fixed-window counters in Redis: login attempts and requests per token.
+"""Fixed-window counters: login attempts and requests per token.
 
-When Redis is down the limits are not enforced: logging in and sending logs matter more
-than counting them (app/redis_extras.py).
+They live in Redis, shared by every process. While Redis cannot be reached (or skipped,
+app/redis_extras.py), each process counts on its own instead: the limits still hold, per
+process, and signing in or sending logs never waits on a Redis that is away.
 """
 
+import threading
 import time
 
 from flask import current_app
 
 from app.redis_extras import try_redis
+
+# Counts of this process, kept while Redis is away: key -> [count, expires at].
+_here: dict[str, list] = {}
+_here_lock = threading.Lock()
 
 
 def _key(name: str, window: int) -> str:
@@ -25,12 +31,24 @@ def _count(key: str, window_seconds: int) -> int:
     return count
 
 
-def hit(name: str, limit: int, window_seconds: int, always: bool = False) -> int:
-    """Count one event; 0 if within the limit, else seconds until the window ends. With
-    `always`, Redis is asked even while other extras skip it (sign-in attempts)."""
+def _count_here(key: str, window_seconds: int, change: int = 1) -> int:
+    """Change this process's own counter of a window; its new value."""
+    now = time.monotonic()
+    with _here_lock:
+        for old in [k for k, (_, expires) in _here.items() if expires <= now]:
+            del _here[old]
+        entry = _here.setdefault(key, [0, now + window_seconds + 1])
+        entry[0] = max(entry[0] + change, 0)
+        return entry[0]
+
+
+def hit(name: str, limit: int, window_seconds: int) -> int:
+    """Count one event; 0 if within the limit, else seconds until the window ends."""
     window = int(time.time() // window_seconds)
-    count = try_redis("rate limit", lambda: _count(_key(name, window), window_seconds), 0,
-                      always)
+    key = _key(name, window)
+    count = try_redis("rate limit", lambda: _count(key, window_seconds), None)
+    if count is None:
+        count = _count_here(key, window_seconds)
     if count <= limit:
         return 0
     return max(1, int((window + 1) * window_seconds - time.time()) + 1)
@@ -39,7 +57,9 @@ def hit(name: str, limit: int, window_seconds: int, always: bool = False) -> int
 def clear(name: str, window_seconds: int) -> None:
     """Forget the current window's count (after a successful login)."""
     key = _key(name, int(time.time() // window_seconds))
-    try_redis("rate limit", lambda: current_app.redis.delete(key), None, always=True)
+    with _here_lock:
+        _here.pop(key, None)
+    try_redis("rate limit", lambda: current_app.redis.delete(key), None)
 
 
 # DECR only a count that exists: a window that ended meanwhile is not given a count of -1
@@ -51,5 +71,6 @@ def take_back(name: str, window_seconds: int) -> None:
     """Uncount one event of the current window (a sign-in that succeeded: only failures
     count against an address)."""
     key = _key(name, int(time.time() // window_seconds))
-    try_redis("rate limit", lambda: current_app.redis.eval(_TAKE_BACK, 1, key), None,
-              always=True)
+    if key in _here:
+        _count_here(key, window_seconds, -1)
+    try_redis("rate limit", lambda: current_app.redis.eval(_TAKE_BACK, 1, key), None)
