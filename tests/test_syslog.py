@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -139,7 +140,7 @@ def test_blank_lines_and_read_boundaries_do_not_split_a_traceback():
     assert framer.feed(chained + b"<14>app: after\x00") == [chained[:-1], b"<14>app: after"]
     big = b"<11>app: big\n" + (b"  File \"x.py\", line 1, in f" + b"." * 40 + b"\n") * 20
     stream = big + b"ValueError: end\x00<11>app: next\x00"
-    for read in (10_000, 333, len(stream)):
+    for read in (1, 7, 64, 333, len(stream)):
         framer = StreamFramer(b"\n\x00", octet_counting=True, max_frame=500,
                               continued_lines=True)
         frames = [frame for i in range(0, len(stream), read)
@@ -147,6 +148,31 @@ def test_blank_lines_and_read_boundaries_do_not_split_a_traceback():
         frames += framer.flush()
         assert [frame[:12] for frame in frames] == [b"<11>app: big", b"<11>app: nex"], read
         assert len(frames[0]) == 500 and framer.cut == 1
+
+
+def test_a_run_of_blank_lines_ends_a_message_and_is_not_held():
+    """A traceback has one blank line at a time: a run of them ends the message, so a
+    sender of newlines holds neither memory nor the message; and what follows a held
+    message's newline does not count towards its size."""
+    framer = syslog_framer()
+    assert framer.feed(b"<13>x\n") == [] and framer.holding
+    assert framer.feed(b"\n" * 100_000) == [b"<13>x"] and not framer.holding
+    assert len(framer._buffer) == 0
+    framer = StreamFramer(b"\n\x00", octet_counting=True, max_frame=20, continued_lines=True)
+    message = b"<13>" + b"a" * 15
+    assert framer.feed(message + b"\n\n") == []
+    assert framer.feed(b"<13>next\n") + framer.settle() == [message, b"<13>next"]
+    assert framer.cut == 0
+
+
+def test_a_connection_reset_keeps_the_message_it_held(listener):
+    """A sender that resets the connection after a whole line: the line is stored."""
+    sock = socket.create_connection(("127.0.0.1", listener.settings.syslog_tcp))
+    sock.sendall(b"<14>app: the last words\n")
+    time.sleep(0.1)  # read, and held for a next line that could continue it
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # with SO_LINGER 0: a reset, not a close
+    assert [line["message"] for line in wait_for(1)] == ["the last words"]
 
 
 def test_only_a_syslog_message_goes_on_over_lines_and_closing_ends_a_held_one():

@@ -26,8 +26,10 @@ _PRIORITY = re.compile(rb"<\d{1,3}>")
 _MESSAGE_START = re.compile(rb"<\d|\d{1,10} <")
 # Too little to tell yet: "<", digits, digits and a space.
 _TOO_SHORT = re.compile(rb"<|\d{1,10} ?")
-# Blank lines, which neither end nor start a message.
+# Blank lines, which neither end nor start a message; this many bytes of them do end it
+# (a traceback has one at a time), and bound what is looked at and held for a decision.
 _BLANK_LINES = re.compile(rb"[\r\n]*")
+MAX_BLANK = 8
 
 
 class StreamFramer:
@@ -107,7 +109,8 @@ class StreamFramer:
         continued = self._continued_lines and bool(_PRIORITY.match(buffer))
         match = self._terminator(buffer, continued)
         if match is None:
-            if len(buffer) > self._max_frame:
+            # A held message ends at its newline: what came after it is not part of it.
+            if (self._searched if self.holding else len(buffer)) > self._max_frame:
                 self._drop_line, self._drop_continued = True, continued
                 self.holding = False
                 self.cut += 1
@@ -143,7 +146,9 @@ class StreamFramer:
         line that is not blank (a chained traceback has blank lines) starts no message.
         While too little follows to tell, the message is held (self.holding) unless
         settling."""
-        start = _BLANK_LINES.match(self._buffer, at).end()
+        start = _BLANK_LINES.match(self._buffer, at, at + MAX_BLANK).end()
+        if start - at >= MAX_BLANK:
+            return False
         following = self._buffer[start:start + 12]
         if not following or _TOO_SHORT.fullmatch(following):
             self.holding = not self._settling

@@ -116,30 +116,32 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
         frames = framer()
         connections[asyncio.current_task()] = writer
         first, arrived = True, datetime.now(UTC)
-        try:
-            while True:
-                data = await _next_read(reader, frames.holding)
-                if data == b"":
-                    break
-                if data is not None:
-                    arrived = datetime.now(UTC)
-                cut = frames.cut
-                for frame in frames.settle() if data is None else frames.feed(data):
-                    if first and _refused_as_http(frame, peer):
-                        return
-                    first = False
-                    batcher.add(_safely(handle, frame, peer, arrived), lossless=True)
-                if frames.cut > cut:
-                    log.warning("cut %d message(s) from %s at %d bytes", frames.cut - cut,
-                                peer, MAX_FRAME_BYTES)
-                await batcher.room()
-            for frame in frames.flush():
+
+        def queue(received: list[bytes]) -> bool:
+            """Queue messages; False when the connection turned out to speak HTTP."""
+            nonlocal first
+            for frame in received:
                 if first and _refused_as_http(frame, peer):
-                    return
+                    return False
                 first = False
                 batcher.add(_safely(handle, frame, peer, arrived), lossless=True)
-        except ConnectionError:
-            pass
+            return True
+
+        try:
+            try:
+                while (data := await _next_read(reader, frames.holding)) != b"":
+                    if data is not None:
+                        arrived = datetime.now(UTC)
+                    cut = frames.cut
+                    if not queue(frames.settle() if data is None else frames.feed(data)):
+                        return
+                    if frames.cut > cut:
+                        log.warning("cut %d message(s) from %s at %d bytes",
+                                    frames.cut - cut, peer, MAX_FRAME_BYTES)
+                    await batcher.room()
+            except OSError:
+                pass  # reset, or timed out: what came before is kept
+            queue(frames.flush())
         finally:
             connections.pop(asyncio.current_task(), None)
             writer.close()
@@ -153,14 +155,18 @@ async def _next_read(reader: asyncio.StreamReader, holding: bool) -> bytes | Non
     if not holding:
         return await reader.read(READ_BYTES)
     read = asyncio.ensure_future(reader.read(READ_BYTES))
-    done, _ = await asyncio.wait({read}, timeout=SETTLE_SECONDS)
-    if read not in done:
-        read.cancel()  # a cancelled read leaves what it had not returned in the reader
-        try:
-            return await read  # it finished just before it was cancelled
-        except asyncio.CancelledError:
-            return None
-    return read.result()  # the socket's own errors, a timeout among them, end the connection
+    try:
+        done, _ = await asyncio.wait({read}, timeout=SETTLE_SECONDS)
+    finally:
+        # On the timeout, or this task cancelled, no read goes on without it (a cancelled
+        # read leaves what it had not returned in the reader).
+        read.cancel()
+    if read in done:
+        return read.result()  # the socket's own errors, a timeout among them, end the loop
+    try:
+        return await read  # it finished just before it was cancelled
+    except asyncio.CancelledError:
+        return None
 
 
 def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
