@@ -332,6 +332,34 @@ def test_sign_in_limits_hold_while_redis_extras_are_skipped(app, browser, monkey
     assert redis_extras._skip_until == 0.0
 
 
+def test_guesses_refused_at_an_address_do_not_count_against_the_name(app, monkeypatch):
+    """Once an address is over its limit its attempts are refused uncounted for the names
+    they try: they cannot lock a person out of other places too."""
+    monkeypatch.setitem(app.config, "LOGDASH_LOGIN_ATTEMPTS", 3)
+    create_user("ada", PASSWORD, "admin")
+    attacker = _from_address(app, "203.0.113.7")
+    assert [sign_in(attacker, "bob", "guess").status_code for _ in range(3)] == [401] * 3
+    assert [sign_in(attacker, "ada", "guess").status_code for _ in range(3)] == [429] * 3
+    assert sign_in(_from_address(app, "198.51.100.40"), "ada").status_code == 302
+
+
+def test_counts_kept_by_the_process_are_bounded(app, monkeypatch):
+    """While Redis is away, whoever varies names cannot grow a process's counts without
+    end: past the bound a new name goes uncounted, the names counted so far still are."""
+    import time
+
+    from app import redis_extras
+    from app.security import ratelimit
+
+    monkeypatch.setattr(redis_extras, "_skip_until", time.monotonic() + 30)
+    monkeypatch.setattr(ratelimit, "MAX_HERE", 5)
+    with app.test_request_context():
+        assert [ratelimit.hit(f"name{i}", 1, 60) for i in range(5)] == [0] * 5
+        assert ratelimit.hit("name0", 1, 60) > 0
+        assert [ratelimit.hit("one more", 1, 60) for _ in range(3)] == [0] * 3
+    assert sum(len(counts) for counts in ratelimit._here.values()) == 5
+
+
 def _from_address(app, address: str):
     """A browser connecting from `address`."""
     browser = app.test_client()

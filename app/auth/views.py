@@ -49,11 +49,14 @@ def login():
     device = _known_device(username)
     address = f"login-ip:{request.remote_addr}"
     person = f"login-device:{device}" if device else f"login-user:{name}"
-    keys = [address, person]
     if not csrf_ok():
         return render_template("auth/login.html", error="The form expired; please try again.",
                                next=request.form.get("next", "")), 400
-    waits = [hit(key, limit, LOGIN_WINDOW) for key in keys]
+    # The person's count is not touched once the address is over its limit: guesses
+    # from one place must not lock a name out of everywhere else.
+    waits = [hit(address, limit, LOGIN_WINDOW)]
+    if not waits[0]:
+        waits.append(hit(person, limit, LOGIN_WINDOW))
     if any(waits):
         response = render_template("auth/login.html", next=request.form.get("next", ""),
                                    error="Too many attempts; try again later.")

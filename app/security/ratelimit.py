@@ -12,9 +12,13 @@ from flask import current_app
 
 from app.redis_extras import try_redis
 
-# Counts of this process, kept while Redis is away: key -> [count, expires at].
-_here: dict[str, list] = {}
+# Counts of this process, kept while Redis is away: (window length, window) -> {key:
+# count}. Past windows go whole; a window holds at most MAX_HERE keys (whoever varies
+# names or addresses must not grow a process's memory without end): beyond, a new key is
+# not counted.
+_here: dict[tuple[int, int], dict[str, int]] = {}
 _here_lock = threading.Lock()
+MAX_HERE = 50_000
 
 
 def _key(name: str, window: int) -> str:
@@ -31,15 +35,16 @@ def _count(key: str, window_seconds: int) -> int:
     return count
 
 
-def _count_here(key: str, window_seconds: int, change: int = 1) -> int:
+def _count_here(key: str, window_seconds: int, window: int, change: int = 1) -> int:
     """Change this process's own counter of a window; its new value."""
-    now = time.monotonic()
     with _here_lock:
-        for old in [k for k, (_, expires) in _here.items() if expires <= now]:
+        for old in [w for w in _here if w[0] == window_seconds and w[1] < window]:
             del _here[old]
-        entry = _here.setdefault(key, [0, now + window_seconds + 1])
-        entry[0] = max(entry[0] + change, 0)
-        return entry[0]
+        counts = _here.setdefault((window_seconds, window), {})
+        if key not in counts and len(counts) >= MAX_HERE:
+            return 0
+        counts[key] = max(counts.get(key, 0) + change, 0)
+        return counts[key]
 
 
 def hit(name: str, limit: int, window_seconds: int) -> int:
@@ -48,7 +53,7 @@ def hit(name: str, limit: int, window_seconds: int) -> int:
     key = _key(name, window)
     count = try_redis("rate limit", lambda: _count(key, window_seconds), None)
     if count is None:
-        count = _count_here(key, window_seconds)
+        count = _count_here(key, window_seconds, window)
     if count <= limit:
         return 0
     return max(1, int((window + 1) * window_seconds - time.time()) + 1)
@@ -56,9 +61,10 @@ def hit(name: str, limit: int, window_seconds: int) -> int:
 
 def clear(name: str, window_seconds: int) -> None:
     """Forget the current window's count (after a successful login)."""
-    key = _key(name, int(time.time() // window_seconds))
+    window = int(time.time() // window_seconds)
+    key = _key(name, window)
     with _here_lock:
-        _here.pop(key, None)
+        _here.get((window_seconds, window), {}).pop(key, None)
     try_redis("rate limit", lambda: current_app.redis.delete(key), None)
 
 
@@ -70,7 +76,8 @@ _TAKE_BACK = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr
 def take_back(name: str, window_seconds: int) -> None:
     """Uncount one event of the current window (a sign-in that succeeded: only failures
     count against an address)."""
-    key = _key(name, int(time.time() // window_seconds))
-    if key in _here:
-        _count_here(key, window_seconds, -1)
+    window = int(time.time() // window_seconds)
+    key = _key(name, window)
+    if key in _here.get((window_seconds, window), {}):
+        _count_here(key, window_seconds, window, -1)
     try_redis("rate limit", lambda: current_app.redis.eval(_TAKE_BACK, 1, key), None)
