@@ -165,14 +165,26 @@ def test_a_run_of_blank_lines_ends_a_message_and_is_not_held():
     assert framer.cut == 0
 
 
-def test_a_connection_reset_keeps_the_message_it_held(listener):
-    """A sender that resets the connection after a whole line: the line is stored."""
-    sock = socket.create_connection(("127.0.0.1", listener.settings.syslog_tcp))
-    sock.sendall(b"<14>app: the last words\n")
-    time.sleep(0.1)  # read, and held for a next line that could continue it
+def reset_after(port: int, data: bytes, pause: float) -> None:
+    """Send data, wait, then reset the connection (SO_LINGER 0) rather than close it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(data)
+    time.sleep(pause)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()  # with SO_LINGER 0: a reset, not a close
-    assert [line["message"] for line in wait_for(1)] == ["the last words"]
+    sock.close()
+
+
+@pytest.mark.parametrize("pause", [0.1, 0])
+def test_a_connection_reset_keeps_the_whole_messages_before_it(listener, pause):
+    """A sender that resets the connection: its whole lines are stored, whether they were
+    read before the reset (and held for a next line) or arrive with it; the part of a
+    line it was still sending is not stored as if whole."""
+    reset_after(listener.settings.syslog_tcp,
+                b"<14>app: first words\n<14>app: the last words\n<14>app: cut off mi",
+                pause)
+    wait_for(2)
+    time.sleep(0.7)  # past the pause that would settle anything still held
+    assert [line["message"] for line in stored()] == ["first words", "the last words"]
 
 
 def test_only_a_syslog_message_goes_on_over_lines_and_closing_ends_a_held_one():

@@ -57,6 +57,10 @@ def login():
     waits = [hit(address, limit, LOGIN_WINDOW)]
     if not waits[0]:
         waits.append(hit(person, limit, LOGIN_WINDOW))
+        if waits[1]:
+            # Nor is the address's, once the name is: whoever keeps a name locked must
+            # not use up the limit of the place its owner tries from.
+            take_back(address, LOGIN_WINDOW)
     if any(waits):
         response = render_template("auth/login.html", next=request.form.get("next", ""),
                                    error="Too many attempts; try again later.")

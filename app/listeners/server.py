@@ -139,9 +139,12 @@ def stream_server(handle: Handler, batcher: Batcher, framer: Callable[[], Stream
                         log.warning("cut %d message(s) from %s at %d bytes",
                                     frames.cut - cut, peer, MAX_FRAME_BYTES)
                     await batcher.room()
+                cut_off = getattr(reader, "reset", False)
             except OSError:
-                pass  # reset, or timed out: what came before is kept
-            queue(frames.flush())
+                cut_off = True
+            # Closed, the sender's last bytes are its last message; cut off (a reset), only
+            # whole ones are kept, not the part of one it was sending.
+            queue(frames.settle() if cut_off else frames.flush())
         finally:
             connections.pop(asyncio.current_task(), None)
             writer.close()
@@ -166,7 +169,38 @@ async def _next_read(reader: asyncio.StreamReader, holding: bool) -> bytes | Non
     try:
         return await read  # it finished just before it was cancelled
     except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():
+            raise  # this task is being cancelled too, not just the read
         return None
+
+
+class _Reader(asyncio.StreamReader):
+    """A connection's stream; `reset` once it was cut off rather than closed."""
+
+    reset = False
+
+
+class _ResetEndsTheStream(asyncio.StreamReaderProtocol):
+    """A connection reset (or a socket timeout) ends the stream as a close does, so the
+    bytes received before it are still read (asyncio would raise before returning them)."""
+
+    def __init__(self, reader: _Reader, connected) -> None:
+        """Feed `reader`; call `connected` with each connection's reader and writer."""
+        super().__init__(reader, connected)
+        self._stream = reader
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Mark a reset, and end the stream as if closed."""
+        if isinstance(exc, OSError):
+            self._stream.reset, exc = True, None
+        super().connection_lost(exc)
+
+
+async def start_stream_server(serve, host: str, port: int) -> asyncio.Server:
+    """asyncio.start_server, but a reset keeps what came before it readable."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: _ResetEndsTheStream(_Reader(limit=READ_BYTES), serve), host, port)
 
 
 def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
@@ -226,9 +260,9 @@ class Listener:
     async def _tcp(self, name: str, port: int, handle: Handler, receiver: str,
                    framer: Callable[[], StreamFramer]) -> None:
         """Bind one TCP receiver."""
-        server = await asyncio.start_server(
+        server = await start_stream_server(
             stream_server(handle, self._batcher(receiver), framer, self._connections),
-            self.settings.bind, port, limit=READ_BYTES)
+            self.settings.bind, port)
         self._closers.append(server)
         self.addresses[name] = server.sockets[0].getsockname()[:2]
 

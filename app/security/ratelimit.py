@@ -7,18 +7,20 @@ process, and signing in or sending logs never waits on a Redis that is away.
 
 import threading
 import time
+import zlib
 
 from flask import current_app
 
 from app.redis_extras import try_redis
 
 # Counts of this process, kept while Redis is away: (window length, window) -> {key:
-# count}. Past windows go whole; a window holds at most MAX_HERE keys (whoever varies
-# names or addresses must not grow a process's memory without end): beyond, a new key is
-# not counted.
+# count}. Past windows go whole. A window holds at most MAX_HERE keys of their own
+# (whoever varies names or addresses must not grow a process's memory without end);
+# beyond, new keys share OVERFLOW counters: counted too high, never not at all.
 _here: dict[tuple[int, int], dict[str, int]] = {}
 _here_lock = threading.Lock()
 MAX_HERE = 50_000
+OVERFLOW = 4096
 
 
 def _key(name: str, window: int) -> str:
@@ -42,7 +44,7 @@ def _count_here(key: str, window_seconds: int, window: int, change: int = 1) -> 
             del _here[old]
         counts = _here.setdefault((window_seconds, window), {})
         if key not in counts and len(counts) >= MAX_HERE:
-            return 0
+            key = f"overflow:{zlib.crc32(key.encode()) % OVERFLOW}"
         counts[key] = max(counts.get(key, 0) + change, 0)
         return counts[key]
 
