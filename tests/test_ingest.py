@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from app.extensions import db
 from app.grouping import fingerprint, template_of
 from app.models import Entry
+from tests import test_browser
 from tests.helpers import finishes_during_a_long_read, ndjson, post_logs, scalar
 
 
@@ -692,15 +693,9 @@ def test_overlong_idempotency_key_is_400(client):
     assert "Idempotency-Key" in response.json["error"]
 
 
-@pytest.fixture(scope="module")
-def gunicorn(postgres_admin_url, redis_url, queue_prefix, tmp_path_factory):
-    """The Procfile's web process, whose request bodies are what the socket gave."""
-    from tests.test_browser import Web
-
-    server = Web(postgres_admin_url, redis_url, f"{queue_prefix}-bodies",
-                 tmp_path_factory.mktemp("gunicorn") / "web.log")
-    yield server
-    server.stop()
+# The Procfile's web process (gunicorn), whose request bodies are what the socket gave:
+# test_browser.py's, module-scoped, on a database of its own.
+web = test_browser.web
 
 
 def post_head(server, length: int) -> bytes:
@@ -723,25 +718,25 @@ def read_answer(sock) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def test_a_body_cut_short_is_refused_whole(gunicorn):
+def test_a_body_cut_short_is_refused_whole(web):
     """A sender that stops half-way gets a 400 and nothing of its body is stored: its
     retry of the whole must not store the first half twice."""
     import socket
 
     body = b"".join(b'{"service":"cut","message":"line %d"}\n' % i for i in range(100))
-    port = int(gunicorn.url.rsplit(":", 1)[1])
+    port = int(web.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(post_head(gunicorn, len(body)) + body[:len(body) // 2])
+        sock.sendall(post_head(web, len(body)) + body[:len(body) // 2])
         sock.shutdown(socket.SHUT_WR)
         answer = read_answer(sock)
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert b"Content-Length announced; nothing was stored" in answer
-    assert gunicorn.totals()["total"] == 0
-    gunicorn.ingest([json.loads(line) for line in body.splitlines()])
-    assert gunicorn.totals()["total"] == 100
+    assert web.totals()["total"] == 0
+    web.ingest([json.loads(line) for line in body.splitlines()])
+    assert web.totals()["total"] == 100
 
 
-def test_a_slow_body_holds_no_database_connection(gunicorn):
+def test_a_slow_body_holds_no_database_connection(web):
     """While a sender trickles its body, no pooled connection waits in a transaction for
     it: sixty such senders would leave every page and batch without one."""
     import socket
@@ -749,17 +744,17 @@ def test_a_slow_body_holds_no_database_connection(gunicorn):
     import psycopg
 
     body = b'{"service":"slow","message":"at last"}\n'
-    port = int(gunicorn.url.rsplit(":", 1)[1])
+    port = int(web.url.rsplit(":", 1)[1])
     # The token's last use is now fresh: checking it again writes (and commits) nothing,
     # so its lookup's transaction is what the slow request would hold.
-    gunicorn.ingest([{"service": "slow", "message": "first"}])
+    web.ingest([{"service": "slow", "message": "first"}])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(post_head(gunicorn, len(body)) + body[:10])
+        sock.sendall(post_head(web, len(body)) + body[:10])
         time.sleep(1)  # the request has been read up to its body and waits for the rest
-        with psycopg.connect(gunicorn.admin_url, autocommit=True) as conn:
+        with psycopg.connect(web.admin_url, autocommit=True) as conn:
             waiting = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-                " AND state = 'idle in transaction'", (gunicorn.database,)).fetchone()[0]
+                " AND state = 'idle in transaction'", (web.database,)).fetchone()[0]
         sock.sendall(body[10:])
         answer = read_answer(sock)
     assert waiting == 0
