@@ -78,18 +78,18 @@ class Config:
             "pool_pre_ping": True,
             # gunicorn runs many threads per worker; give them connections, and give up
             # quickly (503) rather than queueing requests for half a minute.
-            "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10),
-            "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20),
+            "pool_size": _int("LOGDASH_DB_POOL_SIZE", 10, 1),
+            "max_overflow": _int("LOGDASH_DB_MAX_OVERFLOW", 20, 0),
             "pool_timeout": _int("LOGDASH_DB_POOL_TIMEOUT", 10, 1),
             "connect_args": {"connect_timeout": _int("LOGDASH_DB_CONNECT_TIMEOUT", 5, 1)},
         }
-        self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024)
+        self.MAX_CONTENT_LENGTH = _int("LOGDASH_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024)
         self.LOGDASH_MAX_BODY_BYTES = self.MAX_CONTENT_LENGTH
-        self.LOGDASH_MAX_LINES_PER_REQUEST = _int("LOGDASH_MAX_LINES_PER_REQUEST", 50_000)
+        self.LOGDASH_MAX_LINES_PER_REQUEST = _int("LOGDASH_MAX_LINES_PER_REQUEST", 50_000, 1)
         self.LOGDASH_MAX_MESSAGE_BYTES = _int("LOGDASH_MAX_MESSAGE_BYTES", 32 * 1024, low=64)
-        self.LOGDASH_MAX_ATTRIBUTES = _int("LOGDASH_MAX_ATTRIBUTES", 100)
-        self.LOGDASH_MAX_ATTRIBUTE_DEPTH = _int("LOGDASH_MAX_ATTRIBUTE_DEPTH", 8)
-        self.LOGDASH_MAX_ATTRIBUTE_CHARS = _int("LOGDASH_MAX_ATTRIBUTE_CHARS", 64 * 1024)
+        self.LOGDASH_MAX_ATTRIBUTES = _int("LOGDASH_MAX_ATTRIBUTES", 100, 0)
+        self.LOGDASH_MAX_ATTRIBUTE_DEPTH = _int("LOGDASH_MAX_ATTRIBUTE_DEPTH", 8, 1)
+        self.LOGDASH_MAX_ATTRIBUTE_CHARS = _int("LOGDASH_MAX_ATTRIBUTE_CHARS", 64 * 1024, 64)
         self.LOGDASH_MAX_SERVICES = _int("LOGDASH_MAX_SERVICES", 1000, 0)
         self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30, 1, DAYS_MAX)
         self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24, 0, DAYS_MAX * 24)
@@ -137,8 +137,8 @@ class Config:
         # Access: ingest without a token only where every sender is trusted (the embedded
         # run on localhost); request and sign-in limits.
         self.LOGDASH_OPEN_INGEST = _switch("LOGDASH_OPEN_INGEST", False)
-        self.LOGDASH_TOKEN_RATE_PER_MINUTE = _int("LOGDASH_TOKEN_RATE_PER_MINUTE", 1200)
-        self.LOGDASH_LOGIN_ATTEMPTS = _int("LOGDASH_LOGIN_ATTEMPTS", 10)
+        self.LOGDASH_TOKEN_RATE_PER_MINUTE = _int("LOGDASH_TOKEN_RATE_PER_MINUTE", 1200, 1)
+        self.LOGDASH_LOGIN_ATTEMPTS = _int("LOGDASH_LOGIN_ATTEMPTS", 10, 1)
         # Reverse proxies in front of the web process whose X-Forwarded-For and
         # X-Forwarded-Proto are believed (0: none; anyone could write those headers).
         # /metrics without a token, for a scraper on a private network (app.auth.access).
@@ -150,7 +150,7 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = _int("LOGDASH_SESSION_HOURS", 12, 1) * 3600
-        self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000)
+        self.LOGDASH_SEARCH_MAX_LIMIT = _int("LOGDASH_SEARCH_MAX_LIMIT", 1000, 1)
         # A text search (q) stops after the slice of time that used up this budget, and
         # answers with what it found and how far back it read (app/search).
         self.LOGDASH_SEARCH_BUDGET_MS = _int("LOGDASH_SEARCH_BUDGET_MS", 2000, 0, 600_000)

@@ -126,6 +126,12 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
     # 0 hours: every session over by the next request.
     ("LOGDASH_SESSION_HOURS", "0", "must be at least 1, got 0"),
     ("LOGDASH_RETRY_AFTER_SECONDS", "-5", "must be at least 1"),
+    # Counts and sizes that would refuse everyone: no sign-in, no request, no body.
+    ("LOGDASH_LOGIN_ATTEMPTS", "0", "must be at least 1, got 0"),
+    ("LOGDASH_TOKEN_RATE_PER_MINUTE", "0", "must be at least 1"),
+    ("LOGDASH_MAX_BODY_BYTES", "0", "must be at least 1024"),
+    # 0 is no limit at all to SQLAlchemy's pool.
+    ("LOGDASH_DB_POOL_SIZE", "0", "must be at least 1"),
     # Durations: 0 stopped the live tick (a division by zero), and is no timeout.
     ("LOGDASH_LIVE_TICK_SECONDS", "0", "must be a positive number, got '0'"),
     ("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", "-1", "must be a positive number"),
