@@ -61,6 +61,13 @@ def test_rfc5424_fields_become_service_level_host_and_attributes():
                                   "origin": {"ip": "10.0.0.1"}, "meta": {"a": ["x]y", "2"]}}
 
 
+def test_rfc5424_as_rsyslog_relays_a_bsd_message_has_no_leading_space():
+    """rsyslog's RFC 5424 template keeps the space after a BSD tag's colon in MSG: the
+    same event reads the same however it was forwarded."""
+    item = parse_syslog(b"<155>1 2026-11-28T08:20:00+00:00 vm x - - -  hello")
+    assert (item["service"], item["message"]) == ("x", "hello")
+
+
 def test_rfc5424_events_without_a_message_are_kept():
     """MSG is optional (RFC 5424 section 6.5, example 4): the structured data, or else the
     MSGID, stands for it, rather than the line being refused as empty."""
@@ -89,6 +96,8 @@ def test_rfc5424_nil_values_fall_back_to_defaults():
     (b"<11>Nov 28 06:45:08 vm app[14805] as rsyslog forwards it", "app", "vm",
      "as rsyslog forwards it"),
     (b"<11>Nov 28 06:45:08 vm Connection refused", "syslog", "vm", "Connection refused"),
+    # logger --octet-count over UDP: the count is framing, even in a datagram.
+    (b"18 <11>app: counted one", "app", "192.0.2.9", "counted one"),
     (b"<11>payments: card declined\x00", "payments", "192.0.2.9", "card declined"),
     (b"<11>just a message\n", "syslog", "192.0.2.9", "just a message"),
     (b"<13>2026-01-02T03:04:05Z host7 app: iso time", "app", "host7", "iso time"),
@@ -148,6 +157,19 @@ def test_blank_lines_and_read_boundaries_do_not_split_a_traceback():
         frames += framer.flush()
         assert [frame[:12] for frame in frames] == [b"<11>app: big", b"<11>app: nex"], read
         assert len(frames[0]) == 500 and framer.cut == 1
+
+
+@pytest.mark.parametrize("read", [1, 3, 10_000])
+def test_lines_that_only_look_like_a_message_start_continue_it(read):
+    """"<1 item>" and "12 <tag>" are text, not <PRI> nor an octet count before one: they
+    go on the message, however the bytes arrive."""
+    first = b"<11>edge: E1 html body:\n<1 item>\nend\x00"
+    second = b"<11>edge: E2 counts:\n12 <tag> rows\nend\x00"
+    stream = first + second + b"13 <14>counted!!\n"
+    framer = syslog_framer()
+    frames = [frame for i in range(0, len(stream), read)
+              for frame in framer.feed(stream[i:i + read])]
+    assert frames + framer.flush() == [first[:-1], second[:-1], b"<14>counted!!"]
 
 
 def test_a_run_of_blank_lines_ends_a_message_and_is_not_held():

@@ -23,9 +23,9 @@ _UNDECIDED = re.compile(rb"\d{1,10} ?")
 # A syslog message's start: <PRI>.
 _PRIORITY = re.compile(rb"<\d{1,3}>")
 # What starts a message on a line of its own: <PRI>, or an octet count before one.
-_MESSAGE_START = re.compile(rb"<\d|\d{1,10} <")
-# Too little to tell yet: "<", digits, digits and a space.
-_TOO_SHORT = re.compile(rb"<|\d{1,10} ?")
+_MESSAGE_START = re.compile(rb"<\d{1,3}>|\d{1,10} <\d{1,3}>")
+# The beginning of one of those, too little to tell yet ("<1", "12 <").
+_START_SO_FAR = re.compile(rb"<\d{0,3}|\d{1,10}(?: (?:<\d{0,3})?)?")
 # Blank lines, which neither end nor start a message; this many bytes of them do end it
 # (a traceback has one at a time), and bound what is looked at and held for a decision.
 _BLANK_LINES = re.compile(rb"[\r\n]*")
@@ -149,11 +149,13 @@ class StreamFramer:
         start = _BLANK_LINES.match(self._buffer, at, at + MAX_BLANK).end()
         if start - at >= MAX_BLANK:
             return False
-        following = self._buffer[start:start + 12]
-        if not following or _TOO_SHORT.fullmatch(following):
+        following = self._buffer[start:start + 16]
+        if following[:1] == b"\x00" or _MESSAGE_START.match(following):
+            return False
+        if not following or _START_SO_FAR.fullmatch(following):
             self.holding = not self._settling
             return self.holding
-        return not (following[:1] == b"\x00" or _MESSAGE_START.match(following))
+        return True
 
     def _drop_rest(self) -> bool:
         """Drop what the buffer holds of a cut message; whether all of it is gone."""

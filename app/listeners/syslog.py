@@ -19,6 +19,7 @@ DEFAULT_SERVICE = "syslog"
 NIL = "-"
 
 _PRI = re.compile(rb"<(\d{1,3})>")
+_COUNT_PREFIX = re.compile(rb"\A\d{1,10} (?=<\d{1,3}>)")
 # VERSION 1, the only one defined, then TIMESTAMP HOSTNAME APP-NAME PROCID MSGID.
 _RFC5424_HEAD = re.compile(r"1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
 _BSD_TIME = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d+)? ")
@@ -37,6 +38,8 @@ _BOM = "\ufeff"
 def parse_syslog(data: bytes, peer: str | None = None,
                  default_service: str = DEFAULT_SERVICE) -> dict:
     """Return the log object for one syslog message; `peer` is the host when none is named."""
+    # An octet count in front of a datagram (logger --octet-count over UDP) is framing.
+    data = _COUNT_PREFIX.sub(b"", data, count=1)
     priority, rest = _priority(data.rstrip(b"\r\n\x00"))
     text = rest.decode("utf-8", "replace")
     head = _RFC5424_HEAD.match(text)
@@ -66,7 +69,8 @@ def _rfc5424(head: re.Match, rest: str) -> dict:
     """The fields after VERSION: timestamp, host, app, procid, msgid, structured data, msg."""
     timestamp, host, app_name, procid, msgid = head.groups()
     structured, message = _structured_data(rest)
-    message = message.removeprefix(_BOM)
+    # rsyslog's RFC 5424 template keeps the space that followed an RFC 3164 tag's colon.
+    message = message.removeprefix(_BOM).removeprefix(" ")
     if not message.strip():
         # MSG is optional: an event told only by its structured data (RFC 5424's example 4)
         # is kept, with that data, or else its MSGID, as the text to show and group by.
