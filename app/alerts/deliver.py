@@ -21,12 +21,10 @@ from app.models import AlertConfig, AlertDelivery, AlertViolation
 STALE_PENDING = timedelta(seconds=60)
 # Seconds an alert job, a delivery among them, may run (RQ stops it then).
 ALERT_JOB_TIMEOUT = 120
-# An attempt 'sending' for longer has lost its worker: RQ stops a job at its timeout, and
-# its monitor kills a work horse that did not stop within a minute after.
-LONGEST_SEND = timedelta(seconds=ALERT_JOB_TIMEOUT + 90)
-# A 'sending' row older than this lost its worker mid-send, and is sent again (a resolved
-# notice waiting behind it waits this long).
-STALE_SENDING = LONGEST_SEND
+# An attempt 'sending' for longer has lost its worker (RQ stops a job at its timeout, and
+# its monitor kills a work horse that did not stop within a minute after), and is sent
+# again; a resolved notice waiting behind it waits this long.
+STALE_SENDING = timedelta(seconds=ALERT_JOB_TIMEOUT + 90)
 # How long after its firing notice's next attempt a resolved notice is tried again.
 FOLLOW_FIRING = timedelta(seconds=2)
 # Why a repeat is not sent: its count no longer holds, and it would reopen the episode.
@@ -163,7 +161,7 @@ def _wait_columns() -> tuple:
     lost worker's send is taken up again, else its next attempt, hold or creation."""
     now = func.now()
     in_flight = and_(AlertDelivery.status == "sending",
-                     AlertDelivery.started_at > now - LONGEST_SEND)
+                     AlertDelivery.started_at > now - STALE_SENDING)
     due = case(
         (in_flight, now),
         (AlertDelivery.status == "sending", AlertDelivery.started_at + STALE_SENDING),

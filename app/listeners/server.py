@@ -216,7 +216,8 @@ def _refused_as_http(first_frame: bytes, peer: str | None) -> bool:
 
 
 def syslog_framer() -> StreamFramer:
-    """RFC 6587 framing: octet counting, or LF (NUL for Python's SysLogHandler)."""
+    """RFC 6587 framing: octet counting, or LF (NUL for Python's SysLogHandler), with lines
+    that start no message continuing the one before."""
     return StreamFramer(b"\n\x00", octet_counting=True, max_frame=MAX_FRAME_BYTES,
                         continued_lines=True)
 
