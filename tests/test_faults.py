@@ -271,9 +271,10 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
     application, headers, base, log, web = served_by_gunicorn(
         scratch_db, redis_url, f"{queue_prefix}-gunicorn", tmp_path, "ingest")
     # Batches large and many enough that a kill finds requests in flight on the victim, and
-    # that clients still send during the later kills.
+    # that clients still send during the later kills (with 30 a client, they had once all
+    # finished after two kills, neither of which cut a request off).
     size = 500
-    work = make_batches("gk", clients=4, per_client=30, size=size)
+    work = make_batches("gk", clients=4, per_client=60, size=size)
     batches = [b for client in work for b in client]
     killed = []
 
@@ -305,12 +306,16 @@ def test_gunicorn_worker_killed_under_ingest_stores_each_batch_once(scratch_db, 
         assert not set(killed) & set(children_of(web.pid))
     finally:
         stop_process(web)
-    assert killed and cut_off() >= 1, f"no request was cut off by {len(killed)} kills"
-    assert_hang_ups_were_replayed(batches)
-    with application.app_context():
-        assert_each_batch_stored_once(batches)
-        assert scalar("SELECT count(*) FROM logs.entries") == len(batches) * size
-    close_app(application)
+    try:
+        assert killed and cut_off() >= 1, f"no request was cut off by {len(killed)} kills"
+        assert_hang_ups_were_replayed(batches)
+        with application.app_context():
+            assert_each_batch_stored_once(batches)
+            assert scalar("SELECT count(*) FROM logs.entries") == len(batches) * size
+    finally:
+        # Closed also when an assertion fails: a pool left to the garbage collector
+        # warns in whichever later test it is collected.
+        close_app(application)
 
 
 def test_stopping_gunicorn_tells_live_pages_to_reconnect_at_once(scratch_db, redis_url,
