@@ -14,6 +14,9 @@ def database_url_from(value: str) -> str:
 
 # Web threads per process that live sockets never take, by default.
 THREADS_KEPT_FOR_REQUESTS = 16
+# The fewest days of per-hour counts kept: the 30d window sums them, and retention goes by
+# whole days.
+HOURLY_DAYS_MIN = 31
 # The longest span in days any setting may give: a century, well within datetime's range.
 DAYS_MAX = 36_500
 
@@ -95,13 +98,15 @@ class Config:
         self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24, 0, DAYS_MAX * 24)
         self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3)
         # Retention per tier, in days; raw lines go by whole daily partitions. Hours are kept
-        # at least 2 days: ingest accepts lines a day less far back than they are kept.
+        # longer than the longest window (30d, read from hours), and ingest accepts lines a
+        # day less far back than they are kept.
         self.LOGDASH_RETAIN_RAW_DAYS = _int("LOGDASH_RETAIN_RAW_DAYS", 14, 1, DAYS_MAX)
         self.LOGDASH_RETAIN_MINUTE_DAYS = _int("LOGDASH_RETAIN_MINUTE_DAYS", 2, 1, DAYS_MAX)
         # Per-minute service x level counts, read by alert checks and the 7-day backtest.
         self.LOGDASH_RETAIN_MINUTE_COUNTS_DAYS = _int("LOGDASH_RETAIN_MINUTE_COUNTS_DAYS", 8, 1,
                                                       DAYS_MAX)
-        self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90, 2, DAYS_MAX)
+        self.LOGDASH_RETAIN_HOURLY_DAYS = _int("LOGDASH_RETAIN_HOURLY_DAYS", 90, HOURLY_DAYS_MIN,
+                                               DAYS_MAX)
         self.LOGDASH_RETAIN_DAILY_DAYS = _int("LOGDASH_RETAIN_DAILY_DAYS", 730, 1, DAYS_MAX)
         # How long an ingest Idempotency-Key is remembered.
         self.LOGDASH_IDEMPOTENCY_HOURS = _int("LOGDASH_IDEMPOTENCY_HOURS", 24, 1)

@@ -117,7 +117,9 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
 
 
 @pytest.mark.parametrize(("name", "value", "error"), [
-    ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 2 and 36500, got 1"),
+    ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 31 and 36500, got 1"),
+    # Fewer days than the 30d window reads would shrink its counts.
+    ("LOGDASH_RETAIN_HOURLY_DAYS", "30", "must be between 31 and 36500, got 30"),
     ("LOGDASH_RETAIN_RAW_DAYS", "0", "must be between 1 and 36500, got 0"),
     ("LOGDASH_ACCEPT_PAST_DAYS", "99999999", "must be between 1 and 36500"),
     # 0 refused every line stamped by its sender, and every line a listener stamped.

@@ -5,10 +5,12 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import text
 
+from app.config import HOURLY_DAYS_MIN
 from app.extensions import db
 from app.rollups.aggregate import aggregate_days, aggregate_hours
 from app.rollups.retention import delete_old_counts, drop_old_partitions
 from app.rollups.tiers import floor_day, floor_hour, minute_horizon
+from app.stats.windows import make_window
 from tests.helpers import finishes_during_a_long_read, post_logs, scalar
 
 NOW = datetime.now(UTC)
@@ -149,3 +151,19 @@ def test_hours_of_days_not_yet_summed_are_kept(app):
     aggregate_days(NOW)
     assert delete_old_counts(app.config, NOW)["rollup_hourly"] == 1
     assert scalar("SELECT sum(count) FROM logs.rollup_daily") == 3
+
+
+def test_the_fewest_hours_kept_still_cover_the_30d_window(client, app):
+    """At the lowest hourly retention allowed, retention takes the hours before the 30d
+    window and leaves its oldest."""
+    oldest = make_window("30d", NOW).start
+    assert post_logs(client, {"service": "a", "message": "a month ago",
+                              "timestamp": (oldest + timedelta(minutes=1)).isoformat()}
+                     ).json["accepted"] == 1
+    put("INSERT INTO logs.rollup_hourly VALUES (:h, 'a', 'info', 4)",
+        h=floor_day(oldest) - timedelta(days=2))
+    aggregate_hours(NOW)
+    aggregate_days(NOW)
+    fewest = {**app.config, "LOGDASH_RETAIN_HOURLY_DAYS": HOURLY_DAYS_MIN}
+    assert delete_old_counts(fewest, NOW)["rollup_hourly"] == 1
+    assert client.get("/api/logs/dashboard?window=30d").json["totals"]["total"] == 1
