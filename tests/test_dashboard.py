@@ -228,6 +228,31 @@ def test_a_service_that_logged_within_the_silent_minutes_is_not_silent(client):
     assert health_of(client)["edge"]["status"] == "ok"
 
 
+def test_a_line_stamped_ahead_does_not_hide_a_recent_one(client):
+    """A service's last time is a line stamped hours ahead: a line 14 minutes and some
+    seconds ago still keeps it from being silent."""
+    if datetime.now(UTC).second > 55:  # the line and the check in one minute
+        time.sleep(5)
+    line_at = floor_minute(datetime.now(UTC)) - timedelta(minutes=14, milliseconds=1)
+    ahead = datetime.now(UTC) + timedelta(hours=3)
+    assert post_logs(client, [
+        {"service": "edge", "message": "still here", "timestamp": line_at.isoformat()},
+        {"service": "edge", "message": "from the future", "timestamp": ahead.isoformat()},
+    ]).json["accepted"] == 2
+    assert health_of(client)["edge"]["status"] == "ok"
+
+
+def test_a_line_just_over_the_silent_minutes_ago_is_silent(client):
+    """The minute before the last 15 buckets is read too; a line in it that is more than 15
+    minutes old does not count as recent."""
+    if not 5 <= datetime.now(UTC).second <= 55:  # its minute is then the one before them
+        time.sleep(10)
+    line_at = datetime.now(UTC) - timedelta(minutes=15, seconds=2)
+    assert post_logs(client, {"service": "edge", "message": "last words",
+                              "timestamp": line_at.isoformat()}).json["accepted"] == 1
+    assert health_of(client)["edge"]["status"] == "silent"
+
+
 def test_an_empty_window_on_services_is_the_default_24h(client):
     """?window= with no value is the endpoint's default, as no window at all."""
     assert client.get("/api/logs/services?window=").json["window"]["name"] == "24h"

@@ -116,11 +116,12 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     now = now or datetime.now(UTC)
     hour = make_window("1h", now)
     per_service: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    recent_start = hour.buckets()[-rules.silent_minutes]  # 1 to 60, as config checks
+    # The last silent_minutes minute buckets cover less than silent_minutes by the part
+    # of now's minute gone, so the minute before them is counted too; whether a line in it
+    # was within silent_minutes, the service's last time tells.
+    buckets = hour.buckets()
+    recent_start = buckets[max(len(buckets) - rules.silent_minutes - 1, 0)]
     counts, last_seen = hour_counts(hour, recent_start, service, split)
-    # The minutes counted from recent_start on cover less than silent_minutes by the part
-    # of now's minute gone: a line in the minute before, but within them, is found by the
-    # service's last time (unless that is ahead of now, then minutes alone decide).
     quiet_since = now - timedelta(minutes=rules.silent_minutes)
     for (name, level), (count, recent) in counts.items():
         per_service[name][level] += count
@@ -130,7 +131,10 @@ def service_health(rules: HealthRules, now: datetime | None = None,
         counts = per_service[name]
         errors = sum(counts[level] for level in ERROR_LEVELS)
         seen = last_seen.get(name)
-        quiet = counts["_recent"] == 0 and not (seen and quiet_since <= seen <= now)
+        # A last time ahead of now (a line stamped ahead) says nothing of the last minutes:
+        # then they decide, and a line in the minute before them counts as recent rather
+        # than call a service silent that may not be.
+        quiet = seen < quiet_since if seen is not None and seen <= now else counts["_recent"] == 0
         status, reason = judge(errors, counts["warning"], quiet, rules)
         report.append({
             "service": name,
