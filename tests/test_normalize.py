@@ -86,6 +86,37 @@ def test_bad_timestamps_raise(given):
         parse_timestamp(given)
 
 
+@pytest.mark.parametrize(("given", "reason"), [
+    ("1e400", "finite"),  # a float that is infinity
+    ("1" + "0" * 30, "too large for epoch time"),  # digits beyond a whole number's reading
+    ("-5", "positive"),
+])
+def test_bad_epoch_text_says_what_is_wrong(given, reason):
+    """Epoch time written as text is refused for what is wrong with the number, not as an
+    unreadable time."""
+    with pytest.raises(ValueError, match=reason):
+        parse_timestamp(given)
+
+
+def deeply_nested(levels: int) -> list:
+    """An array holding an array, `levels` deep."""
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("field", ["message", "host", "logger", "trace_id"])
+def test_text_fields_nested_too_deep_are_refused_by_name(field):
+    """An object or array in a text field is kept as JSON, unless nested so deep that the
+    encoder would fail on it (990 levels did): then the line is refused, naming the field."""
+    line = {"service": "api", "message": "hi", field: deeply_nested(990)}
+    with pytest.raises(InvalidLine, match=f"{field} is nested deeper than 64 levels"):
+        normalize(line, None, LIMITS, NOW)
+    line[field] = deeply_nested(64)
+    assert normalize(line, None, LIMITS, NOW).service == "api"
+
+
 def test_normalize_picks_columns_and_keeps_the_rest_as_attributes():
     """Known keys fill columns; aliases work; everything else lands in attributes."""
     record = normalize(

@@ -20,6 +20,9 @@ HOST_KEYS = ("host", "hostname")
 
 MAX_SERVICE_CHARS = 100
 MAX_FIELD_CHARS = 255
+# Objects and arrays in a text field (a structured message) are written as JSON; nested
+# deeper than this they are refused, well before the encoder's recursion limit.
+MAX_TEXT_NESTING = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # An escaped NUL (\u0000) that is not itself behind an escaped backslash.
@@ -112,12 +115,19 @@ def first_present(raw: dict, keys: tuple[str, ...]) -> tuple[str | None, object]
     return None, None
 
 
-def _optional_text(value, limit: int = MAX_FIELD_CHARS) -> str | None:
+def _json_text(value: dict | list, field: str) -> str:
+    """An object or array given for a text field, as JSON text."""
+    if _too_deep(value, MAX_TEXT_NESTING):
+        raise InvalidLine(f"{field} is nested deeper than {MAX_TEXT_NESTING} levels")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _optional_text(value, field: str, limit: int = MAX_FIELD_CHARS) -> str | None:
     """Render an optional scalar field as clean, bounded text."""
     if value is None:
         return None
     if not isinstance(value, str):
-        value = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        value = _json_text(value, field) if isinstance(value, dict | list) else str(value)
     value = clean_text(value.strip())
     return value[:limit] or None
 
@@ -145,7 +155,8 @@ def _message(value, limit: int) -> str:
     if value is None:
         raise InvalidLine("message is required (also accepted as msg or log)")
     if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False)
+        value = (_json_text(value, "message") if isinstance(value, dict | list)
+                 else json.dumps(value, ensure_ascii=False))
     if not value.strip():
         raise InvalidLine("message is empty")
     return truncate_bytes(clean_text(value), limit)
@@ -269,9 +280,9 @@ def normalize(raw, default_service: str | None, limits: Limits, received: dateti
         service=service_name(default_service if raw.get("service") is None else raw["service"]),
         level=level,
         message=text,
-        host=_optional_text(host),
-        logger=_optional_text(raw.get("logger")),
-        trace_id=_optional_text(raw.get("trace_id"), 128),
+        host=_optional_text(host, host_key),
+        logger=_optional_text(raw.get("logger"), "logger"),
+        trace_id=_optional_text(raw.get("trace_id"), "trace_id", 128),
         attributes=_attributes(raw, used, limits),
         fingerprint=fingerprint(template),
         template=template,

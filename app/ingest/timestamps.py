@@ -31,9 +31,11 @@ def parse_timestamp(value) -> datetime:
     if (seconds := whole_number(text)) is not None:
         return _from_epoch(seconds)
     try:
-        return _from_epoch(float(text))
+        number = float(text)
     except ValueError:
-        pass
+        number = None
+    if number is not None:  # then _from_epoch's refusal names what is wrong with it
+        return _from_epoch(number)
     if text[-1] == "z":  # RFC 3339 allows a lower-case zone letter; fromisoformat does not
         text = text[:-1] + "Z"
     try:
