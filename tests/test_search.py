@@ -133,10 +133,15 @@ def test_show_one_line(client, sample):
         ("limit=0", "limit must be between 1 and 1000"),
         ("limit=1001", "limit must be between 1 and 1000"),
         ("limit=ten", "limit must be a whole number"),
+        ("limit=1_0", "limit must be a whole number"),  # int() reads it as 10
+        ("limit=-1", "limit must be a whole number"),
         ("cursor=@@@", "cursor is not one this server gave out"),
         ("cursor=bm9wZQ", "cursor is not one this server gave out"),
         # "2026-01-01T00:00:00|5": a time without a zone, which no cursor given out has.
         ("q=x&cursor=MjAyNi0wMS0wMVQwMDowMDowMHw1", "cursor is not one this server gave out"),
+        # "2026-11-28T09:00:00+00:00|99999999999999999999": an id beyond any line's.
+        ("cursor=MjAyNi0xMS0yOFQwOTowMDowMCswMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OQ",
+         "cursor is not one this server gave out"),
         ("q=" + "x" * 501, "q is longer than 500"),
     ],
 )

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.ingest.levels import normalize_level
 from app.ingest.timestamps import parse_timestamp
 from app.models import LEVELS, Entry
+from app.numbers import whole_number
 
 DEFAULT_LIMIT = 100
 MAX_QUERY_CHARS = 500
@@ -62,10 +63,9 @@ def parse_limit(args, max_limit: int, default: int = DEFAULT_LIMIT) -> int:
     left blank) means the default, as it does for the filters."""
     if not args.get("limit"):
         return default
-    try:
-        limit = int(args["limit"])
-    except ValueError:
-        raise BadSearch("limit must be a whole number") from None
+    limit = whole_number(str(args["limit"]))  # pages pass their own as a number
+    if limit is None:
+        raise BadSearch("limit must be a whole number")
     if not 1 <= limit <= max_limit:
         raise BadSearch(f"limit must be between 1 and {max_limit}")
     return limit
@@ -85,7 +85,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(stamp)
         if moment.tzinfo is None:  # every cursor given out names its zone
             raise ValueError(stamp)
-        return moment, int(entry_id)
+        entry = int(entry_id)
+        if not 0 <= entry <= MAX_ID:  # ids are a bigint
+            raise ValueError(entry_id)
+        return moment, entry
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadSearch("cursor is not one this server gave out") from None
 
