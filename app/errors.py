@@ -2,6 +2,7 @@
 
 import psycopg
 from flask import Flask, current_app, g, jsonify, make_response, render_template, request
+from gunicorn.http.errors import ParseException as UnreadableRequest
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import BadHost, HTTPException
@@ -47,18 +48,30 @@ def _dbapi_error(error: DBAPIError):
         # The edges validate what they take; this is the net under them.
         current_app.logger.warning("refused a value PostgreSQL cannot store: %s", error.orig)
         db.session.rollback()
-        return jsonify(error="a value in the request cannot be stored (e.g. a NUL character)"), 400
+        return refusal(400, "a value in the request cannot be stored (e.g. a NUL character)")
     return _internal_error(error)
+
+
+def _unreadable_request(error: UnreadableRequest):
+    """A body gunicorn could not read (chunks framed wrongly): the sender's fault."""
+    return refusal(400, f"the request body could not be read: {error}")
+
+
+def refusal(status: int, message: str):
+    """Refuse a request: the error page to a browser, `{"error": ...}` to the API."""
+    if _wants_page():
+        response = make_response(render_template("error.html", code=status, message=message))
+    else:
+        response = jsonify(error=message)
+    response.status_code = status
+    return response
 
 
 def refuse_nul_characters():
     """Before each request: a NUL in the path or query string is refused outright."""
     if "\x00" in request.path or any("\x00" in k or any("\x00" in v for v in vs)
                                       for k, vs in request.args.lists()):
-        message = "the URL contains a NUL character"
-        if _wants_page():
-            return render_template("error.html", code=400, message=message), 400
-        return jsonify(error=message), 400
+        return refusal(400, "the URL contains a NUL character")
     return None
 
 
@@ -95,6 +108,7 @@ def register_error_handlers(app: Flask) -> None:
     app.before_request(refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _dbapi_error)
+    app.register_error_handler(UnreadableRequest, _unreadable_request)
     app.register_error_handler(psycopg.OperationalError, _database_unavailable)
     # Every pooled connection busy: as good as unavailable for this request.
     app.register_error_handler(PoolTimeout, _database_unavailable)

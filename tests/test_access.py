@@ -239,6 +239,33 @@ def test_an_unreadable_host_gets_an_error_page_browsers_can_read(anonymous_clien
     assert "error" in response.json
 
 
+def test_a_browser_form_refused_gets_a_page_and_htmx_gets_json(browser):
+    """A form a browser posts itself (signed out elsewhere, a stale CSRF token, a viewer's
+    form) is refused with the error page; htmx's requests, which accept anything, get the
+    JSON error the page shows."""
+    create_user("vera", PASSWORD, "viewer")
+    sign_in(browser, "vera")
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    stale = browser.post("/logout", data={"csrf_token": "stale"}, headers=page)
+    assert stale.status_code == 403 and stale.mimetype == "text/html"
+    assert "missing or wrong CSRF token" in stale.get_data(as_text=True)
+    viewer = browser.post("/alerts", data={"csrf_token": session_csrf(browser)}, headers=page)
+    assert viewer.status_code == 403 and "only admins can change this" in viewer.get_data(
+        as_text=True)
+    htmx = browser.post("/logout", data={"csrf_token": "stale"}, headers={"Accept": "*/*"})
+    assert htmx.status_code == 403 and "CSRF" in htmx.json["error"]
+
+
+def test_a_nul_in_the_sign_in_form_gets_the_error_page(browser):
+    """PostgreSQL cannot compare a NUL: the refusal is a page to the browser that sent it."""
+    token = csrf_from(browser.get("/login").get_data(as_text=True))
+    response = browser.post("/login", data={"username": "a\x00", "password": "x",
+                                            "csrf_token": token},
+                            headers={"Accept": "text/html"})
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "cannot be stored" in response.get_data(as_text=True)
+
+
 def test_sign_in_session_and_roles(browser):
     """Viewers read; admins change with the CSRF token; nobody changes without it."""
     create_user("vera", PASSWORD, "viewer")

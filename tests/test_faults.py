@@ -12,6 +12,7 @@ import hmac
 import json
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -335,6 +336,57 @@ def test_stopping_gunicorn_tells_live_pages_to_reconnect_at_once(scratch_db, red
             while time.monotonic() - started < 10:
                 client.receive(timeout=0.5)
         assert closed.value.reason == 1012 and time.monotonic() - started < 3, tail(log)
+    finally:
+        stop_process(web)
+        close_app(application)
+
+
+def raw_exchange(base: str, request: bytes) -> tuple[int, dict, str]:
+    """Send bytes as they are to the server at base; its (status, headers, body)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body.decode()
+
+
+def chunked_post(path: str, headers: dict, body: bytes) -> bytes:
+    """A POST of `body` as chunked framing, the bytes given as they are."""
+    lines = [f"POST {path} HTTP/1.1", "Host: logdash", "Transfer-Encoding: chunked",
+             "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_bodies_gunicorn_cannot_read_are_refused_by_what_is_wrong(scratch_db, redis_url,
+                                                                 queue_prefix, tmp_path):
+    """Chunks framed wrongly (a size that is no number, data without its line end) are the
+    sender's fault: a 400 saying the body could not be read, JSON to senders and the error
+    page to a browser's form, and nothing logged as a fault."""
+    application, headers, base, log, web = served_by_gunicorn(
+        scratch_db, redis_url, f"{queue_prefix}-chunks", tmp_path, "ingest")
+    ndjson = {**headers, "Content-Type": "application/x-ndjson"}
+    try:
+        assert wait_until(lambda: healthy(base), 60, 0.2), tail(log)
+        for path, sent, bad in (("/api/logs", ndjson, b"zz\r\n{}\r\n0\r\n\r\n"),
+                                ("/gelf", ndjson, b"2\r\n{}XX0\r\n\r\n")):
+            status, _, body = raw_exchange(base, chunked_post(path, sent, bad))
+            assert status == 400, body
+            assert "the request body could not be read" in json.loads(body)["error"]
+        form = {"Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"}
+        status, answer_headers, body = raw_exchange(
+            base, chunked_post("/login", form, b"-2\r\nusername=a\r\n0\r\n\r\n"))
+        assert status == 400 and answer_headers["Content-Type"].startswith("text/html")
+        assert "could not be read" in body
+        line = json.dumps({"service": "chunks", "message": "whole"}).encode()
+        good = b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line)
+        status, _, body = raw_exchange(base, chunked_post("/api/logs", ndjson, good))
+        assert status == 202 and json.loads(body)["accepted"] == 1
+        assert "unhandled error" not in log.read_text()
     finally:
         stop_process(web)
         close_app(application)

@@ -12,10 +12,11 @@
 
 from urllib.parse import urlsplit
 
-from flask import current_app, g, jsonify, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 
 from app.auth.credentials import find_token, session_user
 from app.auth.csrf import csrf_ok
+from app.errors import refusal
 from app.security.ratelimit import hit
 
 PUBLIC = {"health.healthz", "health.readyz", "auth.login", "static"}
@@ -32,9 +33,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def _deny(status: int, message: str, **headers):
-    """A JSON refusal."""
-    response = jsonify(error=message)
-    response.status_code = status
+    """A refusal: JSON, or the error page to a browser's own form."""
+    response = refusal(status, message)
     response.headers.update(headers)
     return response
 
