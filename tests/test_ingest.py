@@ -54,6 +54,32 @@ def test_json_array_is_stored(client):
     assert [r["message"] for r in stored("api")] == [f"request {i}" for i in range(5)]
 
 
+def test_an_array_item_that_cannot_be_read_loses_only_itself(client):
+    """One item of an array nested past what the decoder follows, a line of the array
+    pretty-printed: the array cannot be read whole, so each item is read on its own."""
+    deep = "[" * 3000 + "]" * 3000
+    body = ('[{"service": "arr", "message": "first, [kept]"},\n'
+            f' {{"service": "arr", "message": "deep", "x": {deep}, "y": "],}}"}},\n'
+            ' {"service": "arr", "message": "last"}]')
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == 202, response.json
+    assert (response.json["accepted"], response.json["rejected"]) == (2, 1)
+    assert response.json["errors"][0]["index"] == 1
+    assert "array item is not valid JSON" in response.json["errors"][0]["error"]
+    assert sorted(r["message"] for r in stored("arr")) == ["first, [kept]", "last"]
+
+
+def test_an_integer_longer_than_python_reads_is_kept_as_text(client):
+    """Python converts at most 4300 digits: a longer integer is kept as its digits, as 1e400
+    is, rather than refusing the whole body."""
+    digits = "7" * 5001
+    body = ('[{"service": "long", "message": "a"},'
+            f' {{"service": "long", "message": "b", "n": {digits}}}]')
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.json["accepted"] == 2, response.json
+    assert [r["attributes"].get("n") for r in stored("long")] == [None, digits]
+
+
 @pytest.mark.parametrize("content_type", ["application/x-ndjson", "text/plain", None])
 def test_ndjson_is_stored_whatever_the_content_type(client, content_type):
     """One object per line works with the NDJSON type, a text type, or none."""

@@ -86,9 +86,18 @@ def _finite_float(text: str) -> float | str:
     return value if math.isfinite(value) else text
 
 
+def _int_or_text(text: str) -> int | str:
+    """Read a JSON integer, keeping its text when it has more digits than Python converts."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else text
+
+
+# Python refuses to convert longer digit strings (sys.get_int_max_str_digits()).
+MAX_INT_DIGITS = 4300
 # One decoder for every line: json.loads with options builds a new one per call.
-# NaN, Infinity and numbers like 1e400, which jsonb cannot hold, are kept as strings.
-_DECODER = json.JSONDecoder(parse_constant=str, parse_float=_finite_float)
+# NaN, Infinity and numbers like 1e400, which jsonb cannot hold, are kept as strings; so
+# are integers of more digits than Python reads.
+_DECODER = json.JSONDecoder(parse_constant=str, parse_float=_finite_float,
+                            parse_int=_int_or_text)
 # orjson reads an integer beyond 64 bits as a float, losing its exact value: 20 digits or
 # more, or a minus and 19. Such a run is found by turning every digit into 0 and looking
 # for the zeros, about five times quicker than a regular expression for it.
@@ -123,6 +132,10 @@ def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
     try:
         document = loads(stripped)
     except (ValueError, RecursionError):
+        if stripped.startswith(b"["):
+            items = _parse_array_items(stripped)
+            if items is not None:
+                return items
         if max_lines is not None:
             _check_ndjson_line_count(stripped, max_lines)
         return _parse_ndjson(stripped)
@@ -131,6 +144,53 @@ def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
     if isinstance(document, dict):
         return [document]
     raise BodyError(400, "body must be a JSON object, an array of objects, or NDJSON")
+
+
+# What can end an array's item, strings passed over whole (an unclosed one runs to the end).
+_ITEM_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{},]', re.S)
+_BLANKS = re.compile(r"[ \t\r\n]*")
+
+
+def _parse_array_items(data: bytes) -> list | None:
+    """The items of a JSON array that cannot be read whole, each read on its own: an item
+    that cannot be read (nested too deep, say) becomes a LineError and the others are kept.
+    None when the array's own structure is broken."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    items, at = [], _BLANKS.match(text, 1).end()
+    if text.startswith("]", at):
+        return None  # an empty array reads whole: what failed came after it
+    while True:
+        try:
+            item, at = _DECODER.raw_decode(text, at)
+        except (ValueError, RecursionError) as error:
+            at = _item_end(text, at)
+            item = LineError(f"array item is not valid JSON: {_short(error)}")
+        items.append(item)
+        at = _BLANKS.match(text, at).end()
+        if text.startswith("]", at):
+            return items if at + 1 == len(text) else None
+        if not text.startswith(",", at):
+            return None
+        at = _BLANKS.match(text, at + 1).end()
+
+
+def _item_end(text: str, start: int) -> int:
+    """Where the array item at start ends: at the comma or bracket that closes it."""
+    depth = 0
+    for token in _ITEM_TOKENS.finditer(text, start):
+        mark = token.group()
+        if mark.startswith('"'):
+            continue
+        if mark in "[{":
+            depth += 1
+        elif depth == 0:
+            return token.start()
+        elif mark != ",":
+            depth -= 1
+    return len(text)
 
 
 # The start of a line holding more than blanks.
