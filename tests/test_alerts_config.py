@@ -47,6 +47,17 @@ def test_invalid_fields_are_each_named(client):
     assert fields["alert_webhook_url"] == "must be an http or https URL"
 
 
+@pytest.mark.parametrize("url", ["https://a..com/hook", "https://%zz/hook",
+                                 f"https://{'x' * 64}.example.com/hook", "http://-a.com/"])
+def test_a_webhook_host_dns_cannot_hold_is_refused_by_name(client, url):
+    """An empty label, one over 63 characters, a percent sign or a leading hyphen: no
+    request could ever reach such a host, and the reason says which part is wrong."""
+    response = client.post("/api/logs/alerts/config",
+                           json={"service": "api", "alert_webhook_url": url})
+    assert response.status_code == 400
+    assert response.json["fields"]["alert_webhook_url"].startswith("has an invalid host name")
+
+
 @pytest.mark.parametrize("body", [None, "[1, 2]", "plain text"])
 def test_body_that_is_not_an_object_is_400(client, body):
     """Only a JSON object can be a config."""

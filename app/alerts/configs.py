@@ -68,6 +68,20 @@ def _emails(value) -> str | None:
     return ", ".join(addresses)
 
 
+# A host name's labels as DNS takes them (underscores too, which some names hold), or an
+# IP address; a name in other scripts is checked in its IDNA form.
+_HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.?)+|[0-9A-Fa-f:.]+")
+
+
+def _valid_host(host: str) -> bool:
+    """Whether a URL's host is a name DNS could hold, or an IP address."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty label, or one over 63 characters
+        return False
+    return len(ascii_host) <= 253 and _HOST.fullmatch(ascii_host) is not None
+
+
 def _webhook_url(value) -> str | None:
     """An http or https URL with a host; empty means none."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -83,6 +97,8 @@ def _webhook_url(value) -> str | None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise ValueError("has an invalid port") from None
+    if not _valid_host(parts.hostname):
+        raise ValueError(f"has an invalid host name {parts.hostname[:80]!r}")
     allow = Allowlist(current_app.config["LOGDASH_WEBHOOK_ALLOW"])
     try:
         check_url_host(parts.hostname, port, allow)
