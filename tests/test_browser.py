@@ -241,6 +241,39 @@ def test_long_error_samples_do_not_widen_the_tables(web, browser, signed_in, wid
         ctx.close()
 
 
+WRAPPED_CARD_VALUES = """[...document.querySelectorAll('.card-value')].filter(
+    e => e.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(e).lineHeight)
+).map(e => e.textContent)"""
+OVERFLOWING_TABLES = """[...document.querySelectorAll('.table-wrap')]
+    .filter(w => w.scrollWidth > w.clientWidth + 1).map(w => w.parentElement.id)"""
+
+
+def test_large_totals_and_long_names_keep_pages_readable(web, browser, signed_in):
+    """A six-figure total stays on one line in its card; a service name of the longest kind
+    does not push the health table's columns out of view; on a phone, the services table
+    shows no number without its label."""
+    bulk = unique("bulk")
+    for _ in range(20):
+        web.ingest([{"service": bulk, "message": f"tick {i}"} for i in range(5000)])
+    web.ingest([{"service": unique("L" * 90), "level": "error", "message": "x"}])
+    for width, path in ((1280, "/?window=24h"), (1024, "/?window=24h"), (1280, "/health")):
+        ctx = new_context(browser, signed_in, width=width)
+        try:
+            tab = Tab(ctx, web, path)
+            assert tab.page.evaluate(WRAPPED_CARD_VALUES) == []
+            assert tab.page.evaluate(OVERFLOWING_TABLES) == []
+        finally:
+            ctx.close()
+    ctx = new_context(browser, signed_in, width=390)
+    try:
+        tab = Tab(ctx, web, "/")
+        cells = tab.page.locator("#services td.wide-only")
+        assert cells.count() > 0
+        assert not any(cells.nth(i).is_visible() for i in range(cells.count()))
+    finally:
+        ctx.close()
+
+
 def test_new_lines_show_up_live_without_a_reload(web, context):
     """Within 2 s of ingest: the line on the tail page, the new count on the dashboard."""
     dashboard, tail = Tab(context, web, "/"), Tab(context, web, "/tail")
