@@ -266,6 +266,21 @@ def test_a_nul_in_the_sign_in_form_gets_the_error_page(browser):
     assert "cannot be stored" in response.get_data(as_text=True)
 
 
+def test_a_page_whose_session_ended_is_sent_to_sign_in_and_back(anonymous_client):
+    """htmx's request from a page signed out elsewhere: 401, and HX-Redirect, which htmx
+    follows, to the sign-in form with the page to come back to."""
+    response = anonymous_client.post("/alerts", headers={
+        "HX-Request": "true", "HX-Current-URL": "https://logdash.example/alerts?service=a%2Fb"})
+    assert response.status_code == 401
+    assert response.json["error"] == "your session has ended; sign in again"
+    target = urlsplit(response.headers["HX-Redirect"])
+    assert target.path == "/login"
+    assert parse_qs(target.query)["next"] == ["/alerts?service=a%2Fb"]
+    elsewhere = anonymous_client.get("/partials/health", headers={
+        "HX-Request": "true", "HX-Current-URL": "javascript:alert(1)"})
+    assert parse_qs(urlsplit(elsewhere.headers["HX-Redirect"]).query)["next"] == ["/"]
+
+
 def test_sign_in_session_and_roles(browser):
     """Viewers read; admins change with the CSRF token; nobody changes without it."""
     create_user("vera", PASSWORD, "viewer")

@@ -6,6 +6,7 @@ LOGDASH_SCREENSHOTS=1 also saves the screenshots in docs/screenshots/.
 
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -270,6 +271,22 @@ def test_large_totals_and_long_names_keep_pages_readable(web, browser, signed_in
         cells = tab.page.locator("#services td.wide-only")
         assert cells.count() > 0
         assert not any(cells.nth(i).is_visible() for i in range(cells.count()))
+    finally:
+        ctx.close()
+
+
+def test_a_page_signed_out_in_another_tab_goes_to_sign_in(web, browser):
+    """The health page polls with htmx; signed out in another tab, its next poll takes it
+    to the sign-in form (with the way back), rather than showing an error."""
+    ctx = new_context(browser, sign_in(browser, web))
+    try:
+        health = ctx.new_page()
+        health.goto(f"{web.url}/health")
+        other = ctx.new_page()
+        other.goto(f"{web.url}/")
+        other.click("form.signout button")
+        expect(other).to_have_url(re.compile(r"/login"))
+        expect(health).to_have_url(re.compile(r"/login\?next=/health$"), timeout=15_000)
     finally:
         ctx.close()
 

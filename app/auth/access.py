@@ -168,8 +168,21 @@ def enforce_access():
         return _for_user()
     if _wants_page():
         return redirect(url_for("auth.login", next=_this_page()))
+    if request.headers.get("HX-Request") == "true":
+        return _sign_in_again()
     return _deny(401, "sign in or send an API token (Authorization: Bearer ...)",
                  **{"WWW-Authenticate": "Bearer"})
+
+
+def _sign_in_again():
+    """Refuse a request a page made with htmx after its session ended (signed out in another
+    tab, expired): htmx takes the browser to the sign-in form, then back to that page."""
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    back = page.path + (f"?{page.query}" if page.query else "")
+    response = _deny(401, "your session has ended; sign in again")
+    response.headers["HX-Redirect"] = url_for("auth.login",
+                                              next=back if back.startswith("/") else "/")
+    return response
 
 
 def asker_is_admin() -> bool:
