@@ -463,3 +463,13 @@ def test_api_docs_page_lists_every_operation(client):
         assert f"<code>{path}</code>" in page
     assert "/api/openapi.json" in page
     assert "Authorization: Bearer &lt;token&gt;" in page
+
+
+def test_example_times_in_forms_are_near_now(client):
+    """The times forms show as examples move with the clock: the search's is an hour
+    back, the silence's start ahead (an example in the past would be refused)."""
+    since = re.search(r'name="since"[^>]*placeholder="([^"]+)"', page(client, "/logs")).group(1)
+    now = datetime.now(UTC)
+    assert now - timedelta(hours=2) < datetime.fromisoformat(since) <= now
+    hint = re.search(r"e\.g\. (\S+); empty: now", page(client, "/alerts/silences/new")).group(1)
+    assert datetime.fromisoformat(hint) > now

@@ -1,7 +1,7 @@
 """Jinja filters turning API values into what people read; their output is still escaped."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import url_for
@@ -51,6 +51,13 @@ def clock(value) -> str:
     """A time in UTC to the second; every page shows UTC."""
     moment = _moment(value)
     return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.app_template_global("example_time")
+def example_time(hours: int) -> str:
+    """A whole hour that many hours from now, as forms' examples show a time to type."""
+    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return (moment + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%MZ")
 
 
 @bp.app_template_filter("ago")
