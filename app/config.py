@@ -123,6 +123,7 @@ class Config:
         self.LOGDASH_ALERT_RETRY_MAX_SECONDS = _float("LOGDASH_ALERT_RETRY_MAX_SECONDS", 3600)
         self.LOGDASH_ALERT_RETRY_HORIZON_HOURS = _float("LOGDASH_ALERT_RETRY_HORIZON_HOURS", 24)
         self.LOGDASH_WEBHOOK_TIMEOUT_SECONDS = _float("LOGDASH_WEBHOOK_TIMEOUT_SECONDS", 10)
+        self.LOGDASH_SMTP_TIMEOUT_SECONDS = _float("LOGDASH_SMTP_TIMEOUT_SECONDS", 10)
         # Non-public webhook destinations that are allowed anyway: CIDRs and host names.
         self.LOGDASH_WEBHOOK_ALLOW = os.environ.get("LOGDASH_WEBHOOK_ALLOW", "")
         # The daily job moves violations resolved this long ago, and deliveries as old, to

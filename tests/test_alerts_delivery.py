@@ -1,5 +1,6 @@
 """Delivery: retries with one delivery id, permanent failures, test alerts, re-sends."""
 
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,54 @@ def test_recipients_refused_for_now_are_retried_for_good_are_not(app, client, mo
     run_jobs()
     assert [(a, s, c) for a, s, c, _ in attempts()][2:] == [(1, "failed", 550)]
     assert len(smtp_server.box.messages) == 1
+
+
+def test_a_recipient_refused_beside_others_taken_is_recorded(client, smtp_server):
+    """The server takes one address and refuses the other for now: the email went, to one
+    of them; the attempt says which was refused rather than reading as a plain success."""
+    smtp_server.box.rcpt_replies = ["451 4.7.1 greylisted, try again later"]
+    response = client.post("/api/logs/alerts/config", json={
+        "service": "api", "error_threshold_per_min": 1,
+        "alert_email": "grey@example.com, oncall@example.com"})
+    assert response.status_code == 201
+    post_logs(client, [{"service": "api", "level": "error", "message": "boom"}] * 2)
+    notify(evaluate())
+    run_jobs(until=lambda: smtp_server.box.messages)
+    assert [(a, s, c) for a, s, c, _ in attempts()] == [(1, "success", None)]
+    # Flask-Mail names the recipients in no set order: the first named was refused.
+    [taken] = smtp_server.box.messages[0].rcpt_tos
+    [refused] = {"grey@example.com", "oncall@example.com"} - {taken}
+    error = scalar("SELECT error FROM logs.alert_deliveries")
+    assert error.startswith(f"{refused} refused: 451") and "greylisted" in error
+
+
+@pytest.fixture
+def silent_smtp(app):
+    """A mail server that takes connections and never says a word, the app pointed at it."""
+    from app.extensions import mail
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    saved = {k: app.config.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_SUPPRESS_SEND")}
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=listener.getsockname()[1],
+                      MAIL_SUPPRESS_SEND=False)
+    mail.init_app(app)
+    yield
+    app.config.update(saved)
+    mail.init_app(app)
+    listener.close()
+
+
+def test_a_mail_server_that_never_answers_fails_the_attempt_in_time(app, client, monkeypatch,
+                                                                    silent_smtp):
+    """Each wait on the mail server is bounded: the attempt fails and is retried instead of
+    holding the worker (and every alert behind it) until the job's timeout."""
+    monkeypatch.setitem(app.config, "LOGDASH_SMTP_TIMEOUT_SECONDS", 0.5)
+    fire_by_email(client, "api")
+    started = time.monotonic()
+    run_jobs()
+    assert time.monotonic() - started < 10
+    assert attempts()[0][:2] == (1, "retrying")
+    assert "timed out" in scalar("SELECT error FROM logs.alert_deliveries WHERE attempt = 1")
 
 
 def test_a_resolved_notice_waits_for_the_firing_one_being_retried(app, client, monkeypatch):

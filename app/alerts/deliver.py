@@ -45,16 +45,16 @@ def _claim(delivery_id: int) -> AlertDelivery | None:
     return db.session.get(AlertDelivery, claimed) if claimed else None
 
 
-def _send(delivery: AlertDelivery, config: AlertConfig | None) -> int | None:
-    """Send on the attempt's channel; the webhook status code, if any."""
+def _send(delivery: AlertDelivery, config: AlertConfig | None) -> tuple[int | None, str | None]:
+    """Send on the attempt's channel: the webhook's status code, and what an email's server
+    refused of it."""
     if delivery.channel == "webhook":
         body = {**delivery.payload, "delivery_id": delivery.delivery_id}
         settings = current_app.config
         return send_webhook(delivery.target, body, delivery.delivery_id, config.webhook_secret,
                             settings["LOGDASH_WEBHOOK_TIMEOUT_SECONDS"],
-                            settings["LOGDASH_WEBHOOK_ALLOW"])
-    send_email(delivery.target, delivery.payload, delivery.delivery_id)
-    return None
+                            settings["LOGDASH_WEBHOOK_ALLOW"]), None
+    return None, send_email(delivery.target, delivery.payload, delivery.delivery_id)
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -85,7 +85,7 @@ def deliver(delivery_id: int) -> str:
     delivery.target = dict(config.channels())[delivery.channel]
     started = time.monotonic()
     try:
-        code = _send(delivery, config)
+        code, refused = _send(delivery, config)
     except TransportError as error:
         delivery.duration_ms = int((time.monotonic() - started) * 1000)
         return _failed(delivery, error)
@@ -97,7 +97,7 @@ def deliver(delivery_id: int) -> str:
                    AlertViolation.alert_sent_at.is_(None))
             .values(alert_sent_at=datetime.now(UTC))
         )
-    return _finish(delivery, "success", response_code=code)
+    return _finish(delivery, "success", response_code=code, error=refused)
 
 
 def _outdated_firing(delivery: AlertDelivery) -> str | None:

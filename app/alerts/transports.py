@@ -7,10 +7,9 @@ import smtplib
 import time
 
 import requests
-from flask import render_template
-from flask_mail import Message
+from flask import current_app, render_template
+from flask_mail import Connection, Message
 
-from app.extensions import mail
 from app.numbers import whole_number
 from app.security.outbound import BlockedAddress, guarded_session
 
@@ -99,8 +98,42 @@ def subject_and_template(body: dict) -> tuple[str, str]:
     return f"Alert: {service} - {level} threshold exceeded", "email/alert"
 
 
-def send_email(recipients: str, body: dict, delivery_id: str) -> None:
-    """Send the notification as text and HTML email, or raise TransportError."""
+class _SMTP(smtplib.SMTP):
+    """An SMTP client that keeps the recipients the server refused when others were taken
+    (sendmail returns them; Flask-Mail drops them)."""
+
+    def sendmail(self, *args, **kwargs) -> dict:
+        """Send, keeping the refused recipients."""
+        self.refused = super().sendmail(*args, **kwargs)
+        return self.refused
+
+
+class _SMTPOverSSL(_SMTP, smtplib.SMTP_SSL):
+    """The same over implicit TLS (MAIL_USE_SSL)."""
+
+
+class _SMTPConnection(Connection):
+    """Flask-Mail's connection with a timeout on every wait for the server: one that takes
+    the connection and never answers would hold the worker, and every alert queued
+    behind it, until the job's timeout."""
+
+    def configure_host(self) -> _SMTP:
+        """Connect, secure and sign in as Flask-Mail does, with the timeout."""
+        settings = self.mail
+        client = _SMTPOverSSL if settings.use_ssl else _SMTP
+        host = client(settings.server, settings.port,
+                      timeout=current_app.config["LOGDASH_SMTP_TIMEOUT_SECONDS"])
+        if settings.use_tls:
+            host.starttls()
+        if settings.username and settings.password:
+            host.login(settings.username, settings.password)
+        return host
+
+
+def send_email(recipients: str, body: dict, delivery_id: str) -> str | None:
+    """Send the notification as text and HTML email, or raise TransportError. Return which
+    recipients the server refused while taking the others, if any (a retry would send the
+    others a second copy)."""
     subject, template = subject_and_template(body)
     message = Message(
         subject=one_line(subject),
@@ -110,7 +143,8 @@ def send_email(recipients: str, body: dict, delivery_id: str) -> None:
         extra_headers={"X-Logdash-Delivery": delivery_id},
     )
     try:
-        mail.send(message)
+        with _SMTPConnection(current_app.extensions["mail"]) as connection:
+            connection.send(message)
     except smtplib.SMTPRecipientsRefused as error:
         # Every recipient was refused; a 4xx for any of them (greylisting, a full mailbox)
         # means the same message may pass later.
@@ -125,3 +159,6 @@ def send_email(recipients: str, body: dict, delivery_id: str) -> None:
                              response_code=error.smtp_code) from None
     except (smtplib.SMTPException, OSError) as error:
         raise TransportError(f"SMTP failed: {type(error).__name__}: {error}") from None
+    refused = getattr(connection.host, "refused", {})  # no host: MAIL_SUPPRESS_SEND
+    return "; ".join(f"{address} refused: {code} {reply.decode(errors='replace')}"
+                     for address, (code, reply) in refused.items()) or None
