@@ -19,7 +19,7 @@ from app.extensions import db
 from app.jobs.schedule import make_scheduler
 from app.models import AlertConfig, AlertViolation, MaintenanceWindow, Silence
 from app.rollups.tiers import floor_minute
-from tests.alert_fixtures import run_jobs
+from tests.alert_fixtures import Receiver, run_jobs
 from tests.helpers import at_once, scalar
 
 MINUTE = timedelta(minutes=1)
@@ -394,6 +394,28 @@ def test_disabling_the_config_still_sends_the_digest_of_what_it_held(client, rec
     run_jobs()
     [body] = receiver.bodies()
     assert (body["event"], body["held_count"]) == ("digest", 2)
+
+
+def test_disabling_the_config_keeps_a_digest_waiting_for_its_retry(app, client, monkeypatch):
+    """The digest's first try failed and its retry waits when the config is disabled: the
+    retry still goes out (the held rows it carries are already marked digested)."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.3)
+    receiver = Receiver(statuses=(500, 200))
+    try:
+        configure(client, alert_webhook_url=receiver.url, rate_limit_count=1)
+        config = db.session.scalars(db.select(AlertConfig)).one()
+        for _ in range(3):
+            create_limited(config, {"service": "api", "level": "error", "current_count": 9,
+                                    "threshold": 5, "started_at": "-"}, "firing", None)
+        window_end = scalar("SELECT max(held_until) FROM logs.alert_deliveries")
+        assert len(send_due_digests(window_end)) == 1
+        run_jobs(until=lambda: receiver.requests)
+        assert client.put("/api/logs/alerts/config/api",
+                          json={"enabled": False}).status_code == 200
+        run_jobs(until=lambda: len(receiver.requests) >= 2)
+    finally:
+        receiver.stop()
+    assert [(b["event"], b["held_count"]) for b in receiver.bodies()] == [("digest", 2)] * 2
 
 
 def test_deleting_the_config_cancels_its_held_notifications(app, client):

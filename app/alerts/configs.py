@@ -248,15 +248,17 @@ def delete_config(config: AlertConfig) -> None:
     """Remove a config; its open violations are closed, pending and held deliveries cancelled
     (with the config goes the webhook secret: there is nothing left to send them with)."""
     take_evaluation_turn(CHANGE_PATIENCE_SECONDS)
-    close_open_violations(config, "config deleted", ("pending", "held"))
+    close_open_violations(config, "config deleted", ("pending", "held"), spare=())
     db.session.delete(config)
     db.session.commit()
 
 
 def close_open_violations(config: AlertConfig, reason: str,
-                          cancel: tuple[str, ...] = ("pending",)) -> None:
+                          cancel: tuple[str, ...] = ("pending",),
+                          spare: tuple[str, ...] = ("digest", "test")) -> None:
     """End the service's firing episodes without a notice, and cancel their deliveries in
-    the given states. Held ones stay by default: their digest still goes out."""
+    the given states, except those of the spared events. By default held ones stay, and
+    digests (a retry included) and tests are spared: they still go out."""
     now = datetime.now(UTC)
     db.session.execute(
         update(AlertViolation)
@@ -272,6 +274,7 @@ def close_open_violations(config: AlertConfig, reason: str,
     )
     db.session.execute(
         update(AlertDelivery)
-        .where(AlertDelivery.config_id == config.id, AlertDelivery.status.in_(cancel))
+        .where(AlertDelivery.config_id == config.id, AlertDelivery.status.in_(cancel),
+               AlertDelivery.event.not_in(spare))
         .values(status="cancelled", error=reason, completed_at=now)
     )
