@@ -371,6 +371,27 @@ def test_a_repeat_due_after_its_episode_ended_is_not_sent(client):
         "the episode resolved before this repeat went out"
 
 
+def test_a_repeat_waits_while_the_first_notice_is_retried(app, client, monkeypatch):
+    """The first notice failed and waits for its retry when a repeat comes due: "still
+    firing" would reach the receiver before "alert". The repeat is cancelled, saying why."""
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 600)
+    receiver = Receiver(statuses=(503, 200))
+    try:
+        fire(client, receiver)
+        run_jobs(until=lambda: receiver.requests)
+        db.session.execute(text("UPDATE logs.alert_violations"
+                                " SET last_notified_at = last_notified_at - interval '2 hours'"))
+        db.session.commit()
+        notify(evaluate())
+        repeat = scalar("SELECT id FROM logs.alert_deliveries WHERE (payload->>'repeat')::bool")
+        assert deliver(repeat) == "cancelled"
+    finally:
+        receiver.stop()
+    assert len(receiver.requests) == 1
+    assert scalar("SELECT error FROM logs.alert_deliveries WHERE id = :id", id=repeat) == \
+        "the episode's first notice has not reached this channel yet"
+
+
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):
     """Connection errors are retried; past the horizon the delivery gives up, saying so."""
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)

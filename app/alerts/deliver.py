@@ -29,6 +29,7 @@ STALE_SENDING = timedelta(seconds=ALERT_JOB_TIMEOUT + 90)
 FOLLOW_FIRING = timedelta(seconds=2)
 # Why a repeat is not sent: its count no longer holds, and it would reopen the episode.
 REPEAT_AFTER_RESOLUTION = "the episode resolved before this repeat went out"
+FIRST_NOTICE_ON_ITS_WAY = "the episode's first notice has not reached this channel yet"
 # States of an attempt still to be sent.
 WAITING = ("pending", "sending", "held")
 
@@ -106,6 +107,8 @@ def _outdated_firing(delivery: AlertDelivery) -> str | None:
     has ended, with a count that no longer holds."""
     if _resolution_delivered(delivery):
         return "the episode's resolution was delivered already"
+    if delivery.payload.get("repeat") and _first_notice_on_its_way(delivery):
+        return FIRST_NOTICE_ON_ITS_WAY
     if delivery.payload.get("repeat") and db.session.execute(
             select(AlertViolation.resolved_at)
             .where(AlertViolation.id == delivery.violation_id)).scalar() is not None:
@@ -285,6 +288,18 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
     db.session.commit()
     current_app.alert_queue.enqueue(deliver_job_path(), retry.id, job_timeout=ALERT_JOB_TIMEOUT)
     return retry
+
+
+def _first_notice_on_its_way(delivery: AlertDelivery) -> bool:
+    """Whether a firing notice of this attempt's episode that is not a repeat has still to
+    reach its channel (waiting for a retry, held, being sent): a repeat sent now would
+    arrive before it ("still firing" before "alert")."""
+    return db.session.execute(
+        select(AlertDelivery.id).where(
+            AlertDelivery.violation_id == delivery.violation_id,
+            AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel,
+            AlertDelivery.payload["repeat"].as_boolean().is_(False),
+            AlertDelivery.status.in_(WAITING)).limit(1)).first() is not None
 
 
 def _resolution_delivered(delivery: AlertDelivery) -> bool:
