@@ -540,6 +540,12 @@ def test_a_repeat_email_says_the_alert_is_still_firing():
         "Still firing: api - error threshold exceeded")
 
 
+def test_a_digest_of_one_says_notification():
+    """A digest can carry a single held notice; its subject counts it in the singular."""
+    digest = {"event": "digest", "held_count": 1, "service": "api"}
+    assert subject_and_template(digest)[0] == "Logdash digest: 1 notification held for api"
+
+
 def test_a_failed_firing_notice_is_not_resent_after_its_resolution_went_out(client):
     """The receiver was told the episode resolved: "firing" sent now would reopen it."""
     receiver = Receiver(statuses=(404, 200))

@@ -86,7 +86,8 @@ def one_line(text: str) -> str:
 def subject_and_template(body: dict) -> tuple[str, str]:
     """The subject line and template name (without extension) of a notification's email."""
     if body["event"] == "digest":
-        return (f"Logdash digest: {body['held_count']} notifications held for"
+        count = body["held_count"]
+        return (f"Logdash digest: {count} notification{'' if count == 1 else 's'} held for"
                 f" {body['service']}", "email/digest")
     service, level = body["service"], body["level"]
     if body["event"] == "test":
