@@ -433,3 +433,24 @@ def test_kept_minutes_never_push_the_sums_of_sealed_hours_out(client):
         level_totals(make_window("1h", now - timedelta(minutes=minutes)))
     assert sealed <= set(sealed_sums().entries)
     assert len(sealed_sums("minutes").entries) == MAX_ENTRIES
+
+
+@pytest.mark.parametrize("window", ["24h", "7d"])
+def test_a_service_dashboard_reads_the_tiers_once(client, monkeypatch, window):
+    """Its counts, health, top errors and top templates all see the tiers divided at one
+    moment: the hourly job moving between two reads would make them disagree."""
+    import app.stats.counts as counts_module
+    import app.stats.dashboard as dashboard_module
+
+    reads = []
+
+    def counted(of):
+        reads.append(of.name)
+        return split_of(of)
+
+    for module in (counts_module, dashboard_module):
+        monkeypatch.setattr(module, "split_of", counted)
+    post_logs(client, {"service": "api", "level": "error", "message": "boom"})
+    response = client.get(f"/api/logs/dashboard/service/api?window={window}")
+    assert response.status_code == 200 and response.json["top_templates"]
+    assert reads == [window]

@@ -66,10 +66,11 @@ def _health_of(entry: dict | None) -> dict:
     return {"health": entry["status"], "health_reason": entry["reason"]}
 
 
-def dashboard(window: Window, rules: HealthRules, service: str | None = None) -> dict:
+def dashboard(window: Window, rules: HealthRules, service: str | None = None,
+              split: Split | None = None) -> dict:
     """Everything the dashboard shows for a window (optionally for one service)."""
     # Every part reads the tiers as divided at one moment.
-    split = split_of(window)
+    split = split or split_of(window)
     counts = level_totals(window, service, split)
     per_service: dict = defaultdict(dict)
     all_levels: dict = defaultdict(int)
@@ -96,9 +97,10 @@ def dashboard(window: Window, rules: HealthRules, service: str | None = None) ->
 
 def service_dashboard(window: Window, rules: HealthRules, service: str) -> dict:
     """The dashboard of one service, with its top templates of every level."""
-    body = dashboard(window, rules, service)
+    split = split_of(window)
+    body = dashboard(window, rules, service, split)
     body["service"] = service
-    body["top_templates"] = top_templates(window, 10, service=service)
+    body["top_templates"] = top_templates(window, 10, service=service, split=split)
     return body
 
 
