@@ -245,7 +245,10 @@ def _check(config: AlertConfig, level: str, counts: list[int],
         told = _resolve(violation, now, hold)
         if told is None:
             return None
-        return AlertEvent("resolved", violation, config, silenced=not told)
+        # Resolved under a hold: a resolution owed to people told it fired goes out when
+        # the hold ends, and a check is due then.
+        return AlertEvent("resolved", violation, config, silenced=not told,
+                          held_until=held["held_until"])
     if hold is None:
         owed = _claim_owed(violation, count, now)
         if owed is not None:
