@@ -69,6 +69,52 @@ def test_an_array_item_that_cannot_be_read_loses_only_itself(client):
     assert sorted(r["message"] for r in stored("arr")) == ["first, [kept]", "last"]
 
 
+@pytest.mark.parametrize("body", [
+    '[{"service": "arr", "message": "a"},]',  # a trailing comma
+    '[,]',
+    '[{"service": "arr", "message": "a"}], {"service": "arr", "message": "b"}]',
+    '[{"service": "arr", "message": "a"], {"service": "arr", "message": "b"}]',
+    '[{"service": "arr", "message": "a}, {"service": "arr", "message": "b"}]',
+])
+def test_an_array_whose_own_brackets_or_commas_are_broken_is_refused_whole(client, body):
+    """Items are read one by one only when the array around them holds together: what
+    json.loads refuses for its shape is refused whole, nothing stored."""
+    deep = "[" * 3000 + "]" * 3000  # so that the array cannot be read whole either way
+    body = body.replace('"a"', f'"a", "x": {deep}', 1)
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == 400, response.json
+    assert stored("arr") == []
+
+
+def test_array_items_are_read_one_by_one_in_linear_time(client):
+    """Reading bad items one by one must not cost the body's length for each (a decoder
+    error counts the lines before it): 300 000 empty items are refused at once."""
+    started = time.monotonic()
+    response = client.post("/api/logs", data="[" + "," * 300_000 + "]",
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert time.monotonic() - started < 3
+
+
+def test_an_array_with_a_byte_order_mark_is_read_item_by_item_too(client):
+    """A BOM before the array does not keep its readable items from being kept."""
+    deep = "[" * 3000 + "]" * 3000
+    body = ('\ufeff[{"service": "bom", "message": "kept"},'
+            f' {{"service": "bom", "message": "deep", "x": {deep}}}]').encode()
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert (response.json["accepted"], response.json["rejected"]) == (1, 1), response.json
+
+
+def test_an_array_read_item_by_item_keeps_the_line_limit(app, client, monkeypatch):
+    """More items than LOGDASH_MAX_LINES_PER_REQUEST is a 413 before any is decoded."""
+    monkeypatch.setitem(app.config, "LOGDASH_MAX_LINES_PER_REQUEST", 3)
+    deep = "[" * 3000 + "]" * 3000
+    body = "[" + '{"service": "many", "message": "m"},' * 4 + deep + "]"
+    response = client.post("/api/logs", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert stored("many") == []
+
+
 def test_an_integer_longer_than_python_reads_is_kept_as_text(client):
     """Python converts at most 4300 digits: a longer integer is kept as its digits, as 1e400
     is, rather than refusing the whole body."""
