@@ -392,6 +392,28 @@ def test_a_repeat_waits_while_the_first_notice_is_retried(app, client, monkeypat
         "the episode's first notice has not reached this channel yet"
 
 
+def test_a_repeat_waits_while_the_digest_carrying_the_first_notice_is_retried(client):
+    """The first notice was held and went into a digest that waits for its retry: a repeat
+    now would reach the receiver before the digest that says "alert"."""
+    receiver = Receiver(statuses=(200,))
+    try:
+        fire(client, receiver)
+        current_app.alert_queue.empty()
+        db.session.execute(text(
+            "UPDATE logs.alert_deliveries SET status = 'digested', digest_id = 'the-digest';"
+            " INSERT INTO logs.alert_deliveries (delivery_id, config_id, service, channel,"
+            " target, event, attempt, status, payload, next_attempt_at)"
+            " SELECT 'the-digest', config_id, service, channel, target, 'digest', 2,"
+            " 'pending', '{}', now() + interval '30 minutes' FROM logs.alert_deliveries"
+            " WHERE attempt = 1 LIMIT 1"))
+        db.session.commit()
+        repeat = add_repeat("the-repeat", "pending")
+        assert deliver(repeat) == "cancelled"
+    finally:
+        receiver.stop()
+    assert receiver.requests == []
+
+
 def test_unreachable_receiver_is_retried_until_the_horizon(app, client, monkeypatch):
     """Connection errors are retried; past the horizon the delivery gives up, saying so."""
     monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)

@@ -292,13 +292,19 @@ def resend(delivery: AlertDelivery) -> AlertDelivery:
 
 def _first_notice_on_its_way(delivery: AlertDelivery) -> bool:
     """Whether a firing notice of this attempt's episode that is not a repeat has still to
-    reach its channel (waiting for a retry, held, being sent): a repeat sent now would
-    arrive before it ("still firing" before "alert")."""
-    return db.session.execute(
-        select(AlertDelivery.id).where(
+    reach its channel (waiting for a retry, held, being sent, or in a digest that is): a
+    repeat sent now would arrive before it ("still firing" before "alert")."""
+    first = db.session.execute(
+        select(AlertDelivery.status, AlertDelivery.digest_id).where(
             AlertDelivery.violation_id == delivery.violation_id,
             AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel,
-            AlertDelivery.payload["repeat"].as_boolean().is_(False),
+            AlertDelivery.payload["repeat"].as_boolean().is_(False))).all()
+    if any(row.status in WAITING for row in first):
+        return True
+    digests = [row.digest_id for row in first if row.status == "digested"]
+    return bool(digests) and db.session.execute(
+        select(AlertDelivery.id).where(
+            AlertDelivery.delivery_id.in_(digests), AlertDelivery.channel == delivery.channel,
             AlertDelivery.status.in_(WAITING)).limit(1)).first() is not None
 
 
