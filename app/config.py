@@ -115,7 +115,9 @@ class Config:
         self.LOGDASH_HEALTH_WARNING_ERRORS = _int("LOGDASH_HEALTH_WARNING_ERRORS", 10)
         self.LOGDASH_HEALTH_WARNING_WARNINGS = _int("LOGDASH_HEALTH_WARNING_WARNINGS", 50)
         # Health looks at the last hour, by the minute.
-        self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15, 1, 60)
+        # Health reads the last hour by the minute: the silent minutes, and the one before
+        # them (app/stats/health.py), must fall in it.
+        self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15, 1, 59)
         # Links in alerts point here.
         # Unset, the web server's own address as `manage.py run` starts it (PORT included).
         self.LOGDASH_BASE_URL = (os.environ.get("LOGDASH_BASE_URL")

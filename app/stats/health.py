@@ -120,7 +120,7 @@ def service_health(rules: HealthRules, now: datetime | None = None,
     # of now's minute gone, so the minute before them is counted too; whether a line in it
     # was within silent_minutes, the service's last time tells.
     buckets = hour.buckets()
-    recent_start = buckets[max(len(buckets) - rules.silent_minutes - 1, 0)]
+    recent_start = buckets[-rules.silent_minutes - 1]  # 1 to 59, as config checks
     counts, last_seen = hour_counts(hour, recent_start, service, split)
     quiet_since = now - timedelta(minutes=rules.silent_minutes)
     for (name, level), (count, recent) in counts.items():
