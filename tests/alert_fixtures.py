@@ -1,5 +1,6 @@
 """Real peers for alert tests: an SMTP server, an HTTP receiver, and a job runner."""
 
+import asyncio
 import json
 import socket
 import threading
@@ -24,9 +25,11 @@ class MailBox:
     """An aiosmtpd handler keeping every message it receives."""
 
     def __init__(self) -> None:
-        """Start empty, taking every recipient."""
+        """Start empty, taking every recipient, answering at once."""
         self.messages = []
         self.rcpt_replies = []
+        self.data_delay = 0.0  # seconds before taking a message (a server scanning it)
+        self.quit_delay = 0.0  # seconds before answering QUIT
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         """Answer the next scripted reply to a recipient, then take the rest."""
@@ -37,8 +40,14 @@ class MailBox:
 
     async def handle_DATA(self, server, session, envelope):
         """Keep the message."""
+        await asyncio.sleep(self.data_delay)
         self.messages.append(envelope)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        """Say goodbye, when the delay is over."""
+        await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
 
 
 class SMTPServer:

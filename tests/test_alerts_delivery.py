@@ -131,6 +131,23 @@ def test_a_recipient_refused_beside_others_taken_is_recorded(client, smtp_server
     assert error.startswith(f"{refused} refused: 451") and "greylisted" in error
 
 
+def test_a_server_slow_to_take_the_message_or_say_goodbye_is_not_sent_it_twice(
+        app, client, monkeypatch, smtp_server):
+    """A mail server that scans a message before taking it answers DATA later than other
+    commands, and one may not answer QUIT at all in time: the message was taken either
+    way, and a retry would send it a second time."""
+    monkeypatch.setitem(app.config, "LOGDASH_SMTP_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setitem(app.config, "LOGDASH_ALERT_RETRY_BASE_SECONDS", 0.2)
+    smtp_server.box.data_delay = 1.5
+    smtp_server.box.quit_delay = 1.5
+    fire_by_email(client, "api")
+    run_jobs(until=lambda: smtp_server.box.messages)
+    time.sleep(1)  # a retry, if any, would be due by now
+    run_jobs()
+    assert [(a, s) for a, s, _, _ in attempts()] == [(1, "success")]
+    assert len(smtp_server.box.messages) == 1
+
+
 @pytest.fixture
 def silent_smtp(app):
     """A mail server that takes connections and never says a word, the app pointed at it."""

@@ -99,14 +99,26 @@ def subject_and_template(body: dict) -> tuple[str, str]:
     return f"Alert: {service} - {level} threshold exceeded", "email/alert"
 
 
+# How long the server may take to judge a message once it has all of it: many scan mail
+# first. A timeout there may mean the message was taken (its retry would send it twice),
+# so the wait is longer than for other replies, but within the job's time.
+DATA_REPLY_SECONDS = 60
+
+
 class _SMTP(smtplib.SMTP):
     """An SMTP client that keeps the recipients the server refused when others were taken
-    (sendmail returns them; Flask-Mail drops them)."""
+    (sendmail returns them; Flask-Mail drops them), and waits longer for the server's
+    verdict on a message than for its other replies."""
 
     def sendmail(self, *args, **kwargs) -> dict:
         """Send, keeping the refused recipients."""
         self.refused = super().sendmail(*args, **kwargs)
         return self.refused
+
+    def data(self, msg) -> tuple[int, bytes]:
+        """Send the message; wait up to DATA_REPLY_SECONDS for the server to take it."""
+        self.sock.settimeout(max(self.timeout, DATA_REPLY_SECONDS))
+        return super().data(msg)
 
 
 class _SMTPOverSSL(_SMTP, smtplib.SMTP_SSL):
@@ -124,11 +136,20 @@ class _SMTPConnection(Connection):
         client = _SMTPOverSSL if settings.use_ssl else _SMTP
         host = client(settings.server, settings.port,
                       timeout=current_app.config["LOGDASH_SMTP_TIMEOUT_SECONDS"])
+        host.set_debuglevel(int(settings.debug))
         if settings.use_tls:
             host.starttls()
         if settings.username and settings.password:
             host.login(settings.username, settings.password)
         return host
+
+    def __exit__(self, *exc_info) -> None:
+        """Say goodbye; a server that does not answer QUIT does not undo a message sent."""
+        if self.host is not None:
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                self.host.close()
 
 
 def send_email(recipients: str, body: dict, delivery_id: str) -> str | None:
