@@ -357,9 +357,11 @@ def flask_command() -> int:
     if not env.get("REDIS_URL") and REDIS_SOCKET.exists():
         env["REDIS_URL"] = f"unix://{REDIS_SOCKET}"
     flask = [str(BIN / "flask"), "--app", "app", *sys.argv[2:]]
+    # The app is found from any folder, so that paths given to a command (logs import
+    # FILE) stay relative to where it was typed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     # Replaced by it, not its parent: a signal to this process (a supervisor's SIGTERM)
     # reaches the command itself.
-    os.chdir(ROOT)
     os.execve(flask[0], flask, env)  # noqa: S606 (the project's own flask)
 
 

@@ -105,6 +105,13 @@ def test_run_command_serves_with_embedded_services(running):
     sent = requests.post(f"{url}/api/logs", json={"service": "cli", "message": "m"}, timeout=10,
                          headers={"Authorization": f"Bearer {token}"})
     assert sent.status_code == 202
+    # A file named as it lies in the folder the command is typed in.
+    (instance.parent / "rel.log").write_text("2026-11-28 04:05:23 ERROR disk full\n")
+    imported = subprocess.run([sys.executable, str(ROOT / "manage.py"), "flask", "logs",
+                               "import", "rel.log", "--service", "rel"], cwd=instance.parent,
+                              timeout=60, text=True, capture_output=True,
+                              env={**bare, "LOGDASH_INSTANCE_PATH": str(instance)})
+    assert imported.returncode == 0 and "1 accepted" in imported.stdout, imported.stderr
 
     # A second run from the same folder refuses to start, and leaves the first one whole.
     again = subprocess.run([sys.executable, "manage.py", "run"], cwd=ROOT, timeout=60,
