@@ -93,6 +93,40 @@ def test_ndjson_keeps_numbers_json_cannot_hold_as_text(run_import, tmp_path):
     assert lines()[0]["attributes"] == {"ratio": "NaN", "big": "1e400"}
 
 
+def detected(path: Path) -> str:
+    """The format the import would take the file for."""
+    source = importer.Source(str(path))
+    try:
+        return importer.detect_format(source.stream)
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("first", [
+    '{"service": "api", "message": "' + "x" * 10_000 + '"}',  # longer than a read buffer
+    '{"service": "api", "message": "cut by a rotat',  # a broken first line
+], ids=["long", "broken"])
+def test_ndjson_with_a_long_or_broken_first_line_is_read_line_by_line(run_import, tmp_path,
+                                                                       first):
+    """Detection looks past a first line that is long or broken: the file is still NDJSON,
+    read a line at a time (a JSON document is read whole), its good lines kept."""
+    path = tmp_path / "events.ndjson"
+    path.write_text(first + "\n" + '{"service": "api", "message": "second"}\n')
+    assert detected(path) == "ndjson"
+    result = run_import(path, "--service", "fallback")
+    assert "accepted" in result.stdout
+    assert "second" in [line["message"] for line in lines()]
+
+
+def test_a_json_document_over_several_lines_is_read_whole(run_import, tmp_path):
+    """An object spread over lines is one document, not NDJSON."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"service": "api", "message": "whole", "n": {"a": 1}},
+                               indent=2))
+    assert detected(path) == "json"
+    assert "1 accepted, 0 rejected" in run_import(path, "--service", "f").stdout
+
+
 def test_stdin_json_document(run_import):
     """`-` reads standard input; a JSON array is one document."""
     document = json.dumps([{"message": f"m{n}", "level": "warning"} for n in range(3)])

@@ -31,6 +31,7 @@ MAX_LINE_BYTES = 1024 * 1024
 LISTED_ERRORS = 20
 IDEMPOTENCY_SCOPE = "import"
 HEAD_BYTES = 4096  # what identifies a file when resuming: its first bytes, compressed as stored
+SAMPLE_BYTES = 64 * 1024  # what detect_format reads of a file's start
 
 _LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|CRIT"
                          r"|CRITICAL|FATAL|ALERT|EMERG|PANIC)\b")
@@ -103,14 +104,16 @@ class Source:
             self.raw: BinaryIO = stdin or sys.stdin.buffer
             self.size = None
         else:
-            self.raw = open(name, "rb")  # noqa: SIM115  (closed by close())
+            # Buffered enough to hold the sample detect_format reads.
+            self.raw = open(name, "rb", buffering=SAMPLE_BYTES)  # noqa: SIM115  (closed by close())
             self.size = os.fstat(self.raw.fileno()).st_size
         # peek() needs a buffered reader; files already are one, a test's stdin may not be.
         buffered = self.raw if hasattr(self.raw, "peek") else io.BufferedReader(self.raw)
         self.head = buffered.peek(HEAD_BYTES)[:HEAD_BYTES]
         self.stream: BinaryIO = buffered
         if self.head[:2] == b"\x1f\x8b":
-            self.stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+            self.stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered),  # type: ignore[arg-type]
+                                            SAMPLE_BYTES)
 
     def progress(self) -> int:
         """Bytes of the file read so far (compressed bytes for .gz), for the progress bar."""
@@ -123,18 +126,28 @@ class Source:
 
 
 def detect_format(stream: BinaryIO) -> str:
-    """Tell the format from the first line: NDJSON, a JSON document, syslog or plain."""
-    sample = stream.peek(64 * 1024).lstrip()  # type: ignore[attr-defined]
-    first = sample.split(b"\n", 1)[0].strip()
+    """Tell the format from the first lines: NDJSON, a JSON document, syslog or plain."""
+    sample = stream.peek(SAMPLE_BYTES).lstrip()  # type: ignore[attr-defined]
+    first, newline, rest = sample.partition(b"\n")
+    first = first.strip()
     if first.startswith(b"{"):
-        try:
-            json.loads(first)
+        # An object on the first line, one longer than the sample, or a broken first line
+        # (cut by a rotation) with an object starting the next, as NDJSON's lines do; a
+        # document read whole is one spread over lines ("{", then its indented keys).
+        if not newline or rest.startswith(b"{") or _is_object(first):
             return "ndjson"
-        except ValueError:
-            return "json"
+        return "json"
     if first.startswith(b"["):
         return "json"
     return "syslog" if _SYSLOG_START.match(first) else "plain"
+
+
+def _is_object(line: bytes) -> bool:
+    """Whether a line is a JSON object."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 # ---- reading entries -------------------------------------------------------------------
