@@ -142,11 +142,11 @@ def register_ingest_commands(app: Flask) -> None:
         from app.listeners.server import serve
         from app.listeners.settings import listener_settings, parse_port
 
-        overrides = {name: parse_port(f"--{name.replace('_', '-')}-port", value)
-                     for name, value in ports.items() if value is not None}
-        if bind:
-            overrides["bind"] = bind
         try:
+            overrides = {name: parse_port(f"--{name.replace('_', '-')}-port", value)
+                         for name, value in ports.items() if value is not None}
+            if bind:
+                overrides["bind"] = bind
             settings = listener_settings(app.config, **overrides)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
@@ -159,7 +159,10 @@ def register_ingest_commands(app: Flask) -> None:
             if not addresses:
                 click.echo("no receiver is enabled; nothing to do")
 
-        asyncio.run(serve(app, settings, on_start=started))
+        try:
+            asyncio.run(serve(app, settings, on_start=started))
+        except OSError as error:  # a port in use, an address not of this machine
+            raise click.ClickException(f"cannot listen on {settings.bind}: {error}") from None
 
     logs = click.Group("logs", help="Work with stored logs.")
 

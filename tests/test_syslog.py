@@ -1016,3 +1016,20 @@ def test_every_setting_is_documented():
     for document in (ROOT / ".env.example", ROOT / "docs/configuration.md"):
         text_of_doc = document.read_text()
         assert {name for name in used if name not in text_of_doc} == set(), document
+
+
+def test_listen_refuses_a_bad_port_or_one_in_use_in_a_sentence(app):
+    """A port that is no number, or one another program holds, stops `flask listen` with
+    an error line, not a traceback."""
+    runner = app.test_cli_runner()
+    bad = runner.invoke(args=["listen", "--syslog-udp-port", "abc"])
+    assert bad.exit_code == 1
+    assert "--syslog-udp-port must be a port number" in bad.output
+    assert "Traceback" not in bad.output
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        busy = runner.invoke(args=["listen", "--bind", "127.0.0.1", "--syslog-tcp-port",
+                                   str(port), "--syslog-udp-port", "0", "--gelf-udp-port", "0",
+                                   "--gelf-tcp-port", "0"])
+    assert busy.exit_code == 1, busy.output
+    assert "cannot listen on 127.0.0.1" in busy.output and "in use" in busy.output
