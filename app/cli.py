@@ -1,6 +1,10 @@
 """Flask commands: partitions, scheduler, users, tokens, listen, logs import and demo
 (`flask --app app --help`)."""
 
+import signal
+import threading
+from contextlib import contextmanager
+
 import click
 from flask import Flask
 
@@ -183,21 +187,37 @@ def register_ingest_commands(app: Flask) -> None:
         from pathlib import Path
 
         from app.ingest.importer import ResumeError
+        from app.ingest.records import InvalidLine, service_name
 
+        try:
+            service_name(service)
+        except InvalidLine as error:
+            raise click.BadParameter(str(error), param_hint="--service") from None
         state_folder = Path(app.instance_path) / "imports"
         totals = [0, 0]
-        for name in files:
-            started = time.monotonic()
-            try:
-                summary = _import_one(app, name, service, fmt, state_folder, resume,
-                                      batch_size)
-            except (OSError, ResumeError) as error:
-                raise click.ClickException(str(error)) from None
-            totals[0] += summary.accepted
-            totals[1] += summary.rejected
-            _echo_summary(summary, time.monotonic() - started)
+        with _stop_on_ctrl_c() as stop_asked:
+            for name in files:
+                started = time.monotonic()
+                try:
+                    summary = _import_one(app, name, service, fmt, state_folder, resume,
+                                          batch_size, stop_asked)
+                except (OSError, ResumeError) as error:
+                    raise click.ClickException(str(error)) from None
+                except EOFError:  # gzip's end never came
+                    raise click.ClickException(
+                        f"{name} ends before its compressed data does (cut short?); the"
+                        " lines before were stored") from None
+                totals[0] += summary.accepted
+                totals[1] += summary.rejected
+                _echo_summary(summary, time.monotonic() - started)
+                if summary.interrupted:
+                    raise click.ClickException(
+                        f"interrupted: {name} is stored up to the last batch above; run the"
+                        " same command with --resume to go on from there")
         if len(files) > 1:
             click.echo(f"total: {totals[0]} accepted, {totals[1]} rejected")
+        if totals[1] and not totals[0]:
+            raise click.ClickException("no line was accepted")
 
     app.cli.add_command(logs)
 
@@ -220,7 +240,31 @@ def register_ingest_commands(app: Flask) -> None:
         _run_demo(app, lines, hours, bursts, follow, rate, stop_after, seed, force)
 
 
-def _import_one(app: Flask, name, service, fmt, state_folder, resume, batch_size):
+@contextmanager
+def _stop_on_ctrl_c():
+    """While inside: the first Ctrl-C asks the import to stop after the batch it is storing
+    (yielded: whether it was asked); a second stops at once, as Ctrl-C does."""
+    asked = threading.Event()
+
+    def ask(_signum, _frame) -> None:
+        """Note the request, or give up waiting for the batch."""
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        click.echo("\nstopping after the batch being stored (Ctrl-C again: at once)",
+                   err=True)
+
+    if threading.current_thread() is not threading.main_thread():  # signals go to that one
+        yield asked.is_set
+        return
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _import_one(app: Flask, name, service, fmt, state_folder, resume, batch_size, stop_asked):
     """Import one file with a progress bar on standard error."""
     import sys
 
@@ -236,7 +280,7 @@ def _import_one(app: Flask, name, service, fmt, state_folder, resume, batch_size
                 bar.update(position - bar.pos)
 
             return import_source(source, service, fmt, app.config, state_folder, resume,
-                                 batch_size, on_progress=advance)
+                                 batch_size, on_progress=advance, stop_asked=stop_asked)
     finally:
         source.close()
 

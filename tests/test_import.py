@@ -3,6 +3,9 @@
 import csv
 import gzip
 import json
+import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +17,9 @@ from app.extensions import db
 from app.ingest import importer
 from app.ingest.importer import guess_level
 from app.ingest.levels import normalize_level
+from tests.fault_tools import ROOT, process_env
+from tests.helpers import scalar
+from tests.test_run_command import wait_until
 
 LOGHUB = Path(__file__).resolve().parent.parent.parent / "shared/data/loghub"
 
@@ -242,3 +248,61 @@ def test_missing_file_is_a_clear_error(run_import, tmp_path):
     """A path that cannot be opened stops the command with its name."""
     result = run_import(tmp_path / "nope.log", "--service", "x", ok=False)
     assert result.exit_code == 1 and "nope.log" in result.output
+
+
+def test_a_blank_service_is_refused_before_anything_is_read(run_import, tmp_path):
+    """--service names lines that do not name one: a blank one is refused at once."""
+    path = tmp_path / "a.log"
+    path.write_text("INFO hello\n")
+    result = run_import(path, "--service", " ", ok=False)
+    assert result.exit_code == 2 and "service is empty" in result.output
+    assert lines() == []
+
+
+def test_an_import_that_stores_nothing_fails(run_import, tmp_path):
+    """Every line refused: the summary says why, and the exit status says it failed."""
+    path = tmp_path / "old.ndjson"
+    path.write_text('{"message": "m", "timestamp": "2001-01-01T00:00:00Z"}\n' * 2)
+    result = run_import(path, "--service", "old", ok=False)
+    assert result.exit_code == 1
+    assert "0 accepted, 2 rejected" in result.output and "no line was accepted" in result.output
+
+
+def test_a_gzip_file_cut_short_is_named(run_import, tmp_path):
+    """A truncated .gz stops with its name and what happened, not a bare 'Aborted!'."""
+    path = tmp_path / "cut.log.gz"
+    path.write_bytes(gzip.compress(b"".join(b"INFO line %d\n" % n for n in range(5000)))[:-200])
+    result = run_import(path, "--service", "cut", ok=False)
+    assert result.exit_code == 1 and "cut.log.gz ends before its compressed data" in result.output
+
+
+def test_ctrl_c_stops_after_a_batch_and_resume_goes_on(app, database_url, redis_url, queue_prefix,
+                                                        tmp_path):
+    """The first Ctrl-C lets the batch being stored finish, says how to go on, and --resume
+    then stores the rest: every line once, and no traceback."""
+    path = tmp_path / "big.log"
+    path.write_text("".join(f"INFO line {n}\n" for n in range(60_000)))
+    env = process_env(database_url, redis_url, queue_prefix,
+                      LOGDASH_INSTANCE_PATH=str(tmp_path / "instance"))
+    command = [str(Path(sys.executable).parent / "flask"), "--app", "app", "logs", "import",
+               str(path), "--service", "ctrlc", "--batch-size", "100"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert wait_until(lambda: count_of("ctrlc") > 0, 60)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, output
+    assert "--resume" in output and "Traceback" not in output
+    assert 0 < count_of("ctrlc") < 60_000
+    resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, text=True,
+                             capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert count_of("ctrlc") == 60_000
+    assert scalar("SELECT count(DISTINCT message) FROM logs.entries") == 60_000
+
+
+def count_of(service: str) -> int:
+    """Lines of a service stored so far, as another process committed them."""
+    count = scalar("SELECT count(*) FROM logs.entries WHERE service = :s", s=service)
+    db.session.rollback()
+    return count

@@ -80,6 +80,7 @@ class FileSummary:
     replayed_batches: int = 0
     resumed_from: int = 0
     errors: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped on request after a committed batch
 
     def add(self, answer: dict, lines: list[int], replayed: bool) -> None:
         """Count one batch's answer; errors are named by their line in the file."""
@@ -296,8 +297,9 @@ def _batches(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
 
 def import_source(source: Source, service: str, fmt: str, config, state_folder: Path | None,
                   resume: bool = False, batch_size: int = 1000,
-                  on_progress=None) -> FileSummary:
-    """Import one opened source; `on_progress(bytes_read)` is called after every batch."""
+                  on_progress=None, stop_asked=None) -> FileSummary:
+    """Import one opened source; `on_progress(bytes_read)` is called after every batch, and
+    once `stop_asked()` is true the import stops there (a later --resume goes on)."""
     if fmt == "auto":
         fmt = detect_format(source.stream)
     state = ImportState.begin(state_folder, source, fmt, resume, batch_size)
@@ -312,4 +314,7 @@ def import_source(source: Source, service: str, fmt: str, config, state_folder: 
         state.save()
         if on_progress is not None:
             on_progress(source.progress())
+        if stop_asked is not None and stop_asked():
+            summary.interrupted = True
+            break
     return summary
