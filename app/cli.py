@@ -13,7 +13,8 @@ def register_commands(app: Flask) -> None:
     """Attach Logdash's commands to the app's CLI."""
 
     @app.cli.command("partitions")
-    @click.option("--days-ahead", type=int, default=None, help="Days after today to create.")
+    @click.option("--days-ahead", type=click.IntRange(0, 366), default=None,
+                  help="Days after today to create.")
     def partitions_command(days_ahead):
         """Create the daily log partitions for today and the days ahead."""
         from app.ingest.partitions import ensure_partitions_ahead
@@ -102,12 +103,13 @@ def register_access_commands(app: Flask) -> None:
 
     @tokens.command("list")
     def list_tokens_command():
-        """List tokens (never their values)."""
+        """List tokens (never their values): id, prefix, scope, service pinned to, state,
+        name, last use."""
         for token in list_tokens():
             state = "revoked" if token.revoked_at else "live"
             used = token.last_used_at.isoformat() if token.last_used_at else "never used"
-            click.echo(f"{token.id}\t{token.prefix}…\t{token.scope}\t{state}\t{token.name}"
-                       f"\t{used}")
+            click.echo(f"{token.id}\t{token.prefix}…\t{token.scope}\t{token.service or '-'}"
+                       f"\t{state}\t{token.name}\t{used}")
 
     @tokens.command("revoke")
     @click.argument("token_id", type=int)
@@ -231,12 +233,14 @@ def register_ingest_commands(app: Flask) -> None:
     @click.option("--follow", is_flag=True, help="Then keep sending lines until stopped.")
     @click.option("--rate", type=click.FloatRange(0.1, 1000), default=5.0, show_default=True,
                   help="Lines per second with --follow.")
-    @click.option("--stop-after", type=float, default=None,
+    @click.option("--stop-after", type=click.FloatRange(0, min_open=True), default=None,
                   help="With --follow: stop after this many seconds (for scripts).")
     @click.option("--seed", type=int, default=None, help="Make the traffic repeatable.")
     @click.option("--force", is_flag=True, help="Add demo lines even if logs exist.")
     def demo_command(lines, hours, bursts, follow, rate, stop_after, seed, force):
         """Fill an empty instance with realistic traffic (Loghub samples)."""
+        if stop_after is not None and not follow:
+            raise click.BadParameter("only goes with --follow", param_hint="--stop-after")
         _run_demo(app, lines, hours, bursts, follow, rate, stop_after, seed, force)
 
 

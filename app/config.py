@@ -96,7 +96,7 @@ class Config:
         self.LOGDASH_MAX_SERVICES = _int("LOGDASH_MAX_SERVICES", 1000, 0)
         self.LOGDASH_ACCEPT_PAST_DAYS = _int("LOGDASH_ACCEPT_PAST_DAYS", 30, 1, DAYS_MAX)
         self.LOGDASH_ACCEPT_FUTURE_HOURS = _int("LOGDASH_ACCEPT_FUTURE_HOURS", 24, 0, DAYS_MAX * 24)
-        self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3)
+        self.LOGDASH_PARTITION_DAYS_AHEAD = _int("LOGDASH_PARTITION_DAYS_AHEAD", 3, 0, 366)
         # Retention per tier, in days; raw lines go by whole daily partitions. Hours are kept
         # longer than the longest window (30d, read from hours), and ingest accepts lines a
         # day less far back than they are kept.

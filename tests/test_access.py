@@ -554,6 +554,11 @@ def test_cli_users_and_tokens(app):
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
     assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code != 0
     assert create_token("x", "read")[1].startswith("ld_")
+    pinned = runner.invoke(args=["tokens", "create", "--name", "shipper", "--scope", "ingest",
+                                 "--service", "billing"])
+    row = next(line for line in runner.invoke(args=["tokens", "list"]).output.splitlines()
+               if line.startswith(pinned.output.split()[1] + "\t"))
+    assert row.split("\t")[2:4] == ["ingest", "billing"]  # the service it is pinned to
 
 
 def test_a_new_password_signs_out_every_session_of_the_old_one(app, browser):

@@ -203,3 +203,6 @@ def test_partitions_command(app):
     assert result.exit_code == 0
     assert len(result.output.split()) == 2
     assert all(name.startswith("entries_p") for name in result.output.split())
+    for days in ("-3", "100000"):  # nothing at all, or a year of minutes' work
+        refused = app.test_cli_runner().invoke(args=["partitions", "--days-ahead", days])
+        assert refused.exit_code == 2 and "--days-ahead" in refused.output

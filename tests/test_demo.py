@@ -78,3 +78,11 @@ def test_demo_follow_keeps_a_trickle_going(app, tmp_path, monkeypatch):
     [(recent,)] = query(f"SELECT count(*) FROM logs.entries"
                         f" WHERE timestamp >= '{started.isoformat()}'")
     assert recent >= 20
+
+
+def test_stop_after_without_follow_or_below_zero_is_refused(app):
+    """--stop-after bounds --follow; alone, or not above 0, it is a mistake said so."""
+    alone = run_demo(app, "--stop-after", "5", "--lines", "0")
+    assert alone.exit_code == 2 and "only goes with --follow" in alone.output
+    negative = run_demo(app, "--follow", "--stop-after", "-5", "--lines", "0")
+    assert negative.exit_code == 2 and "--stop-after" in negative.output
