@@ -185,7 +185,20 @@
   }
 
   document.addEventListener("htmx:wsOpen", () => setLiveStatus("live", "live"));
-  document.addEventListener("htmx:wsClose", () => setLiveStatus("connecting", "reconnecting…"));
+  // htmx reconnects after these closes only (a restart, a lost connection).
+  const RECONNECTING = [1006, 1011, 1012, 1013];
+  document.addEventListener("htmx:wsClose", (event) => {
+    const closed = event.detail.event;
+    if (closed.code === 1008 && closed.reason.startsWith("signed out")) {
+      // The session ended (signed out in another tab, a new password): sign in, then back.
+      const back = window.location.pathname + window.location.search;
+      window.location.assign(document.body.dataset.signIn + "?next=" + encodeURIComponent(back));
+    } else if (RECONNECTING.includes(closed.code)) {
+      setLiveStatus("connecting", "reconnecting…");
+    } else {
+      setLiveStatus("connecting", "disconnected: reload the page");
+    }
+  });
   document.addEventListener("htmx:wsAfterMessage", () => {
     flushTail();
     const banners = document.getElementById("alert-banners");

@@ -14,6 +14,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
@@ -287,6 +288,24 @@ def test_a_page_signed_out_in_another_tab_goes_to_sign_in(web, browser):
         other.click("form.signout button")
         expect(other).to_have_url(re.compile(r"/login"))
         expect(health).to_have_url(re.compile(r"/login\?next=/health$"), timeout=15_000)
+    finally:
+        ctx.close()
+
+
+def test_a_live_page_whose_session_ended_goes_to_sign_in(web, browser):
+    """The dashboard has no poll, only its socket: when the server closes that socket
+    because the session ended (signed out in another tab; checked every 30 s), the page
+    goes to sign-in, and back after it, instead of saying "reconnecting" for ever."""
+    ctx = new_context(browser, sign_in(browser, web))
+    try:
+        page = ctx.new_page()
+        page.goto(f"{web.url}/?window=24h")
+        expect(page.locator("#live-status")).to_have_text("live")
+        other = ctx.new_page()
+        other.goto(f"{web.url}/health")
+        other.click("form.signout button")
+        expect(page).to_have_url(re.compile(r"/login\?next="), timeout=45_000)
+        assert parse_qs(urlsplit(page.url).query)["next"] == ["/?window=24h"]
     finally:
         ctx.close()
 
