@@ -132,11 +132,12 @@ def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
         raise BodyError(400, "body is empty")
     try:
         document = loads(stripped)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError) as error:
         if stripped.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
-            items = _parse_array_items(stripped, max_lines)
-            if items is not None:
-                return items
+            # An array is one document: no line of it can be told from the next until it
+            # decodes whole (NDJSON's lines are judged one by one).
+            raise BodyError(400, f"body is a JSON array that cannot be decoded: {_short(error)};"
+                                 " send NDJSON to have each line judged on its own") from None
         if max_lines is not None:
             _check_ndjson_line_count(stripped, max_lines)
         return _parse_ndjson(stripped)
@@ -145,66 +146,6 @@ def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
     if isinstance(document, dict):
         return [document]
     raise BodyError(400, "body must be a JSON object, an array of objects, or NDJSON")
-
-
-# The marks that shape a JSON array: brackets and commas, strings passed over whole (an
-# unclosed one runs to the end).
-_ITEM_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{},]', re.S)
-_CLOSING = {"[": "]", "{": "}"}
-# Marks read, at most, to find an array's items: reading them is Python-slow (about a
-# second for this many), and a few KB of gzip can hold megabytes of brackets.
-MAX_ARRAY_MARKS = 2_000_000
-
-
-def _parse_array_items(data: bytes, max_lines: int | None) -> list | None:
-    """The items of a JSON array that cannot be read whole, each read on its own: an item
-    that cannot be read (nested too deep, say) becomes a LineError and the others are kept.
-    None when the array's own brackets and commas are broken."""
-    try:
-        text = data.decode("utf-8-sig").strip()
-    except UnicodeDecodeError:
-        return None
-    spans = _item_spans(text, max_lines)
-    if spans is None:
-        return None
-    items = []
-    for start, end in spans:
-        try:
-            # Each item on its own: a decoder error counts lines from the start of what it
-            # reads, which for the whole body would cost its length per bad item.
-            items.append(_DECODER.decode(text[start:end]))
-        except (ValueError, RecursionError) as error:
-            items.append(LineError(f"array item is not valid JSON: {_short(error)}"))
-    return items
-
-
-def _item_spans(text: str, max_lines: int | None) -> list[tuple[int, int]] | None:
-    """Where each item of the array `text` lies, found by its brackets, commas and strings;
-    None unless they make one array (each bracket closed by its kind, no empty item, nothing
-    after it). More than max_lines items is a 413, as for NDJSON."""
-    spans, start, opened = [], 1, []
-    for count, token in enumerate(_ITEM_TOKENS.finditer(text, 1)):
-        if count > MAX_ARRAY_MARKS:
-            return None
-        mark = token.group()
-        if mark.startswith('"'):
-            continue
-        if mark in _CLOSING:
-            opened.append(mark)
-        elif opened:
-            if mark != "," and _CLOSING[opened.pop()] != mark:
-                return None
-        elif mark == "}" or not text[start:token.start()].strip():
-            return None
-        else:  # the comma after an item, or the array's closing bracket
-            spans.append((start, token.start()))
-            if max_lines is not None and len(spans) > max_lines:
-                raise BodyError(413, f"batch has more than {max_lines} lines; at most"
-                                     f" {max_lines} per request")
-            if mark == "]":
-                return spans if token.end() == len(text) else None
-            start = token.end()
-    return None
 
 
 # The start of a line holding more than blanks.
