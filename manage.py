@@ -11,6 +11,7 @@ pyproject.toml changes), then re-run themselves inside it.
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import signal
 import socket
@@ -22,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-INSTANCE = Path(os.environ.get("LOGDASH_INSTANCE_PATH", ROOT / "instance")).resolve()
+# A relative LOGDASH_INSTANCE_PATH (.env.example's ./instance) is the project's, wherever
+# manage.py is run from; its processes are given it whole.
+INSTANCE = (ROOT / os.environ.get("LOGDASH_INSTANCE_PATH", "instance")).resolve()
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PGDATA = INSTANCE / "pgdata"
 REDIS_SOCKET = INSTANCE / "redis.sock"
@@ -216,7 +219,7 @@ def run() -> int:
     """Start Logdash: embedded services if not configured, migrations, then web/worker/scheduler."""
     reexec_in_venv("")
     INSTANCE.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = dict(os.environ, LOGDASH_INSTANCE_PATH=str(INSTANCE))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
     env.setdefault("LOGDASH_BIND", "127.0.0.1")
@@ -347,7 +350,7 @@ def flask_command() -> int:
     """Run `flask --app app ...` in .venv, on the embedded servers of a running `run` unless
     DATABASE_URL / REDIS_URL say otherwise."""
     reexec_in_venv("")
-    env = dict(os.environ)
+    env = dict(os.environ, LOGDASH_INSTANCE_PATH=str(INSTANCE))
     if not env.get("DATABASE_URL"):
         if not (PGDATA / "postmaster.pid").exists():
             print("No DATABASE_URL, and the embedded PostgreSQL is not running: start"
@@ -356,10 +359,15 @@ def flask_command() -> int:
         env["DATABASE_URL"] = embedded_database_url()
     if not env.get("REDIS_URL") and REDIS_SOCKET.exists():
         env["REDIS_URL"] = f"unix://{REDIS_SOCKET}"
-    flask = [str(BIN / "flask"), "--app", "app", *sys.argv[2:]]
-    # The app is found from any folder, so that paths given to a command (logs import
-    # FILE) stay relative to where it was typed.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # Run from the folder it was typed in, so that paths given to a command (logs import
+    # FILE) are read from there: the app is named by its path, which no app.py of that
+    # folder can shadow, and no .env found from there is read (the project's is, if
+    # python-dotenv is installed, as when run from the project's folder).
+    env["FLASK_SKIP_DOTENV"] = "1"
+    dotenv = ROOT / ".env"
+    env_file = (["--env-file", str(dotenv)]
+                if dotenv.is_file() and importlib.util.find_spec("dotenv") else [])
+    flask = [str(BIN / "flask"), "--app", str(ROOT / "app"), *env_file, *sys.argv[2:]]
     # Replaced by it, not its parent: a signal to this process (a supervisor's SIGTERM)
     # reaches the command itself.
     os.execve(flask[0], flask, env)  # noqa: S606 (the project's own flask)

@@ -105,8 +105,10 @@ def test_run_command_serves_with_embedded_services(running):
     sent = requests.post(f"{url}/api/logs", json={"service": "cli", "message": "m"}, timeout=10,
                          headers={"Authorization": f"Bearer {token}"})
     assert sent.status_code == 202
-    # A file named as it lies in the folder the command is typed in.
+    # A file named as it lies in the folder the command is typed in; an app.py there is
+    # not taken for Logdash.
     (instance.parent / "rel.log").write_text("2026-11-28 04:05:23 ERROR disk full\n")
+    (instance.parent / "app.py").write_text('raise SystemExit("not Logdash")\n')
     imported = subprocess.run([sys.executable, str(ROOT / "manage.py"), "flask", "logs",
                                "import", "rel.log", "--service", "rel"], cwd=instance.parent,
                               timeout=60, text=True, capture_output=True,
