@@ -118,7 +118,11 @@ class _SMTP(smtplib.SMTP):
     def data(self, msg) -> tuple[int, bytes]:
         """Send the message; wait up to DATA_REPLY_SECONDS for the server to take it."""
         self.sock.settimeout(max(self.timeout, DATA_REPLY_SECONDS))
-        return super().data(msg)
+        try:
+            return super().data(msg)
+        finally:
+            if self.sock is not None:  # QUIT and the rest wait as long as other replies
+                self.sock.settimeout(self.timeout)
 
 
 class _SMTPOverSSL(_SMTP, smtplib.SMTP_SSL):
