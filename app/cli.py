@@ -195,6 +195,10 @@ def register_ingest_commands(app: Flask) -> None:
             service_name(service)
         except InvalidLine as error:
             raise click.BadParameter(str(error), param_hint="--service") from None
+        if resume and "-" in files:
+            raise click.BadParameter("standard input cannot be read again from where it was"
+                                     " left; import what is left of it without --resume",
+                                     param_hint="--resume")
         state_folder = Path(app.instance_path) / "imports"
         totals = [0, 0]
         with _stop_on_ctrl_c() as stop_asked:
@@ -205,17 +209,18 @@ def register_ingest_commands(app: Flask) -> None:
                                           batch_size, stop_asked)
                 except (OSError, ResumeError) as error:
                     raise click.ClickException(str(error)) from None
-                except EOFError:  # gzip's end never came
-                    raise click.ClickException(
-                        f"{name} ends before its compressed data does (cut short?); the"
-                        " lines before were stored") from None
                 totals[0] += summary.accepted
                 totals[1] += summary.rejected
                 _echo_summary(summary, time.monotonic() - started)
-                if summary.interrupted:
+                if summary.damaged:
                     raise click.ClickException(
-                        f"interrupted: {name} is stored up to the last batch above; run the"
-                        " same command with --resume to go on from there")
+                        f"{name} is cut short or damaged: its lines before that point are"
+                        " stored")
+                if summary.interrupted:
+                    again = ("run the same command with --resume to go on from there"
+                             if name != "-" else "standard input cannot be resumed")
+                    raise click.ClickException(
+                        f"interrupted: {name} is stored up to the last batch above; {again}")
         if len(files) > 1:
             click.echo(f"total: {totals[0]} accepted, {totals[1]} rejected")
         if totals[1] and not totals[0]:

@@ -3,6 +3,7 @@
 import csv
 import gzip
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -268,12 +269,30 @@ def test_an_import_that_stores_nothing_fails(run_import, tmp_path):
     assert "0 accepted, 2 rejected" in result.output and "no line was accepted" in result.output
 
 
-def test_a_gzip_file_cut_short_is_named(run_import, tmp_path):
-    """A truncated .gz stops with its name and what happened, not a bare 'Aborted!'."""
+@pytest.mark.parametrize("lines", [5_000, 50_000])  # its whole text within 64 KiB, or not
+def test_a_gzip_file_cut_short_stores_what_is_before_the_cut(run_import, tmp_path, lines):
+    """A truncated .gz: the lines before the cut are stored, batch being built included;
+    the summary names where it ends and the command fails."""
     path = tmp_path / "cut.log.gz"
-    path.write_bytes(gzip.compress(b"".join(b"INFO line %d\n" % n for n in range(5000)))[:-200])
-    result = run_import(path, "--service", "cut", ok=False)
-    assert result.exit_code == 1 and "cut.log.gz ends before its compressed data" in result.output
+    whole = gzip.compress(b"".join(b"INFO line %d\n" % n for n in range(lines)))
+    path.write_bytes(whole[:len(whole) * 3 // 4])
+    result = run_import(path, "--service", "cut", "--batch-size", "1000", ok=False)
+    assert result.exit_code == 1
+    assert "compressed data is cut short or damaged" in result.output
+    assert "cut.log.gz is cut short or damaged" in result.output
+    stored = scalar("SELECT count(*) FROM logs.entries")
+    db.session.rollback()
+    accepted = int(re.search(r"(\d+) accepted", result.output).group(1))
+    assert stored == accepted and (stored > 0 or lines == 5_000)
+    assert stored % 1000 != 0 or stored == 0  # the batch being built when it ended is kept
+
+
+def test_resume_refuses_standard_input(run_import):
+    """Standard input cannot be read again from where an import left it: --resume with -
+    is refused rather than storing it all again."""
+    result = run_import("-", "--service", "s", "--resume", stdin=b"INFO a\n", ok=False)
+    assert result.exit_code == 2 and "standard input cannot be read again" in result.output
+    assert lines() == []
 
 
 def test_ctrl_c_stops_after_a_batch_and_resume_goes_on(app, database_url, redis_url, queue_prefix,

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class FileSummary:
     resumed_from: int = 0
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False  # stopped on request after a committed batch
+    damaged: bool = False  # its compressed data ended early or could not be read
 
     def add(self, answer: dict, lines: list[int], replayed: bool) -> None:
         """Count one batch's answer; errors are named by their line in the file."""
@@ -128,7 +130,10 @@ class Source:
 
 def detect_format(stream: BinaryIO) -> str:
     """Tell the format from the first lines: NDJSON, a JSON document, syslog or plain."""
-    sample = stream.peek(SAMPLE_BYTES).lstrip()  # type: ignore[attr-defined]
+    try:
+        sample = stream.peek(SAMPLE_BYTES).lstrip()  # type: ignore[attr-defined]
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        return "plain"  # the entries end at once, saying the data is damaged
     first, newline, rest = sample.partition(b"\n")
     first = first.strip()
     if first.startswith(b"{"):
@@ -197,16 +202,28 @@ def _decode_line(line: bytes, fmt: str, service: str):
     return entry
 
 
+class Damaged(LineError):
+    """Where a file's compressed data ended early or could not be read: the last entry."""
+
+
 def read_entries(stream: BinaryIO, fmt: str, service: str, start: Position) -> Iterator[Entry]:
-    """Every entry after `start`; blank lines are skipped, too-long ones refused."""
-    if fmt == "json":
-        yield from _json_entries(stream, start)
-        return
-    for line, number, end in _lines(stream, start):
-        if line is None:
-            yield Entry(LineError(f"line is longer than {MAX_LINE_BYTES} bytes"), number, end)
-        elif line.strip():
-            yield Entry(_decode_line(line, fmt, service), number, end)
+    """Every entry after `start`; blank lines are skipped, too-long ones refused. Data that
+    cannot be decompressed ends the entries with a Damaged one, so that those before it
+    are still stored."""
+    number, end = start.line, start.offset
+    try:
+        if fmt == "json":
+            yield from _json_entries(stream, start)
+            return
+        for line, number, end in _lines(stream, start):
+            if line is None:
+                yield Entry(LineError(f"line is longer than {MAX_LINE_BYTES} bytes"), number,
+                            end)
+            elif line.strip():
+                yield Entry(_decode_line(line, fmt, service), number, end)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        yield Entry(Damaged(f"the compressed data is cut short or damaged here ({error})"),
+                    number + 1, end)
 
 
 def _json_entries(stream: BinaryIO, start: Position) -> Iterator[Entry]:
@@ -310,6 +327,7 @@ def import_source(source: Source, service: str, fmt: str, config, state_folder: 
         answer, replayed = ingest_items([e.item for e in batch], service, config,
                                         idempotency=state.key(start, end), receiver="import")
         summary.add(answer, [e.line for e in batch], replayed)
+        summary.damaged = summary.damaged or isinstance(batch[-1].item, Damaged)
         state.position = Position(end, batch[-1].line)
         state.save()
         if on_progress is not None:
