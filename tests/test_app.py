@@ -117,18 +117,6 @@ def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, q
     assert make_app(database_url, redis_url, queue_prefix).instance_path != str(tmp_path)
 
 
-def test_links_point_at_the_port_served_unless_set(database_url, redis_url, queue_prefix,
-                                                   monkeypatch):
-    """Without LOGDASH_BASE_URL, alert links name the port the web server was given."""
-    monkeypatch.delenv("LOGDASH_BASE_URL", raising=False)
-    monkeypatch.setenv("PORT", "18200")
-    assert make_app(database_url, redis_url, queue_prefix).config["LOGDASH_BASE_URL"] == (
-        "http://127.0.0.1:18200")
-    monkeypatch.setenv("LOGDASH_BASE_URL", "https://logs.example.com")
-    assert make_app(database_url, redis_url, queue_prefix).config["LOGDASH_BASE_URL"] == (
-        "https://logs.example.com")
-
-
 @pytest.mark.parametrize(("name", "value", "error"), [
     ("LOGDASH_RETAIN_HOURLY_DAYS", "1", "must be between 31 and 36500, got 1"),
     # Fewer days than the 30d window reads would shrink its counts.
