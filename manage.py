@@ -226,6 +226,9 @@ def run() -> int:
     if not hold_run_lock():
         print(f"Logdash is already running from {INSTANCE}; stop it first.", file=sys.stderr)
         return 1
+    # Links in alerts name the address served here; the worker that writes them has no other
+    # way to know it.
+    env.setdefault("LOGDASH_BASE_URL", served_url(env))
     if port_taken(env["LOGDASH_BIND"], env["PORT"]):
         print(f"Port {env['PORT']} on {env['LOGDASH_BIND']} is in use; stop what uses it or"
               " set PORT to another one.", file=sys.stderr)
@@ -268,12 +271,12 @@ def start_processes(env: dict, helpers: list[subprocess.Popen]) -> int:
                                pass_fds=run_lock_fds())
         for name in wanted_processes(env)
     }
-    return supervise(children, helpers, healthz_url(env),
+    return supervise(children, helpers, served_url(env) + "/healthz",
                      f"\nLogdash is running at http://{env['LOGDASH_BIND']}:{env['PORT']}/"
                      "  (Ctrl-C stops)\n")
 
 
-def healthz_url(env: dict) -> str:
+def served_url(env: dict) -> str:
     """Where the web server answers once it is up (every interface: through loopback)."""
     import ipaddress
 
@@ -281,7 +284,7 @@ def healthz_url(env: dict) -> str:
     with contextlib.suppress(ValueError):  # a name, not an address
         if ipaddress.ip_address(host).is_unspecified:
             host = "::1" if ":" in host else "127.0.0.1"
-    return f"http://{'[' + host + ']' if ':' in host else host}:{env['PORT']}/healthz"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{env['PORT']}"
 
 
 def answers(url: str) -> bool:
@@ -289,7 +292,7 @@ def answers(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=0.5):  # noqa: S310 (healthz_url: http only)
+        with urllib.request.urlopen(url, timeout=0.5):  # noqa: S310 (served_url: http only)
             return True
     except OSError:
         return False

@@ -47,7 +47,7 @@ def running(tmp_path):
     """`python3 manage.py run` with no DATABASE_URL or REDIS_URL, stopped with SIGTERM."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LOGDASH_BASE_URL")}
     env.update(PORT=str(port), LOGDASH_INSTANCE_PATH=str(tmp_path / "instance"))
     log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
@@ -94,6 +94,11 @@ def test_run_command_serves_with_embedded_services(running):
 
     assert wait_until(upkeep_ran, 60), log.read_text()[-3000:]
     assert (instance / "secret_key").exists()
+    # The worker, which writes alerts' links, is told where the web server answers.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    [worker] = [pid for pid in children
+                if b"worker.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert f"LOGDASH_BASE_URL={url}".encode() in Path(f"/proc/{worker}/environ").read_bytes()
 
     # Commands reach the running embedded servers through manage.py, with nothing set.
     bare = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -150,7 +155,7 @@ def test_a_run_after_one_killed_outright_still_stops_its_postgres(running):
     gone.wait()
     (instance / "pgdata" / ".handle_pids.json").write_text(f"[{gone.pid}]")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LOGDASH_BASE_URL")}
     env.update(PORT=url.rsplit(":", 1)[1], LOGDASH_INSTANCE_PATH=str(instance))
     with (instance.parent / "again.log").open("w") as again_log:
         again = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
