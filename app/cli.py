@@ -103,13 +103,13 @@ def register_access_commands(app: Flask) -> None:
 
     @tokens.command("list")
     def list_tokens_command():
-        """List tokens (never their values): id, prefix, scope, service pinned to, state,
-        name, last use."""
+        """List tokens (never their values): id, prefix, scope, state, name, last use, and
+        the service a token is pinned to."""
         for token in list_tokens():
             state = "revoked" if token.revoked_at else "live"
             used = token.last_used_at.isoformat() if token.last_used_at else "never used"
-            click.echo(f"{token.id}\t{token.prefix}…\t{token.scope}\t{token.service or '-'}"
-                       f"\t{state}\t{token.name}\t{used}")
+            click.echo(f"{token.id}\t{token.prefix}…\t{token.scope}\t{state}\t{token.name}"
+                       f"\t{used}\t{token.service or '-'}")
 
     @tokens.command("revoke")
     @click.argument("token_id", type=int)
@@ -203,6 +203,8 @@ def register_ingest_commands(app: Flask) -> None:
         totals = [0, 0]
         with _stop_on_ctrl_c() as stop_asked:
             for name in files:
+                if stop_asked():  # asked between two files: the next is not begun
+                    raise click.ClickException(f"interrupted before {name}")
                 started = time.monotonic()
                 try:
                     summary = _import_one(app, name, service, fmt, state_folder, resume,

@@ -140,7 +140,8 @@ class _SMTPConnection(Connection):
         client = _SMTPOverSSL if settings.use_ssl else _SMTP
         host = client(settings.server, settings.port,
                       timeout=current_app.config["LOGDASH_SMTP_TIMEOUT_SECONDS"])
-        host.set_debuglevel(int(settings.debug))
+        # No debug level (Flask-Mail's follows FLASK_DEBUG): smtplib would print the whole
+        # exchange to the log, the password of AUTH included.
         if settings.use_tls:
             host.starttls()
         if settings.username and settings.password:
