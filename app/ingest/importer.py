@@ -114,9 +114,15 @@ class Source:
         buffered = self.raw if hasattr(self.raw, "peek") else io.BufferedReader(self.raw)
         self.head = buffered.peek(HEAD_BYTES)[:HEAD_BYTES]
         self.stream: BinaryIO = buffered
+        self.gunzip: _EndAtDamage | None = None
         if self.head[:2] == b"\x1f\x8b":
-            self.stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered),  # type: ignore[arg-type]
-                                            SAMPLE_BYTES)
+            self.gunzip = _EndAtDamage(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+            self.stream = io.BufferedReader(self.gunzip, SAMPLE_BYTES)
+
+    def damage(self) -> str | None:
+        """Why the compressed data ended before its end, once it has."""
+        error = self.gunzip.error if self.gunzip is not None else None
+        return None if error is None else str(error) or type(error).__name__
 
     def progress(self) -> int:
         """Bytes of the file read so far (compressed bytes for .gz), for the progress bar."""
@@ -128,12 +134,37 @@ class Source:
             self.raw.close()
 
 
+class _EndAtDamage(io.RawIOBase):
+    """Gzip data as it decompresses; where it is cut short or damaged, it ends there (the
+    error kept), so that a buffered reader over it keeps every line read before. Raised
+    instead, the error would lose what the reader had gathered for its line."""
+
+    def __init__(self, gunzip: gzip.GzipFile) -> None:
+        """Read from `gunzip`."""
+        self.gunzip = gunzip
+        self.error: Exception | None = None
+
+    def readable(self) -> bool:
+        """It is read."""
+        return True
+
+    def readinto(self, buffer) -> int:
+        """Fill from one read of the decompressed data (read1: one that raises has
+        returned nothing); 0 at the end, also at the damage."""
+        if self.error is not None:
+            return 0
+        try:
+            data = self.gunzip.read1(len(buffer))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            self.error = error
+            return 0
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def detect_format(stream: BinaryIO) -> str:
     """Tell the format from the first lines: NDJSON, a JSON document, syslog or plain."""
-    try:
-        sample = stream.peek(SAMPLE_BYTES).lstrip()  # type: ignore[attr-defined]
-    except (EOFError, zlib.error, gzip.BadGzipFile):
-        return "plain"  # the entries end at once, saying the data is damaged
+    sample = stream.peek(SAMPLE_BYTES).lstrip()  # type: ignore[attr-defined]
     first, newline, rest = sample.partition(b"\n")
     first = first.strip()
     if first.startswith(b"{"):
@@ -206,22 +237,24 @@ class Damaged(LineError):
     """Where a file's compressed data ended early or could not be read: the last entry."""
 
 
-def read_entries(stream: BinaryIO, fmt: str, service: str, start: Position) -> Iterator[Entry]:
-    """Every entry after `start`; blank lines are skipped, too-long ones refused. Data that
-    cannot be decompressed ends the entries with a Damaged one, so that those before it
-    are still stored."""
+def read_entries(stream: BinaryIO, fmt: str, service: str, start: Position,
+                 damage=lambda: None) -> Iterator[Entry]:
+    """Every entry after `start`; blank lines are skipped, too-long ones refused. Where
+    `damage()` says the data broke off, a Damaged entry ends them, the line it cut with it:
+    those before are still stored."""
     number, end = start.line, start.offset
-    try:
-        if fmt == "json":
-            yield from _json_entries(stream, start)
-            return
+    if fmt == "json":
+        yield from _json_entries(stream, start)
+    else:
         for line, number, end in _lines(stream, start):
             if line is None:
                 yield Entry(LineError(f"line is longer than {MAX_LINE_BYTES} bytes"), number,
                             end)
+            elif not line.endswith(b"\n") and damage() is not None:
+                number -= 1  # the line the damage cut: not stored as if whole
             elif line.strip():
                 yield Entry(_decode_line(line, fmt, service), number, end)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+    if (error := damage()) is not None:
         yield Entry(Damaged(f"the compressed data is cut short or damaged here ({error})"),
                     number + 1, end)
 
@@ -321,7 +354,7 @@ def import_source(source: Source, service: str, fmt: str, config, state_folder: 
         fmt = detect_format(source.stream)
     state = ImportState.begin(state_folder, source, fmt, resume, batch_size)
     summary = FileSummary(source.name, resumed_from=state.position.offset)
-    entries = read_entries(source.stream, fmt, service, state.position)
+    entries = read_entries(source.stream, fmt, service, state.position, source.damage)
     for batch in _batches(entries, state.batch_size):
         start, end = state.position.offset, batch[-1].end
         answer, replayed = ingest_items([e.item for e in batch], service, config,
