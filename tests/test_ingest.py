@@ -60,13 +60,20 @@ def test_json_array_is_stored(client):
     '[{"service": "arr", "message": "a", "x": ' + "[" * 3000 + "]" * 3000 + "}]",  # too deep
 ])
 def test_a_json_array_that_cannot_be_decoded_is_refused_whole(client, body):
-    """An array is one document: if it does not decode, no line of it is stored, and the
-    answer says so and how to have lines judged one by one (NDJSON)."""
+    """An array is one document: if it does not decode, no line of it is stored."""
     response = client.post("/api/logs", data=body, content_type="application/json")
     assert response.status_code == 400
-    assert response.json["error"].startswith("body is a JSON array that cannot be decoded")
-    assert "NDJSON" in response.json["error"]
+    assert "not valid JSON" in response.json["error"]
     assert stored("arr") == []
+
+
+def test_ndjson_whose_first_line_is_an_array_keeps_its_object_lines(client):
+    """A body that is not one document is read line by line, even when its first line
+    happens to start with '[': the objects are kept, the other lines named."""
+    body = '[1]\n{"service": "arr", "message": "kept"}\n'
+    response = client.post("/api/logs", data=body, content_type="application/x-ndjson")
+    assert (response.json["accepted"], response.json["rejected"]) == (1, 1), response.json
+    assert [r["message"] for r in stored("arr")] == ["kept"]
 
 
 def test_an_integer_longer_than_python_reads_is_kept_as_text(client):
@@ -227,7 +234,7 @@ def test_line_from_weeks_ago_gets_its_own_partition(client):
         (b"42", 400, "must be a JSON object"),
         (b'"text"', 400, "must be a JSON object"),
         (b"\xff\xfe\x00garbage", 400, "not JSON"),
-        (b"[" * 100000, 400, "JSON array that cannot be decoded"),
+        (b"[" * 100000, 400, "not JSON"),
     ],
 )
 def test_unusable_bodies_are_400(client, body, status, error):

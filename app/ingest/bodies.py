@@ -1,7 +1,6 @@
 """Decode an ingest request body into log objects: JSON, JSON array, NDJSON or form data."""
 
 import ast
-import codecs
 import json
 import math
 import re
@@ -132,12 +131,7 @@ def parse_json_body(data: bytes, max_lines: int | None = None) -> list:
         raise BodyError(400, "body is empty")
     try:
         document = loads(stripped)
-    except (ValueError, RecursionError) as error:
-        if stripped.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
-            # An array is one document: no line of it can be told from the next until it
-            # decodes whole (NDJSON's lines are judged one by one).
-            raise BodyError(400, f"body is a JSON array that cannot be decoded: {_short(error)};"
-                                 " send NDJSON to have each line judged on its own") from None
+    except (ValueError, RecursionError):
         if max_lines is not None:
             _check_ndjson_line_count(stripped, max_lines)
         return _parse_ndjson(stripped)
