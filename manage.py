@@ -237,7 +237,7 @@ def run() -> int:
         return 1
     # Links in alerts name the address served here; the worker that writes them has no other
     # way to know it.
-    env.setdefault("LOGDASH_BASE_URL", served_url(env))
+    env["LOGDASH_BASE_URL"] = env.get("LOGDASH_BASE_URL") or served_url(env)
     if port_taken(env["LOGDASH_BIND"], env["PORT"]):
         print(f"Port {env['PORT']} on {env['LOGDASH_BIND']} is in use; stop what uses it or"
               " set PORT to another one.", file=sys.stderr)

@@ -119,7 +119,7 @@ class Config:
         # them (app/stats/health.py), must fall in it.
         self.LOGDASH_HEALTH_SILENT_MINUTES = _int("LOGDASH_HEALTH_SILENT_MINUTES", 15, 1, 59)
         # Links in alerts point here.
-        self.LOGDASH_BASE_URL = os.environ.get("LOGDASH_BASE_URL", "http://127.0.0.1:8000")
+        self.LOGDASH_BASE_URL = os.environ.get("LOGDASH_BASE_URL") or "http://127.0.0.1:8000"
         # Alert delivery: retries with exponential backoff until the horizon.
         self.LOGDASH_ALERT_RETRY_BASE_SECONDS = _float("LOGDASH_ALERT_RETRY_BASE_SECONDS", 30)
         self.LOGDASH_ALERT_RETRY_MAX_SECONDS = _float("LOGDASH_ALERT_RETRY_MAX_SECONDS", 3600)

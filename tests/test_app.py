@@ -194,3 +194,10 @@ def test_partitions_command(app):
     for days in ("-3", "100000"):  # nothing at all, or a year of minutes' work
         refused = app.test_cli_runner().invoke(args=["partitions", "--days-ahead", days])
         assert refused.exit_code == 2 and "--days-ahead" in refused.output
+
+
+def test_an_empty_base_url_is_the_default(monkeypatch):
+    """LOGDASH_BASE_URL= left empty (a .env line) means unset, not links relative to
+    nothing."""
+    monkeypatch.setenv("LOGDASH_BASE_URL", "")
+    assert Config().LOGDASH_BASE_URL == "http://127.0.0.1:8000"
