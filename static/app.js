@@ -187,6 +187,8 @@
   document.addEventListener("htmx:wsOpen", () => setLiveStatus("live", "live"));
   // htmx reconnects after these closes only (a restart, a lost connection).
   const RECONNECTING = [1006, 1011, 1012, 1013];
+  let failedReconnects = 0;
+  document.addEventListener("htmx:wsOpen", () => { failedReconnects = 0; });
   document.addEventListener("htmx:wsClose", (event) => {
     const closed = event.detail.event;
     if (closed.code === 1008 && closed.reason.startsWith("signed out")) {
@@ -195,10 +197,26 @@
       window.location.assign(document.body.dataset.signIn + "?next=" + encodeURIComponent(back));
     } else if (RECONNECTING.includes(closed.code)) {
       setLiveStatus("connecting", "reconnecting…");
+      // A socket refused at its opening closes as 1006 too: after two in a row, ask whether
+      // the session ended meanwhile (the server then says where to sign in).
+      failedReconnects += 1;
+      if (closed.code === 1006 && failedReconnects >= 2) checkSession();
     } else {
       setLiveStatus("connecting", "disconnected: reload the page");
     }
   });
+
+  async function checkSession() {
+    try {
+      const answer = await fetch(window.location.href, {
+        headers: {"HX-Request": "true", "HX-Current-URL": window.location.href},
+      });
+      const signIn = answer.headers.get("HX-Redirect");
+      if (answer.status === 401 && signIn) window.location.assign(signIn);
+    } catch (unreachable) {
+      // The server is away: htmx keeps trying to reconnect.
+    }
+  }
   document.addEventListener("htmx:wsAfterMessage", () => {
     flushTail();
     const banners = document.getElementById("alert-banners");

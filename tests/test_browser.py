@@ -310,6 +310,25 @@ def test_a_live_page_whose_session_ended_goes_to_sign_in(web, browser):
         ctx.close()
 
 
+def test_a_live_page_signed_out_while_its_server_restarts_goes_to_sign_in(web, browser):
+    """Signed out in another tab, then the server restarts: the page's socket cannot open
+    again (refused, which a browser reports as 1006, like a lost connection); after two
+    such tries it asks, and goes to sign-in rather than reconnect for ever."""
+    ctx = new_context(browser, sign_in(browser, web))
+    try:
+        page = ctx.new_page()
+        page.goto(f"{web.url}/tail")
+        expect(page.locator("#live-status")).to_have_text("live")
+        other = ctx.new_page()
+        other.goto(f"{web.url}/health")
+        other.click("form.signout button")
+        web.process.send_signal(signal.SIGHUP)
+        expect(page).to_have_url(re.compile(r"/login\?next="), timeout=40_000)
+        assert parse_qs(urlsplit(page.url).query)["next"] == ["/tail"]
+    finally:
+        ctx.close()
+
+
 def test_new_lines_show_up_live_without_a_reload(web, context):
     """Within 2 s of ingest: the line on the tail page, the new count on the dashboard."""
     dashboard, tail = Tab(context, web, "/"), Tab(context, web, "/tail")
