@@ -199,11 +199,14 @@ def test_loghub_file_as_plain_text(run_import, tmp_path):
     assert stored == Counter(normalize_level(row["Level"]) for row in rows)
 
 
-def test_resume_after_a_crash_stores_every_line_once(run_import, tmp_path, monkeypatch):
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_resume_after_a_crash_stores_every_line_once(run_import, tmp_path, monkeypatch,
+                                                     compressed):
     """A crash after a batch commits but before its offset is saved: --resume re-sends that
     batch, which its idempotency key turns into a no-op, and finishes the file."""
-    path = tmp_path / "big.log"
-    path.write_text("".join(f"INFO line {n}\n" for n in range(2500)))
+    path = tmp_path / ("big.log.gz" if compressed else "big.log")
+    text = "".join(f"INFO line {n}\n" for n in range(2500)).encode()
+    path.write_bytes(gzip.compress(text) if compressed else text)
     real_save = importer.ImportState.save
     saves = []
 
@@ -227,6 +230,8 @@ def test_resume_after_a_crash_stores_every_line_once(run_import, tmp_path, monke
     stored = [line["message"] for line in lines()]
     assert len(stored) == 2500 and len(set(stored)) == 2500
 
+    if compressed:
+        return
     # Resuming a finished file adds nothing; lines appended since are imported.
     with path.open("a") as handle:
         handle.write("ERROR appended later\n")
@@ -285,6 +290,20 @@ def test_a_gzip_file_cut_short_stores_every_whole_line_before_the_cut(run_import
     assert "cut.log.gz is cut short or damaged" in result.output
     stored = [line["message"] for line in lines_stored()]
     assert stored == readable.decode().splitlines()[:whole_lines]
+
+
+def test_a_cut_download_completed_later_resumes_after_its_last_whole_line(run_import,
+                                                                          tmp_path):
+    """Imported while cut short, then whole: --resume goes on after the last whole line
+    stored, so the line the cut split is stored once, whole."""
+    path = tmp_path / "download.log.gz"
+    whole = gzip.compress(b"".join(b"INFO line %d\n" % n for n in range(50_000)))
+    path.write_bytes(whole[:len(whole) // 2])
+    run_import(path, "--service", "dl", ok=False)
+    path.write_bytes(whole)
+    run_import(path, "--service", "dl", "--resume")
+    assert [line["message"] for line in lines_stored()] == [
+        f"INFO line {n}" for n in range(50_000)]
 
 
 def lines_stored() -> list[dict]:

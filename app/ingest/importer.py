@@ -148,6 +148,18 @@ class _EndAtDamage(io.RawIOBase):
         """It is read."""
         return True
 
+    def seekable(self) -> bool:
+        """--resume goes to where an import stopped (gzip by reading up to it)."""
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Go to a position in the decompressed data."""
+        return self.gunzip.seek(offset, whence)
+
+    def tell(self) -> int:
+        """The position in the decompressed data."""
+        return self.gunzip.tell()
+
     def readinto(self, buffer) -> int:
         """Fill from one read of the decompressed data (read1: one that raises has
         returned nothing); 0 at the end, also at the damage."""
@@ -242,18 +254,22 @@ def read_entries(stream: BinaryIO, fmt: str, service: str, start: Position,
     """Every entry after `start`; blank lines are skipped, too-long ones refused. Where
     `damage()` says the data broke off, a Damaged entry ends them, the line it cut with it:
     those before are still stored."""
+    # The last whole line's (or object's) number and the position after it.
     number, end = start.line, start.offset
     if fmt == "json":
-        yield from _json_entries(stream, start)
+        for entry in _json_entries(stream, start):
+            yield entry
+            number, end = entry.line, entry.end
     else:
-        for line, number, end in _lines(stream, start):
+        for line, at, after in _lines(stream, start):
+            if line is not None and not line.endswith(b"\n") and damage() is not None:
+                break  # the line the damage cut: not stored as if whole
+            number, end = at, after
             if line is None:
-                yield Entry(LineError(f"line is longer than {MAX_LINE_BYTES} bytes"), number,
-                            end)
-            elif not line.endswith(b"\n") and damage() is not None:
-                number -= 1  # the line the damage cut: not stored as if whole
+                yield Entry(LineError(f"line is longer than {MAX_LINE_BYTES} bytes"), at,
+                            after)
             elif line.strip():
-                yield Entry(_decode_line(line, fmt, service), number, end)
+                yield Entry(_decode_line(line, fmt, service), at, after)
     if (error := damage()) is not None:
         yield Entry(Damaged(f"the compressed data is cut short or damaged here ({error})"),
                     number + 1, end)
