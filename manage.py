@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 # A relative LOGDASH_INSTANCE_PATH (.env.example's ./instance) is the project's, wherever
-# manage.py is run from; its processes are given it whole.
+# manage.py is run from, as for the app.
 INSTANCE = (ROOT / (os.environ.get("LOGDASH_INSTANCE_PATH") or "instance")).resolve()
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PGDATA = INSTANCE / "pgdata"
@@ -215,20 +215,11 @@ def port_taken(host: str, port: str) -> bool:
         return False
 
 
-def instance_env() -> dict:
-    """This environment, with LOGDASH_INSTANCE_PATH made whole if it is set (unset, the
-    app's default is INSTANCE, or what a .env it reads says)."""
-    env = dict(os.environ)
-    if env.get("LOGDASH_INSTANCE_PATH"):
-        env["LOGDASH_INSTANCE_PATH"] = str(INSTANCE)
-    return env
-
-
 def run() -> int:
     """Start Logdash: embedded services if not configured, migrations, then web/worker/scheduler."""
     reexec_in_venv("")
     INSTANCE.mkdir(parents=True, exist_ok=True)
-    env = instance_env()
+    env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
     env.setdefault("LOGDASH_BIND", "127.0.0.1")
@@ -362,7 +353,7 @@ def flask_command() -> int:
     """Run `flask --app app ...` in .venv, on the embedded servers of a running `run` unless
     DATABASE_URL / REDIS_URL say otherwise."""
     reexec_in_venv("")
-    env = instance_env()
+    env = dict(os.environ)
     if not env.get("DATABASE_URL"):
         if not (PGDATA / "postmaster.pid").exists():
             print("No DATABASE_URL, and the embedded PostgreSQL is not running: start"

@@ -41,8 +41,9 @@ def create_app(config: dict | None = None) -> Flask:
     root = Path(__file__).resolve().parent.parent
     app = Flask(
         __name__,
-        # Flask refuses a relative instance path; ./instance is as good as any here.
-        instance_path=str(Path(os.environ.get("LOGDASH_INSTANCE_PATH") or root / "instance")
+        # A relative one (.env.example's ./instance) is the project's, whatever folder a
+        # command runs in, as for manage.py.
+        instance_path=str((root / (os.environ.get("LOGDASH_INSTANCE_PATH") or "instance"))
                           .resolve()),
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),

@@ -1,5 +1,6 @@
 """The app factory, configuration, probes, error answers and CLI commands."""
 
+import os
 from datetime import timedelta
 
 import psycopg
@@ -104,17 +105,22 @@ def test_example_or_short_secret_keys_are_refused(key, database_url, redis_url, 
         make_app(database_url, redis_url, queue_prefix, SECRET_KEY=key)
 
 
-def test_relative_instance_path_is_resolved(tmp_path, database_url, redis_url, queue_prefix,
-                                            monkeypatch):
-    """LOGDASH_INSTANCE_PATH=./instance, as .env.example writes it, works from any folder."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LOGDASH_INSTANCE_PATH", "./instance")
+def test_relative_instance_path_is_the_projects(tmp_path, database_url, redis_url,
+                                               queue_prefix, monkeypatch):
+    """A relative LOGDASH_INSTANCE_PATH (.env.example writes ./instance) names a folder of
+    the project, whatever folder a command runs in, as manage.py reads it: an import's
+    resume state is found again from anywhere."""
+    import manage
+
+    wanted = tmp_path / "instance"
+    monkeypatch.chdir(tmp_path.parent)  # any folder but the project's
+    monkeypatch.setenv("LOGDASH_INSTANCE_PATH", os.path.relpath(wanted, manage.ROOT))
     app = make_app(database_url, redis_url, queue_prefix, SECRET_KEY="")
-    assert app.instance_path == str(tmp_path / "instance")
-    assert (tmp_path / "instance" / "secret_key").exists()
+    assert app.instance_path == str(wanted)
+    assert (wanted / "secret_key").exists()
     monkeypatch.setenv("LOGDASH_INSTANCE_PATH", "")  # a line left empty: as if unset
-    assert make_app(database_url, redis_url, queue_prefix).instance_path.endswith("/instance")
-    assert make_app(database_url, redis_url, queue_prefix).instance_path != str(tmp_path)
+    assert make_app(database_url, redis_url, queue_prefix).instance_path == str(
+        manage.ROOT / "instance")
 
 
 @pytest.mark.parametrize(("name", "value", "error"), [
