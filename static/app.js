@@ -208,7 +208,7 @@
 
   async function checkSession() {
     try {
-      const answer = await fetch(window.location.href, {
+      const answer = await fetch(document.body.dataset.session, {
         headers: {"HX-Request": "true", "HX-Current-URL": window.location.href},
       });
       const signIn = answer.headers.get("HX-Redirect");

@@ -281,6 +281,20 @@ def test_a_page_whose_session_ended_is_sent_to_sign_in_and_back(anonymous_client
     assert parse_qs(urlsplit(elsewhere.headers["HX-Redirect"]).query)["next"] == ["/"]
 
 
+def test_the_session_check_is_empty_to_a_session_and_sends_others_to_sign_in(browser):
+    """What a live page asks when its socket cannot reopen: nothing to compute while the
+    session holds; once it ended, where to sign in and come back."""
+    create_user("vera", PASSWORD, "viewer")
+    sign_in(browser, "vera")
+    held = browser.get("/session", headers={"HX-Request": "true"})
+    assert held.status_code == 204 and held.data == b""
+    browser.post("/logout", data={"csrf_token": session_csrf(browser)})
+    ended = browser.get("/session", headers={
+        "HX-Request": "true", "HX-Current-URL": "https://logdash.example/tail"})
+    assert ended.status_code == 401
+    assert parse_qs(urlsplit(ended.headers["HX-Redirect"]).query)["next"] == ["/tail"]
+
+
 def test_sign_in_session_and_roles(browser):
     """Viewers read; admins change with the CSRF token; nobody changes without it."""
     create_user("vera", PASSWORD, "viewer")

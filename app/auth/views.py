@@ -116,3 +116,10 @@ def logout():
     end_session(session.get("session_id"))
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/session")
+def session_check():
+    """Nothing, to a signed-in person (a live page asks when its socket cannot reopen; one
+    whose session ended is told where to sign in, by the access check)."""
+    return "", 204
