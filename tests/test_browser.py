@@ -322,9 +322,12 @@ def test_a_live_page_signed_out_while_its_server_restarts_goes_to_sign_in(web, b
         other = ctx.new_page()
         other.goto(f"{web.url}/health")
         other.click("form.signout button")
+        old_workers = web.worker_pids()
         web.process.send_signal(signal.SIGHUP)
         expect(page).to_have_url(re.compile(r"/login\?next="), timeout=40_000)
         assert parse_qs(urlsplit(page.url).query)["next"] == ["/tail"]
+        # The next tests find the restart over.
+        assert wait_until(lambda: web.worker_pids().isdisjoint(old_workers), 40)
     finally:
         ctx.close()
 
