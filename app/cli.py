@@ -35,6 +35,33 @@ def register_commands(app: Flask) -> None:
         click.echo(f"periodic jobs: {reconcile(scheduler)}")
         run_forever(scheduler)
 
+    _say_when_postgresql_is_away(app.cli)
+
+
+def _say_when_postgresql_is_away(group: click.Group) -> None:
+    """Make each of the group's commands (and its subgroups') end in one line, not a
+    traceback, when PostgreSQL cannot be reached (not started, a wrong DATABASE_URL)."""
+    import functools
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    def wrapped(callback):
+        """The callback, its connection failures said in a line."""
+        @functools.wraps(callback)
+        def run(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except (OperationalError, psycopg.OperationalError) as error:
+                reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+                raise click.ClickException(f"cannot reach PostgreSQL: {reason}") from None
+        return run
+
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _say_when_postgresql_is_away(command)
+        elif command.callback is not None:
+            command.callback = wrapped(command.callback)
 
 def register_access_commands(app: Flask) -> None:
     """`flask users ...` and `flask tokens ...`."""

@@ -207,3 +207,16 @@ def test_an_empty_base_url_is_the_default(monkeypatch):
     nothing."""
     monkeypatch.setenv("LOGDASH_BASE_URL", "")
     assert Config().LOGDASH_BASE_URL == "http://127.0.0.1:8000"
+
+
+def test_commands_say_in_a_line_when_postgresql_is_away(database_url, redis_url, queue_prefix):
+    """A command run with PostgreSQL not started (or a wrong DATABASE_URL) ends with one
+    line naming it, not a traceback."""
+    away = database_url.rsplit("@", 1)[0] + "@127.0.0.1:9/nowhere"
+    app = make_app(database_url, redis_url, queue_prefix, SQLALCHEMY_DATABASE_URI=away)
+    for command in (["tokens", "list"], ["users", "ensure-admin"], ["partitions"]):
+        with app.app_context():  # as the flask command gives every one of them
+            result = app.test_cli_runner().invoke(args=command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "cannot reach PostgreSQL: connection failed" in result.output, command
+        assert "Traceback" not in result.output
