@@ -85,6 +85,10 @@ def test_an_integer_longer_than_python_reads_is_kept_as_text(client):
     response = client.post("/api/logs", data=body, content_type="application/json")
     assert response.json["accepted"] == 2, response.json
     assert [r["attributes"].get("n") for r in stored("long")] == [None, digits]
+    # 4300 digits after a minus are still a number Python reads.
+    negative = "-" + "7" * 4300
+    post_logs(client, {"service": "neg", "message": "c", "n": int(negative)})
+    assert stored("neg")[0]["attributes"]["n"] == int(negative)
 
 
 @pytest.mark.parametrize("content_type", ["application/x-ndjson", "text/plain", None])

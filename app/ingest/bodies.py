@@ -88,7 +88,7 @@ def _finite_float(text: str) -> float | str:
 
 def _int_or_text(text: str) -> int | str:
     """Read a JSON integer, keeping its text when it has more digits than Python converts."""
-    return int(text) if len(text) <= MAX_INT_DIGITS else text
+    return int(text) if len(text.removeprefix("-")) <= MAX_INT_DIGITS else text
 
 
 # Python refuses to convert longer digit strings (sys.get_int_max_str_digits()).
