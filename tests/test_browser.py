@@ -292,18 +292,24 @@ def test_a_page_signed_out_in_another_tab_goes_to_sign_in(web, browser):
         ctx.close()
 
 
+def live_page_signed_out_elsewhere(ctx, web: Web, path: str):
+    """A live page open at `path`, its session then ended from another tab."""
+    page = ctx.new_page()
+    page.goto(f"{web.url}{path}")
+    expect(page.locator("#live-status")).to_have_text("live")
+    other = ctx.new_page()
+    other.goto(f"{web.url}/health")
+    other.click("form.signout button")
+    return page
+
+
 def test_a_live_page_whose_session_ended_goes_to_sign_in(web, browser):
     """The dashboard has no poll, only its socket: when the server closes that socket
     because the session ended (signed out in another tab; checked every 30 s), the page
     goes to sign-in, and back after it, instead of saying "reconnecting" for ever."""
     ctx = new_context(browser, sign_in(browser, web))
     try:
-        page = ctx.new_page()
-        page.goto(f"{web.url}/?window=24h")
-        expect(page.locator("#live-status")).to_have_text("live")
-        other = ctx.new_page()
-        other.goto(f"{web.url}/health")
-        other.click("form.signout button")
+        page = live_page_signed_out_elsewhere(ctx, web, "/?window=24h")
         expect(page).to_have_url(re.compile(r"/login\?next="), timeout=45_000)
         assert parse_qs(urlsplit(page.url).query)["next"] == ["/?window=24h"]
     finally:
@@ -316,12 +322,7 @@ def test_a_live_page_signed_out_while_its_server_restarts_goes_to_sign_in(web, b
     such tries it asks, and goes to sign-in rather than reconnect for ever."""
     ctx = new_context(browser, sign_in(browser, web))
     try:
-        page = ctx.new_page()
-        page.goto(f"{web.url}/tail")
-        expect(page.locator("#live-status")).to_have_text("live")
-        other = ctx.new_page()
-        other.goto(f"{web.url}/health")
-        other.click("form.signout button")
+        page = live_page_signed_out_elsewhere(ctx, web, "/tail")
         old_workers = web.worker_pids()
         web.process.send_signal(signal.SIGHUP)
         expect(page).to_have_url(re.compile(r"/login\?next="), timeout=40_000)
