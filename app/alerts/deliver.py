@@ -145,11 +145,7 @@ def _firing_still_due(delivery: AlertDelivery) -> datetime | None:
         .where(AlertDelivery.violation_id == delivery.violation_id,
                AlertDelivery.event == "firing", AlertDelivery.channel == delivery.channel)
     ).all()
-    digests = [row.digest_id for row in firing if row.status == "digested"]
-    carrying = db.session.execute(
-        select(*_wait_columns()).where(AlertDelivery.delivery_id.in_(digests),
-                                       AlertDelivery.channel == delivery.channel,
-                                       AlertDelivery.status.in_(WAITING))).all() if digests else []
+    carrying = _carrying_digests(firing, delivery.channel, *_wait_columns())
     first = [row.due for row in firing if row.in_flight] + [row.due for row in carrying]
     if first:
         return max(first)
@@ -301,11 +297,18 @@ def _first_notice_on_its_way(delivery: AlertDelivery) -> bool:
             AlertDelivery.payload["repeat"].as_boolean().is_(False))).all()
     if any(row.status in WAITING for row in first):
         return True
-    digests = [row.digest_id for row in first if row.status == "digested"]
-    return bool(digests) and db.session.execute(
-        select(AlertDelivery.id).where(
-            AlertDelivery.delivery_id.in_(digests), AlertDelivery.channel == delivery.channel,
-            AlertDelivery.status.in_(WAITING)).limit(1)).first() is not None
+    return bool(_carrying_digests(first, delivery.channel, AlertDelivery.id))
+
+
+def _carrying_digests(attempts: list, channel: str, *columns) -> list:
+    """`columns` of the digests still to go out on `channel` that carry any of `attempts`
+    (rows with a status and a digest_id)."""
+    digests = [row.digest_id for row in attempts if row.status == "digested"]
+    if not digests:
+        return []
+    return db.session.execute(select(*columns).where(
+        AlertDelivery.delivery_id.in_(digests), AlertDelivery.channel == channel,
+        AlertDelivery.status.in_(WAITING))).all()
 
 
 def _resolution_delivered(delivery: AlertDelivery) -> bool:
